@@ -1,0 +1,1 @@
+"""prunesearch: search neural-network pruning schedules with Optuna, review them in MLflow."""

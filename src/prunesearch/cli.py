@@ -1,0 +1,141 @@
+"""The `prunesearch` command. User errors become one line on stderr and a non-zero exit."""
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from prunesearch import studyfile
+from prunesearch.errors import PrunesearchError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Group(click.Group):
+    """Turns PrunesearchError into one line and its exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PrunesearchError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the running trial is marked failed and will be re-run; "
+                       "run the same command again to resume", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="prunesearch")
+def main():
+    """Search pruning schedules for a CIFAR-10 CNN with Optuna; review them in MLflow."""
+
+
+def _configure_logging() -> None:
+    """Progress lines on stderr: one per dense epoch, per trial iteration and per trial."""
+    logger = logging.getLogger("prunesearch")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # database set-up chatter
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print our own trial lines
+
+
+STUDY_HELP = "a study name (studies/NAME.toml here, else shipped) or a path to a .toml file"
+STORAGE_OPTION = click.option(
+    "--storage", default=None, envvar="PRUNESEARCH_STORAGE", show_envvar=True,
+    help="Optuna storage URL  [default: sqlite:///prunesearch.db in the working directory]")
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch optimize --study l1-iterative
+  prunesearch optimize --study smoke --data-dir ../shared/data/cifar10-subset
+  prunesearch optimize --study my.toml --n-trials 50 --timeout 3600
+""")
+@click.option("--study", "study", required=True, help=STUDY_HELP)
+@click.option("--n-trials", type=click.IntRange(min=1), default=None,
+              help="completed trials to reach in total (overrides the study file's n_trials)")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="stop starting new trials after this many seconds")
+@STORAGE_OPTION
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, else "
+                   "sqlite:///mlflow.db in the working directory]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="PRUNESEARCH_DATA_DIR", show_envvar=True,
+              help="folder holding (or receiving) cifar-10-batches-py  "
+                   "[default: ~/.cache/prunesearch/data]")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
+              help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="where to train")
+def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir, device):
+    """Run (or resume) a study until it has n_trials complete trials."""
+    spec = studyfile.load(study)
+    _configure_logging()
+    # SIGTERM ends the running trial the way Ctrl-C does: marked failed, re-queued.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from prunesearch import data, dense, tracking
+    from prunesearch import study as study_module
+
+    result = study_module.optimize(
+        spec, n_trials=n_trials, timeout=timeout,
+        storage_url=storage or study_module.DEFAULT_STORAGE,
+        tracking_uri=tracking.resolve_uri(tracking_uri),
+        data_dir=data_dir or data.default_data_dir(),
+        cache_dir=cache_dir or dense.default_cache_dir(), device=device)
+    from prunesearch import report
+
+    rows = study_module.pareto_rows(result)
+    if rows:
+        click.echo(report.to_table(rows))
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch pareto --study l1-iterative
+  prunesearch pareto --study l1-iterative --format json > front.json
+  prunesearch pareto --study smoke --storage postgresql://user:pw@db/prunesearch --format csv
+""")
+@click.option("--study", "study", required=True,
+              help=STUDY_HELP + ", or the name of a study in the storage")
+@STORAGE_OPTION
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
+              default="table", show_default=True)
+def pareto(study, storage, output_format):
+    """Print the study's Pareto front (validation accuracy vs sparsity), sparsest first.
+
+    JSON and CSV give accuracies and sparsity as fractions in [0, 1]; the table in percent.
+    """
+    from prunesearch import report
+    from prunesearch import study as study_module
+
+    try:
+        path = studyfile.resolve(study)
+    except PrunesearchError:
+        name = study  # no such study file: take it as a study name in the storage
+    else:
+        name = studyfile.load(str(path)).name
+    storage_obj = study_module.open_storage(storage or study_module.DEFAULT_STORAGE,
+                                            must_exist=True)
+    rows = study_module.pareto_rows(study_module.load_study(name, storage_obj))
+    formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
+    if output_format == "table" and not rows:
+        click.echo(f"study {name!r} has no completed trial yet", err=True)
+        return
+    click.echo(formatter[output_format](rows))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,22 @@
+"""Pruning-method registry: a new method is one file here plus one line in REGISTRY."""
+
+from prunesearch.methods.base import PruningMethod, Target
+from prunesearch.methods.magnitude import L1UnstructuredMethod
+
+REGISTRY: dict[str, PruningMethod] = {
+    method.name: method
+    for method in (
+        L1UnstructuredMethod(),
+    )
+}
+
+
+def get(name: str) -> PruningMethod:
+    """The method called `name`; a KeyError lists the valid names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown pruning method {name!r}; one of {sorted(REGISTRY)}") from None
+
+
+__all__ = ["REGISTRY", "PruningMethod", "Target", "get"]

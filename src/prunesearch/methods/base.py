@@ -1,0 +1,22 @@
+"""The contract every pruning method keeps."""
+
+from torch import nn
+
+Target = tuple[nn.Module, str]
+"""A prunable tensor: the module that owns it and its name, e.g. (conv, "weight")."""
+
+
+class PruningMethod:
+    """One way of choosing what to prune, built on `torch.nn.utils.prune`.
+
+    `apply` is called by the pruning loop once per iteration, on the trained (or retrained)
+    model, before the re-init option and retraining. It must only add masks through
+    `torch.nn.utils.prune` (so masks compose and only shrink), pruning `amount` of the entries
+    of `targets` that are still unpruned. It must not change `weight_orig` values, and never
+    call `prune.remove`: masks must hold through retraining.
+    """
+
+    name: str
+
+    def apply(self, model: nn.Module, targets: list[Target], amount: float) -> None:
+        raise NotImplementedError

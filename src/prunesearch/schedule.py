@@ -1,0 +1,69 @@
+"""A pruning schedule (what one trial does) and the search-space entries that produce one."""
+
+import dataclasses
+from dataclasses import dataclass
+
+from prunesearch import methods, reinit
+from prunesearch.settings import setting
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What one trial does: `iterations` rounds of prune `amount`, re-init, retrain."""
+
+    method: str = setting(
+        help="pruning method", allowed=f"one of {sorted(methods.REGISTRY)}",
+        check=lambda v: v in methods.REGISTRY)
+    amount: float = setting(
+        help="fraction of the still-unpruned weights pruned in each iteration",
+        allowed="a number in (0, 1)", check=lambda v: 0 < v < 1)
+    iterations: int = setting(
+        help="prune-retrain rounds; sparsity after n rounds is 1-(1-amount)^n",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    retrain_epochs: int = setting(
+        help="epochs of retraining after each pruning step",
+        allowed="an integer >= 0", check=lambda v: v >= 0)
+    reinit: str = setting(
+        help="what the surviving weights start retraining from: finetune (trained values), "
+             "rewind (values at dense epoch `dense.rewind_epoch`), random (fresh init)",
+        allowed=f"one of {list(reinit.OPTIONS)}", check=lambda v: v in reinit.OPTIONS)
+    retrain_lr: float = setting(
+        default=0.01, help="peak learning rate of each retraining phase (cosine decay)",
+        allowed="a number > 0", check=lambda v: v > 0)
+    prune_classifier: bool = setting(
+        default=True, help="also prune the final linear layer's weights",
+        allowed="true or false")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SCHEDULE_FIELDS = {field.name: field for field in dataclasses.fields(Schedule)}
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """The same value in every trial (a scalar in the study file)."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A categorical parameter (a list in the study file)."""
+
+    choices: tuple
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric range (a table `{ low, high, log, step }` in the study file), inclusive."""
+
+    low: int | float
+    high: int | float
+    integer: bool
+    log: bool = False
+    step: int | float | None = None
+
+
+ParamSpec = Fixed | Choice | Range

@@ -1,0 +1,280 @@
+"""The Optuna study: create or resume it, run trials, keep the Pareto front on MLflow.
+
+Resuming: `n_trials` counts COMPLETE trials over every run of the study, so re-running the same
+command continues where the last stopped. An interrupted trial is marked FAIL and its
+parameters are queued to run again:
+- Ctrl-C or SIGTERM: by the interrupted process itself, before it exits;
+- a crashed worker on this host (SIGKILL, power loss of the process): by the next worker to
+  start, which finds the RUNNING trial's process gone;
+- a crashed worker on another host: by Optuna's heartbeat, once the trial has not beaten for
+  HEARTBEAT_GRACE_S.
+"""
+
+import dataclasses
+import logging
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+import torch
+from optuna.trial import TrialState
+
+from prunesearch import data as data_module
+from prunesearch import dense as dense_module
+from prunesearch import costs, loop, models, space
+from prunesearch.errors import StorageError, UsageError
+from prunesearch.objectives import OBJECTIVES
+from prunesearch.studyfile import StudySpec
+from prunesearch.tracking import StudyTracker
+
+log = logging.getLogger(__name__)
+DEFAULT_STORAGE = "sqlite:///prunesearch.db"
+HEARTBEAT_S = 60  # a running trial writes a heartbeat this often (seconds)
+HEARTBEAT_GRACE_S = 180  # ...and another worker fails it after this long without one
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def open_storage(url: str, *, must_exist: bool = False, on_stale=None
+                 ) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage (SQLite, PostgreSQL, MySQL) with heartbeats on.
+
+    With `must_exist`, a SQLite file that is not there is an error rather than created.
+    """
+    if must_exist and url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise StorageError(f"no study storage at {url} ({path.resolve()} does not exist); "
+                               "run `prunesearch optimize` first or pass --storage")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_stale_trial_callback=on_stale)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        raise StorageError(f"storage {url!r} cannot be used ({reason}); expected an "
+                           "SQLAlchemy URL such as sqlite:///prunesearch.db or "
+                           "postgresql://user:password@host/database") from None
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """constant_liar keeps concurrent TPE workers from proposing the same point."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def load_study(spec_name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=spec_name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise StorageError(f"no study {spec_name!r} in this storage; studies there: "
+                           f"{', '.join(names) or 'none'}") from None
+
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
+    final = trial.user_attrs["final"]
+    return {"trial": trial.number, "params": trial.user_attrs["schedule"],
+            "val_accuracy": final["val_accuracy"], "test_accuracy": final["test_accuracy"],
+            "sparsity": final["sparsity"], "weights_remaining": final["weights_remaining"],
+            "mlflow_run_id": trial.user_attrs.get("mlflow_run_id")}
+
+
+def pareto_rows(study: optuna.Study) -> list[dict]:
+    """The Pareto-optimal completed trials, sparsest first."""
+    return sorted((trial_row(t) for t in study.best_trials), key=lambda r: -r["sparsity"])
+
+
+def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
+             storage_url: str, tracking_uri: str, data_dir: Path, cache_dir: Path,
+             device: str) -> optuna.Study:
+    """Run trials until the study has `n_trials` (default: the study file's) complete ones."""
+    budget = n_trials or spec.n_trials
+    torch_device = resolve_device(device)
+    # Everything that can fail on user input is checked before any store is written.
+    data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+    tracker = StudyTracker(tracking_uri)
+    storage = open_storage(storage_url, on_stale=lambda study, trial: _interrupted(
+        study, trial, tracker, reason="its worker stopped sending heartbeats"))
+    directions = [OBJECTIVES[name].direction for name in spec.objectives]
+    study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
+                                load_if_exists=True)
+    if study.metric_names not in (None, list(spec.objectives)):
+        raise UsageError(f"study {spec.name!r} in {storage_url} optimises "
+                         f"{study.metric_names}, but {spec.path} asks for "
+                         f"{list(spec.objectives)}; give the study a new name")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.objectives))
+    parent = tracker.open_study(study_name=spec.name, description=spec.description,
+                                parent_run_id=study.user_attrs.get("mlflow_parent_run_id"))
+    study.set_user_attr("mlflow_parent_run_id", parent)
+    study.set_user_attr("mlflow_tracking_uri", tracking_uri)
+    _reap_dead_local_trials(study, storage, tracker)
+
+    done = len(completed(study))
+    if done >= budget:
+        log.info("study %s already has %d of %d trials complete", spec.name, done, budget)
+        tracker.end_study("FINISHED")
+        return study
+    log.info("study %s: %d of %d trials complete; storage %s, tracking %s, device %s",
+             spec.name, done, budget, storage_url, tracking_uri, torch_device)
+
+    data = data.to(torch_device)
+    checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir,
+                                            device=torch_device)
+    dense_point = {"iteration": 0, "sparsity": 0.0,
+                   "weights_remaining": _dense_weight_count(spec),
+                   "val_accuracy": checkpoint.val_accuracy,
+                   "test_accuracy": checkpoint.test_accuracy}
+    study.set_user_attr("dense", dense_point)
+    tracker.log_study_params({"dense_cache": checkpoint.path.name,
+                              "dense_val_accuracy": checkpoint.val_accuracy,
+                              "dense_test_accuracy": checkpoint.test_accuracy,
+                              "study_file": str(spec.path), "seed": spec.seed,
+                              "sampler": spec.sampler})
+    # Reseeded with the history length, so a resumed run does not replay the first run's
+    # random start-up points.
+    study.sampler = make_sampler(spec.sampler, seed=spec.seed + len(study.trials))
+    objective = _Objective(spec, data, checkpoint, dense_point, tracker, torch_device)
+    try:
+        study.optimize(
+            objective, n_trials=None, timeout=timeout, gc_after_trial=False,
+            callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
+                       lambda study, trial: _after_trial(study, trial, tracker, budget)])
+    except KeyboardInterrupt:
+        tracker.end_study("KILLED")
+        raise
+    tracker.end_study("FINISHED")
+    return study
+
+
+class _Objective:
+    """One trial: sample a schedule, prune the cached dense model, log, return objectives."""
+
+    def __init__(self, spec, data, checkpoint, dense_point, tracker, device):
+        self.spec, self.data, self.checkpoint = spec, data, checkpoint
+        self.dense_point, self.tracker, self.device = dense_point, tracker, device
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        spec = self.spec
+        schedule = space.suggest(trial, spec.space)
+        trial.set_user_attr("schedule", schedule.as_dict())
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        run_id = self.tracker.start_trial(study_name=spec.name, trial_number=trial.number,
+                                          params=schedule.as_dict(), dense=self.dense_point)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        log.info("trial %d: %s", trial.number, schedule.as_dict())
+        curve = []
+
+        def on_iteration(result: loop.IterationResult) -> None:
+            figures = dataclasses.asdict(result)
+            curve.append(figures)
+            self.tracker.log_iteration(run_id, figures)
+            log.info("trial %d iteration %d/%d: sparsity %.1f%%, val %.1f%%, test %.1f%%",
+                     trial.number, result.iteration, schedule.iterations,
+                     100 * result.sparsity, 100 * result.val_accuracy,
+                     100 * result.test_accuracy)
+
+        model = models.build(spec.model.name, width=spec.model.width)
+        model.load_state_dict(self.checkpoint.trained_state)
+        model.to(self.device)
+        try:
+            result = loop.run(
+                schedule=schedule, model=model, data=self.data,
+                rewind_state=self.checkpoint.rewind_state,
+                fresh_state=lambda iteration: dense_module.initial_state(
+                    spec, seed=spec.seed + 1000 * iteration),
+                optimizer=dense_module.optimizer_settings(spec),
+                augmented=spec.data.augment, seed=spec.seed, on_iteration=on_iteration)
+        except KeyboardInterrupt:
+            _interrupted(trial.study, trial, self.tracker, reason="interrupted (Ctrl-C/SIGTERM)")
+            raise
+        except Exception as error:
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+            self.tracker.end_trial(run_id, state="FAIL", reason=f"{type(error).__name__}: {error}")
+            raise
+        final = dataclasses.asdict(result.final)
+        trial.set_user_attr("final", final)
+        trial.set_user_attr("curve", curve)
+        self.tracker.end_trial(run_id, state="COMPLETE", final=final)
+        return [OBJECTIVES[name].value(result) for name in spec.objectives]
+
+
+def _interrupted(study: optuna.Study, trial, tracker: StudyTracker, *, reason: str) -> None:
+    """Queue an interrupted trial's parameters to run again and end its MLflow run KILLED."""
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        tracker.end_trial(run_id, state="INTERRUPTED", reason=reason)
+    log.warning("trial %d %s; its parameters are queued to run again", trial.number, reason)
+
+
+def _reap_dead_local_trials(study: optuna.Study, storage, tracker: StudyTracker) -> None:
+    """Fail the RUNNING trials whose worker process on this host no longer exists."""
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if not worker or worker["host"] != host or not _process_gone(worker["pid"]):
+            continue
+        reason = f"its worker (pid {worker['pid']}) died"
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        _interrupted(study, trial, tracker, reason=reason)
+
+
+def _process_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a killed child its parent has not reaped yet is a zombie: gone all the same
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, budget: int) -> None:
+    done = completed(study)
+    log.info("trial %d %s; %d of %d trials complete", trial.number, trial.state.name,
+             len(done), budget)
+    if trial.state != TrialState.COMPLETE:
+        return
+    front = pareto_rows(study)
+    tracker.update_pareto(all_rows=[trial_row(t) for t in done], front=front,
+                          dense=study.user_attrs.get("dense"),
+                          previous_front_run_ids=set(study.user_attrs.get("pareto_run_ids", [])))
+    study.set_user_attr("pareto_run_ids", [r["mlflow_run_id"] for r in front])
+
+
+def _dense_weight_count(spec: StudySpec) -> int:
+    model = models.build(spec.model.name, width=spec.model.width)
+    return sum(module.weight.numel() for _, module in costs.prunable_modules(model))

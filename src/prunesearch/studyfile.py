@@ -1,0 +1,244 @@
+"""Study files: find one by name or path, parse its TOML and validate it into a StudySpec.
+
+Every value is checked before anything is written anywhere; a bad one raises a
+StudyFileError naming the file, the key, the value and what is allowed.
+"""
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from prunesearch import models
+from prunesearch.errors import MISSING, StudyFileError
+from prunesearch.objectives import OBJECTIVES
+from prunesearch.schedule import SCHEDULE_FIELDS, Choice, Fixed, ParamSpec, Range, Schedule
+from prunesearch.settings import coerce, field_types, is_required, setting, valid
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SHIPPED_DIR = Path(__file__).parent / "studies"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    val_size: int | float = setting(
+        default=5000, help="validation images held out of the training set (stratified)",
+        allowed="an integer >= 1 (images) or a number in (0, 1) (fraction of the training set)",
+        check=lambda v: v >= 1 if isinstance(v, int) else 0 < v < 1)
+    train_subset: int | None = setting(
+        default=None, help="train on a stratified subset of this many images (leave out: all)",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    augment: bool = setting(
+        default=True, help="random crop (4 px padding) and horizontal flip while training",
+        allowed="true or false")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = setting(default="cifar_cnn", help="model from the registry",
+                        allowed=f"one of {sorted(models.REGISTRY)}",
+                        check=lambda v: v in models.REGISTRY)
+    width: int = setting(default=32, help="channels of the first stage (later stages 2x, 4x)",
+                         allowed="an integer >= 1", check=lambda v: v >= 1)
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    epochs: int = setting(default=15, help="epochs of dense training (once, then cached)",
+                          allowed="an integer >= 1", check=lambda v: v >= 1)
+    lr: float = setting(default=0.05, help="peak learning rate (cosine decay)",
+                        allowed="a number > 0", check=lambda v: v > 0)
+    batch_size: int = setting(default=128, help="images per training step (also retraining)",
+                              allowed="an integer >= 1", check=lambda v: v >= 1)
+    momentum: float = setting(default=0.9, help="SGD Nesterov momentum (also retraining)",
+                              allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1)
+    weight_decay: float = setting(default=5e-4, help="L2 weight decay (also retraining)",
+                                  allowed="a number >= 0", check=lambda v: v >= 0)
+    rewind_epoch: int = setting(
+        default=0, help="dense epoch whose weights `rewind` restores (0: initialisation)",
+        allowed="an integer >= 0 and <= dense.epochs", check=lambda v: v >= 0)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything a study file says, validated. `space` maps Schedule fields to ParamSpecs."""
+
+    name: str = setting(help="Optuna study and MLflow experiment name",
+                        allowed="a non-empty string", check=lambda v: v.strip() != "")
+    n_trials: int = setting(help="completed trials the study aims for, over all runs",
+                            allowed="an integer >= 1", check=lambda v: v >= 1)
+    description: str = setting(default="", help="one line shown in listings",
+                               allowed="a string")
+    seed: int = setting(default=0, help="seeds data split, training and the sampler",
+                        allowed="an integer >= 0", check=lambda v: v >= 0)
+    sampler: str = setting(default="tpe", help="Optuna sampler",
+                           allowed=f"one of {list(SAMPLERS)}", check=lambda v: v in SAMPLERS)
+    objectives: tuple = setting(
+        default=("val_accuracy", "sparsity"), help="what the study maximises",
+        allowed=f"a list of distinct names from {sorted(OBJECTIVES)}",
+        check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    dense: DenseSpec = DenseSpec()
+    space: dict = dataclasses.field(default_factory=dict)
+    path: Path = Path()
+
+
+SECTIONS = {"data": DataSpec, "model": ModelSpec, "dense": DenseSpec}
+TOP_LEVEL = {f.name: f for f in dataclasses.fields(StudySpec)
+             if f.name not in SECTIONS and f.name not in ("space", "path")}
+
+
+def resolve(study: str) -> Path:
+    """A path to an existing file as it is; otherwise a name, looked up as `studies/NAME.toml`
+    in the current directory first, then among the study files shipped with prunesearch."""
+    as_path = Path(study)
+    if as_path.is_file():
+        return as_path
+    candidates = [Path("studies") / f"{study}.toml", SHIPPED_DIR / f"{study}.toml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    names = sorted(path.stem for path in available())
+    raise StudyFileError(study, f"no such study file; looked for {candidates[0]} and "
+                                f"{candidates[1]}; study names available: {', '.join(names)}")
+
+
+def available() -> list[Path]:
+    """Study files found by name: local ones shadow shipped ones of the same name."""
+    found = {}
+    for folder in (SHIPPED_DIR, Path("studies")):
+        for path in sorted(folder.glob("*.toml")):
+            found[path.stem] = path
+    return [found[name] for name in sorted(found)]
+
+
+def load(study: str) -> StudySpec:
+    """Resolve `study` (a name or a path), parse and validate it."""
+    path = resolve(study)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise StudyFileError(path, f"not valid TOML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StudyFileError(path, f"cannot be read: {error}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, path: Path) -> StudySpec:
+    allowed_keys = list(TOP_LEVEL) + list(SECTIONS) + ["space"]
+    for key in raw:
+        if key not in allowed_keys:
+            raise StudyFileError.bad_value(path, key, raw[key],
+                                           f"unknown key; allowed: {', '.join(allowed_keys)}")
+    scalars = {key: value for key, value in raw.items() if key in TOP_LEVEL}
+    values = _parse_fields(StudySpec, TOP_LEVEL.values(), scalars, path, prefix="")
+    for section, cls in SECTIONS.items():
+        table = _table(raw, section, path)
+        values[section] = cls(**_parse_fields(cls, dataclasses.fields(cls), table, path,
+                                              prefix=f"{section}."))
+    dense = values["dense"]
+    if dense.rewind_epoch > dense.epochs:
+        raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
+                                       f"must be <= dense.epochs ({dense.epochs})")
+    values["space"] = _parse_space(_table(raw, "space", path), path)
+    return StudySpec(**values, path=path)
+
+
+def _table(raw: dict, key: str, path: Path) -> dict:
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        raise StudyFileError.bad_value(path, key, table, "must be a table ([" + key + "])")
+    return table
+
+
+def _parse_fields(cls, fields, table: dict, path: Path, *, prefix: str) -> dict:
+    """Type-check and range-check `table` against `fields` of dataclass `cls`."""
+    fields = {f.name: f for f in fields}
+    types = field_types(cls)
+    for key in table:
+        if key not in fields:
+            raise StudyFileError.bad_value(path, prefix + key, table[key],
+                                           f"unknown key; allowed: {', '.join(fields)}")
+    values = {}
+    for name, field in fields.items():
+        if name not in table:
+            if is_required(field):
+                raise StudyFileError.bad_value(path, prefix + name, MISSING,
+                                               f"required: {field.metadata['allowed']}")
+            continue
+        values[name] = _checked_value(field, types[name], table[name], path, prefix + name)
+    return values
+
+
+def _checked_value(field, type_, value, path: Path, key: str):
+    allowed = field.metadata["allowed"]
+    if type_ is tuple:  # a list of strings in TOML
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        result = tuple(value) if ok else MISSING
+    else:
+        result = coerce(value, type_)
+    if result is MISSING or not valid(field, result):
+        raise StudyFileError.bad_value(path, key, value, allowed)
+    return result
+
+
+def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
+    types = field_types(Schedule)
+    space = {}
+    for name, field in SCHEDULE_FIELDS.items():
+        if name not in table:
+            if is_required(field):
+                raise StudyFileError.bad_value(
+                    path, f"space.{name}", MISSING,
+                    f"required: {field.metadata['allowed']}, a list of such values, or a "
+                    "range table { low = ..., high = ... }")
+            continue
+        space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
+    for key in table:
+        if key not in SCHEDULE_FIELDS:
+            raise StudyFileError.bad_value(path, f"space.{key}", table[key],
+                                           f"unknown key; allowed: {', '.join(SCHEDULE_FIELDS)}")
+    return space
+
+
+def _parse_param(field, type_, value, path: Path, key: str) -> ParamSpec:
+    if isinstance(value, list):
+        if not value:
+            raise StudyFileError.bad_value(path, key, value, "a list needs at least one choice")
+        choices = tuple(_checked_value(field, type_, item, path, key) for item in value)
+        if len(set(choices)) != len(choices):
+            raise StudyFileError.bad_value(path, key, value, "choices must be distinct")
+        return Choice(choices)
+    if isinstance(value, dict):
+        return _parse_range(field, type_, value, path, key)
+    return Fixed(_checked_value(field, type_, value, path, key))
+
+
+def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
+    if type_ not in (int, float):
+        raise StudyFileError.bad_value(path, key, table, "a range table needs a numeric key; "
+                                       f"give {field.metadata['allowed']} or a list of them")
+    for extra in set(table) - {"low", "high", "log", "step"}:
+        raise StudyFileError.bad_value(path, f"{key}.{extra}", table[extra],
+                                       "unknown key; allowed: low, high, log, step")
+    low = _checked_value(field, type_, table.get("low", MISSING), path, f"{key}.low")
+    high = _checked_value(field, type_, table.get("high", MISSING), path, f"{key}.high")
+    if low > high:
+        raise StudyFileError.bad_value(path, f"{key}.high", high, f"must be >= low ({low})")
+    log = table.get("log", False)
+    if not isinstance(log, bool) or (log and low <= 0):
+        raise StudyFileError.bad_value(path, f"{key}.log", log,
+                                       "true or false; true needs low > 0")
+    step = table.get("step")
+    if step is not None:
+        step = coerce(step, type_)
+        if step is MISSING or step <= 0 or log:
+            raise StudyFileError.bad_value(path, f"{key}.step", table["step"],
+                                           f"a positive {type_.__name__}, not combined with log")
+    return Range(low, high, integer=type_ is int, log=log, step=step)

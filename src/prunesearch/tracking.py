@@ -1,0 +1,147 @@
+"""MLflow logging; the only module that imports mlflow.
+
+One experiment per study, one parent run per study (its id is kept on the Optuna study, so
+any process finds it again), one child run per trial. Every call goes through MlflowClient
+with explicit run ids: no global "active run" state, so several processes can share a study.
+"""
+
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from prunesearch import report
+from prunesearch.errors import StorageError
+
+log = logging.getLogger(__name__)
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+ITERATION_METRICS = ("sparsity", "val_accuracy", "test_accuracy", "train_loss",
+                     "weights_remaining")
+
+
+def resolve_uri(tracking_uri: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+class StudyTracker:
+    def __init__(self, tracking_uri: str):
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id = None
+        self.parent_run_id = None
+
+    def open_study(self, *, study_name: str, parent_run_id: str | None,
+                   description: str) -> str:
+        """Find (or create) the study's experiment and parent run; return the parent's id.
+
+        The parent is marked RUNNING while this process works on the study.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment = self.client.get_experiment_by_name(study_name)
+            self.experiment_id = (experiment.experiment_id if experiment else
+                                  self.client.create_experiment(study_name))
+            if parent_run_id is not None and self._run_exists(parent_run_id):
+                self.client.update_run(parent_run_id, status="RUNNING")
+            else:
+                parent_run_id = self.client.create_run(
+                    self.experiment_id, run_name=study_name,
+                    tags={"prunesearch.study": study_name, "prunesearch.role": "study",
+                          "mlflow.note.content": description}).info.run_id
+        except MlflowException as error:
+            raise StorageError(f"MLflow tracking store {self.uri} cannot be used: "
+                               f"{str(error).splitlines()[0]}") from None
+        self.parent_run_id = parent_run_id
+        return parent_run_id
+
+    def _run_exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id).info.experiment_id == self.experiment_id
+        except MlflowException:
+            return False
+
+    def log_study_params(self, params: dict) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.parent_run_id).data.params
+        new = [Param(key, str(value)) for key, value in params.items() if key not in existing]
+        if new:
+            self.client.log_batch(self.parent_run_id, params=new)
+
+    def start_trial(self, *, study_name: str, trial_number: int, params: dict,
+                    dense: dict) -> str:
+        """A child run for one trial, with its schedule as params and the dense starting point
+        as step 0 of every per-iteration metric."""
+        from mlflow.entities import Param
+
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"trial-{trial_number}",
+            tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
+                  "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
+                  "prunesearch.role": "trial"})
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self.log_iteration(run_id, dense)
+        return run_id
+
+    def log_iteration(self, run_id: str, figures: dict) -> None:
+        """Per-iteration metrics at step = iteration (NaN ones, e.g. no retraining, skipped)."""
+        from mlflow.entities import Metric
+
+        step = figures["iteration"]
+        timestamp = _now_ms()
+        metrics = [Metric(key, float(figures[key]), timestamp, step)
+                   for key in ITERATION_METRICS
+                   if key in figures and not math.isnan(float(figures[key]))]
+        self.client.log_batch(run_id, metrics=metrics)
+
+    def end_trial(self, run_id: str, *, state: str, final: dict | None = None,
+                  reason: str | None = None) -> None:
+        """Close a child run: state COMPLETE -> FINISHED; FAIL -> FAILED; interrupted -> KILLED."""
+        from mlflow.entities import Metric
+
+        if final:
+            timestamp = _now_ms()
+            self.client.log_batch(run_id, metrics=[
+                Metric(f"final_{key}", float(final[key]), timestamp, 0)
+                for key in ITERATION_METRICS if not math.isnan(float(final[key]))])
+        self.client.set_tag(run_id, "prunesearch.state", state)
+        if reason:
+            self.client.set_tag(run_id, "prunesearch.fail_reason", reason[:5000])
+        status = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
+        self.client.set_terminated(run_id, status=status)
+
+    def end_study(self, status: str) -> None:
+        if self.parent_run_id is not None:
+            self.client.set_terminated(self.parent_run_id, status=status)
+
+    def update_pareto(self, *, all_rows: list[dict], front: list[dict], dense: dict,
+                      previous_front_run_ids: set[str]) -> None:
+        """Plot and table of the front on the parent run; tag child runs on and off it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            report.plot_pareto(all_rows, front, dense, folder / "pareto.png")
+            (folder / "pareto.json").write_text(report.to_json(front))
+            (folder / "pareto.csv").write_text(report.to_csv(front))
+            for name in ("pareto.png", "pareto.json", "pareto.csv"):
+                self.client.log_artifact(self.parent_run_id, str(folder / name))
+        on_front = {row["mlflow_run_id"] for row in front if row.get("mlflow_run_id")}
+        for run_id in on_front:
+            self.client.set_tag(run_id, "prunesearch.pareto", "true")
+        for run_id in previous_front_run_ids - on_front:
+            self.client.set_tag(run_id, "prunesearch.pareto", "false")
+        self.client.set_tag(self.parent_run_id, "prunesearch.pareto_trials",
+                            ",".join(str(row["trial"]) for row in front))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,79 @@
+"""Training and evaluation. Knows nothing of Optuna or MLflow: progress leaves through `on_epoch`."""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunesearch.data import Split, eval_batches, train_batches
+
+EVAL_BATCH_SIZE = 1024
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """SGD with Nesterov momentum and a cosine learning-rate decay over each training phase."""
+
+    lr: float
+    batch_size: int
+    momentum: float
+    weight_decay: float
+
+
+def train_epochs(
+    model: nn.Module,
+    split: Split,
+    *,
+    epochs: int,
+    settings: OptimizerSettings,
+    generator: torch.Generator,
+    augmented: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> float:
+    """Train `epochs` epochs; return the mean training loss of the last one (NaN if none).
+
+    Calls `on_epoch(epoch, mean_loss)` after each epoch, epochs counted from 1.
+    """
+    if epochs == 0:
+        return math.nan
+    steps_per_epoch = math.ceil(len(split) / settings.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                nesterov=settings.momentum > 0,
+                                weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    mean_loss = math.nan
+    for epoch in range(1, epochs + 1):
+        # Summed on the device and read once per epoch: no host sync per step.
+        total = torch.zeros((), device=split.labels.device)
+        for images, labels in train_batches(split, batch_size=settings.batch_size,
+                                            generator=generator, augmented=augmented):
+            loss = loss_fn(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.detach() * len(labels)
+        mean_loss = total.item() / len(split)
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(f"training loss is {mean_loss} at epoch {epoch}")
+        if on_epoch is not None:
+            on_epoch(epoch, mean_loss)
+    return mean_loss
+
+
+def evaluate(model: nn.Module, split: Split) -> float:
+    """Top-1 accuracy in [0, 1] on `split`."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
+    with torch.inference_mode():
+        for images, labels in eval_batches(split, batch_size=EVAL_BATCH_SIZE):
+            correct += (model(images).argmax(1) == labels).sum()
+    return correct.item() / len(split)

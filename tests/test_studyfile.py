@@ -1,0 +1,90 @@
+import pytest
+from click.testing import CliRunner
+
+from prunesearch import studyfile
+from prunesearch.cli import main
+from prunesearch.errors import StudyFileError
+from prunesearch.schedule import Choice, Fixed, Range
+
+from conftest import TINY_STUDY
+
+
+@pytest.mark.parametrize("path", studyfile.available(), ids=lambda p: p.stem)
+def test_every_shipped_study_file_validates(path):
+    spec = studyfile.load(str(path))
+    assert spec.name and spec.n_trials >= 1
+    assert {"method", "amount", "iterations", "retrain_epochs", "reinit"} <= set(spec.space)
+
+
+def test_l1_iterative_space_is_what_the_issue_asks():
+    spec = studyfile.load("l1-iterative")
+    assert spec.space["method"] == Choice(("l1_unstructured",))
+    assert spec.space["amount"] == Range(0.2, 0.6, integer=False)
+    assert spec.space["iterations"].integer and spec.space["retrain_epochs"].integer
+    assert spec.objectives == ("val_accuracy", "sparsity")
+
+
+def test_name_resolves_local_file_before_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "smoke.toml").write_text(
+        TINY_STUDY.format(retrain_epochs="1").replace('"tiny"', '"local-smoke"'))
+    assert studyfile.load("smoke").name == "local-smoke"
+    assert studyfile.load("l1-iterative").name == "l1-iterative"  # falls back to shipped
+
+
+def test_unknown_study_name_lists_the_available_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StudyFileError, match="l1-iterative"):
+        studyfile.resolve("no-such-study")
+
+
+def test_scalar_list_and_table_become_fixed_choice_and_range(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY_STUDY.format(retrain_epochs="2"))
+    spec = studyfile.load(str(path))
+    assert spec.space["retrain_epochs"] == Fixed(2)
+    assert spec.space["reinit"] == Choice(("finetune", "rewind", "random"))
+    assert spec.space["iterations"] == Range(1, 2, integer=True)
+    assert spec.data.val_size == 50 and spec.model.width == 4
+
+
+BAD_EDITS = {
+    "unknown top-level key": (('n_trials = 2', 'n_trials = 2\ntrials = 3'), "trials", "unknown key"),
+    "unknown key in a section": (("width = 4", "width = 4\ndepth = 3"), "model.depth", "unknown key"),
+    "wrong type": (("n_trials = 2", 'n_trials = "two"'), "n_trials", "an integer >= 1"),
+    "amount at 1": (("high = 0.5", "high = 1.0"), "space.amount.high", "(0, 1)"),
+    "amount at 0": (("low = 0.2", "low = 0.0"), "space.amount.low", "(0, 1)"),
+    "negative retrain epochs": (("retrain_epochs = 1", "retrain_epochs = -1"),
+                                "space.retrain_epochs", ">= 0"),
+    "negative dense epochs": (("epochs = 1", "epochs = -3"), "dense.epochs", ">= 1"),
+    "unknown method": (('"l1_unstructured"', '"l3_magic"'), "space.method", "l1_unstructured"),
+    "unknown re-init": (('"random"]', '"shuffle"]'), "space.reinit", "finetune"),
+    "unknown sampler": (('"tpe"', '"cmaes"'), "sampler", "nsga2"),
+    "unknown model": (("[model]", '[model]\nname = "resnet"'), "model.name", "cifar_cnn"),
+    "range low above high": (("low = 1, high = 2", "low = 3, high = 2"),
+                             "space.iterations.high", ">= low"),
+    "rewind after dense training": (("batch_size = 32", "batch_size = 32\nrewind_epoch = 5"),
+                                    "dense.rewind_epoch", "<= dense.epochs"),
+    "missing required space key": (('reinit = ["finetune", "rewind", "random"]', ""),
+                                   "space.reinit", "required"),
+    "malformed TOML": (("n_trials = 2", "n_trials = = 2"), "", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("edit", BAD_EDITS.values(), ids=BAD_EDITS.keys())
+def test_bad_study_file_is_one_line_exit_2_and_writes_nothing(workdir, edit):
+    (old, new), key, allowed = edit
+    text = TINY_STUDY.format(retrain_epochs="1")
+    assert old in text
+    path = workdir / "bad.toml"
+    path.write_text(text.replace(old, new, 1))
+    before = sorted(p.name for p in workdir.iterdir())
+
+    result = CliRunner().invoke(main, ["optimize", "--study", str(path)])
+
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert str(path) in message and key in message and allowed in message
+    assert sorted(p.name for p in workdir.iterdir()) == before  # no store created
