@@ -21,7 +21,7 @@ val_size = 50
 width = 4
 
 [dense]
-epochs = 1
+epochs = 3
 batch_size = 32
 
 [space]

@@ -57,7 +57,7 @@ BAD_EDITS = {
     "amount at 0": (("low = 0.2", "low = 0.0"), "space.amount.low", "(0, 1)"),
     "negative retrain epochs": (("retrain_epochs = 1", "retrain_epochs = -1"),
                                 "space.retrain_epochs", ">= 0"),
-    "negative dense epochs": (("epochs = 1", "epochs = -3"), "dense.epochs", ">= 1"),
+    "negative dense epochs": (("epochs = 3", "epochs = -3"), "dense.epochs", ">= 1"),
     "unknown method": (('"l1_unstructured"', '"l3_magic"'), "space.method", "l1_unstructured"),
     "unknown re-init": (('"random"]', '"shuffle"]'), "space.reinit", "finetune"),
     "unknown sampler": (('"tpe"', '"cmaes"'), "sampler", "nsga2"),

@@ -2,7 +2,6 @@
 
 import logging
 import signal
-import sys
 from pathlib import Path
 
 import click
@@ -34,12 +33,20 @@ def main():
     """Search pruning schedules for a CIFAR-10 CNN with Optuna; review them in MLflow."""
 
 
+class _EchoHandler(logging.Handler):
+    """Log records to the current stderr (looked up at each record, as Click's test runner
+    swaps streams)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def _configure_logging() -> None:
     """Progress lines on stderr: one per dense epoch, per trial iteration and per trial."""
     logger = logging.getLogger("prunesearch")
     logger.setLevel(logging.INFO)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _EchoHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # database set-up chatter
@@ -90,7 +97,7 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
 
     result = study_module.optimize(
         spec, n_trials=n_trials, timeout=timeout,
-        storage_url=storage or study_module.DEFAULT_STORAGE,
+        storage_url=study_module.resolve_storage(storage),
         tracking_uri=tracking.resolve_uri(tracking_uri),
         data_dir=data_dir or data.default_data_dir(),
         cache_dir=cache_dir or dense.default_cache_dir(), device=device)
@@ -127,14 +134,14 @@ def pareto(study, storage, output_format):
         name = study  # no such study file: take it as a study name in the storage
     else:
         name = studyfile.load(str(path)).name
-    storage_obj = study_module.open_storage(storage or study_module.DEFAULT_STORAGE,
+    storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
                                             must_exist=True)
     rows = study_module.pareto_rows(study_module.load_study(name, storage_obj))
     formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
     if output_format == "table" and not rows:
         click.echo(f"study {name!r} has no completed trial yet", err=True)
         return
-    click.echo(formatter[output_format](rows))
+    click.echo(formatter[output_format](rows).rstrip("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover

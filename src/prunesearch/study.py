@@ -31,9 +31,14 @@ from prunesearch.studyfile import StudySpec
 from prunesearch.tracking import StudyTracker
 
 log = logging.getLogger(__name__)
-DEFAULT_STORAGE = "sqlite:///prunesearch.db"
+DEFAULT_STORAGE_FILE = "prunesearch.db"
 HEARTBEAT_S = 60  # a running trial writes a heartbeat this often (seconds)
 HEARTBEAT_GRACE_S = 180  # ...and another worker fails it after this long without one
+
+
+def resolve_storage(storage: str | None) -> str:
+    """--storage, else a SQLite file in the working directory (as an absolute URL)."""
+    return storage or f"sqlite:///{Path(DEFAULT_STORAGE_FILE).resolve()}"
 
 
 def resolve_device(device: str) -> torch.device:

@@ -16,14 +16,16 @@ from prunesearch import report
 from prunesearch.errors import StorageError
 
 log = logging.getLogger(__name__)
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_TRACKING_FILE = "mlflow.db"
 ITERATION_METRICS = ("sparsity", "val_accuracy", "test_accuracy", "train_loss",
                      "weights_remaining")
 
 
 def resolve_uri(tracking_uri: str | None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else a SQLite file in the working directory
+    (made absolute: MLflow caches stores by URI, and the URI is shown to the user)."""
+    return (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{Path(DEFAULT_TRACKING_FILE).resolve()}")
 
 
 class StudyTracker:

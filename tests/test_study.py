@@ -1,0 +1,120 @@
+"""The whole path through the real `prunesearch` entry point: Optuna storage, MLflow store,
+dense cache, resume and the Pareto output."""
+
+import json
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from prunesearch.cli import main
+
+STORAGE = "sqlite:///prunesearch.db"
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def complete(study):
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+@pytest.fixture
+def two_trials(tiny_study):
+    """A study with two completed trials in the default stores of the working directory."""
+    result = invoke("optimize", "--study", str(tiny_study))
+    return result
+
+
+def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(two_trials, tiny_study,
+                                                                    workdir):
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert len(complete(study)) == 2
+    assert "dense model trained" in two_trials.output
+    checkpoint, = (workdir / "cache").glob("dense-*.pt")
+    trained_at = checkpoint.stat().st_mtime_ns
+
+    again = invoke("optimize", "--study", str(tiny_study), "--n-trials", "3")
+
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert len(complete(study)) == 3 and len(study.trials) == 3
+    assert "dense model from cache" in again.output and "dense model trained" not in again.output
+    assert checkpoint.stat().st_mtime_ns == trained_at
+
+    finished = invoke("optimize", "--study", str(tiny_study), "--n-trials", "3")
+    assert "already has 3 of 3" in finished.output
+    assert len(optuna.load_study(study_name="tiny", storage=STORAGE).trials) == 3
+
+
+def test_objectives_are_validation_accuracy_and_sparsity_never_test(two_trials):
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert study.metric_names == ["val_accuracy", "sparsity"]
+    for trial in complete(study):
+        final = trial.user_attrs["final"]
+        assert trial.values == [final["val_accuracy"], final["sparsity"]]
+        assert 0 <= final["test_accuracy"] <= 1
+        assert len(trial.user_attrs["curve"]) == trial.user_attrs["schedule"]["iterations"]
+
+
+def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, tmp_path):
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED"
+    assert len(children) == 2
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto.png", "pareto.json", "pareto.csv"} <= artifacts
+
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    front = {t.number for t in study.best_trials}
+    for child in children:
+        number = int(child.data.tags["prunesearch.trial"])
+        trial = study.trials[number]
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["prunesearch.state"] == "COMPLETE"
+        assert child.data.tags["prunesearch.study"] == "tiny"
+        assert child.data.params["method"] == "l1_unstructured"
+        assert float(child.data.params["amount"]) == pytest.approx(trial.params["amount"])
+        history = client.get_metric_history(child.info.run_id, "val_accuracy")
+        iterations = trial.user_attrs["schedule"]["iterations"]
+        assert sorted(m.step for m in history) == list(range(iterations + 1))  # 0 = dense
+        for key in ("sparsity", "test_accuracy", "weights_remaining"):
+            assert len(client.get_metric_history(child.info.run_id, key)) == iterations + 1
+        assert child.data.metrics["final_val_accuracy"] == pytest.approx(trial.values[0])
+        assert (child.data.tags.get("prunesearch.pareto") == "true") == (number in front)
+
+    downloaded = client.download_artifacts(parent.info.run_id, "pareto.json", str(tmp_path))
+    with open(downloaded) as f:
+        assert {row["trial"] for row in json.load(f)} == front
+
+
+def test_pareto_json_csv_and_table(two_trials, tiny_study):
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    front = {t.number: t for t in study.best_trials}
+
+    rows = json.loads(invoke("pareto", "--study", str(tiny_study), "--format", "json").output)
+    assert {row["trial"] for row in rows} == set(front)
+    for row in rows:
+        trial = front[row["trial"]]
+        assert row["val_accuracy"] == trial.values[0] and row["sparsity"] == trial.values[1]
+        assert row["test_accuracy"] == trial.user_attrs["final"]["test_accuracy"]
+        assert row["params"]["amount"] == trial.params["amount"]
+
+    csv_lines = invoke("pareto", "--study", "tiny", "--format", "csv").output.splitlines()
+    assert csv_lines[0].startswith("trial,sparsity,val_accuracy,test_accuracy")
+    assert len(csv_lines) == len(front) + 1
+    table = invoke("pareto", "--study", str(tiny_study)).output
+    assert "val acc %" in table.splitlines()[0]
+
+
+def test_pareto_without_a_storage_is_one_line_and_creates_nothing(tiny_study, workdir):
+    result = CliRunner().invoke(main, ["pareto", "--study", str(tiny_study)])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "prunesearch.db" in result.output
+    assert not (workdir / "prunesearch.db").exists()
