@@ -174,10 +174,15 @@ def load(*, data_dir: Path, val_size: int | float, train_subset: int | None,
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float, zero mean and unit variance per channel."""
+    """uint8 images -> float, zero mean and unit variance per channel, channels_last.
+
+    channels_last inputs make the convolutions run in that layout (weights stay NCHW, as
+    torch.nn.utils.prune needs); on 2 CPU cores this evaluated the width-32 CNN 1.1-1.4x and
+    trained it 1.1x faster than NCHW inputs (one A/B run, interleaved).
+    """
     mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1) * 255
-    return (images.float() - mean) / std
+    return ((images.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

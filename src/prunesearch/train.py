@@ -9,7 +9,7 @@ from torch import nn
 
 from prunesearch.data import Split, eval_batches, train_batches
 
-EVAL_BATCH_SIZE = 1024
+EVAL_BATCH_SIZE = 128  # on CPU, 128 evaluated 1.5-2x faster than 256 or 1024 (cache-bound)
 
 
 class TrainingDiverged(RuntimeError):
