@@ -1,0 +1,94 @@
+"""A worker killed mid-trial (real subprocess, SIGKILL or SIGTERM), then a rerun: no trial or
+MLflow run left RUNNING, the interrupted trial's parameters re-run, the budget completed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import write_study
+
+RUNNING = optuna.trial.TrialState.RUNNING
+
+
+def start_worker(workdir, study_path, n_trials: int) -> subprocess.Popen:
+    log = open(workdir / "worker.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "prunesearch", "optimize", "--study", str(study_path),
+         "--n-trials", str(n_trials)],
+        cwd=workdir, env=os.environ.copy(), stdout=log, stderr=log)
+
+
+def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 120):
+    """The first trial that is RUNNING with its MLflow run opened, i.e. mid-trial."""
+    storage = f"sqlite:///{workdir / 'prunesearch.db'}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, (workdir / "worker.log").read_text()
+        try:
+            study = optuna.load_study(study_name="tiny", storage=storage)
+            running = [t for t in study.get_trials(states=(RUNNING,))
+                       if "mlflow_run_id" in t.user_attrs]
+            if running:
+                return running[0]
+        except (KeyError, Exception):
+            pass  # storage or study not created yet
+        time.sleep(0.1)
+    pytest.fail("no trial started in time")
+
+
+def assert_nothing_left_running(workdir, *, complete: int):
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{workdir / 'prunesearch.db'}")
+    states = [t.state for t in study.trials]
+    assert RUNNING not in states
+    assert states.count(optuna.trial.TrialState.COMPLETE) == complete
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    assert all(run.info.status != "RUNNING" for run in runs)
+    return study, {run.info.run_id: run for run in runs}
+
+
+@pytest.fixture
+def slow_study(workdir):
+    """Trials long enough (several seconds) to be caught in the middle."""
+    return write_study(workdir, retrain_epochs="12")
+
+
+def test_sigkill_mid_trial_then_rerun_completes_the_budget(workdir, slow_study):
+    worker = start_worker(workdir, slow_study, n_trials=2)
+    victim = wait_for_running_trial(workdir, worker)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    rerun = start_worker(workdir, slow_study, n_trials=2)
+    assert rerun.wait(timeout=300) == 0, (workdir / "worker.log").read_text()
+
+    study, runs = assert_nothing_left_running(workdir, complete=2)
+    killed = study.trials[victim.number]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert "died" in killed.user_attrs["fail_reason"]
+    retry, = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry.params == victim.params and retry.state == optuna.trial.TrialState.COMPLETE
+    assert runs[victim.user_attrs["mlflow_run_id"]].info.status == "KILLED"
+
+
+def test_sigterm_ends_the_trial_cleanly_and_queues_it_again(workdir, slow_study):
+    worker = start_worker(workdir, slow_study, n_trials=2)
+    victim = wait_for_running_trial(workdir, worker)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 130
+
+    study, runs = assert_nothing_left_running(workdir, complete=0)
+    assert study.trials[victim.number].state == optuna.trial.TrialState.FAIL
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [victim.params]
+    assert [t.user_attrs["retry_of"] for t in waiting] == [victim.number]
+    assert runs[victim.user_attrs["mlflow_run_id"]].info.status == "KILLED"
+    parent, = [r for r in runs.values() if r.data.tags.get("prunesearch.role") == "study"]
+    assert parent.info.status == "KILLED"
