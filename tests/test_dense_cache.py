@@ -1,0 +1,39 @@
+"""Two workers that need the same dense model together: exactly one trains it, the other
+waits and reads the finished file; nothing half-written is left behind."""
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from prunesearch import data as data_module
+from prunesearch import dense, studyfile
+
+
+def load_dense(study_path: str, data_dir: str, cache_dir: str, barrier) -> tuple[bool, float]:
+    spec = studyfile.load(study_path)
+    data = data_module.load(data_dir=Path(data_dir), val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+    barrier.wait()  # both workers reach the cache at the same moment
+    checkpoint = dense.load_or_train(spec, data, cache_dir=Path(cache_dir),
+                                     device=torch.device("cpu"))
+    return checkpoint.cache_hit, float(sum(t.double().sum() for t in
+                                           checkpoint.trained_state.values()))
+
+
+def test_two_workers_starting_together_train_the_dense_model_once(tiny_study, cifar_dir,
+                                                                   tmp_path):
+    cache_dir = tmp_path / "cache"
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, \
+            ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        barrier = manager.Barrier(2)
+        futures = [pool.submit(load_dense, str(tiny_study), str(cifar_dir), str(cache_dir),
+                               barrier) for _ in range(2)]
+        results = [future.result(timeout=120) for future in futures]
+
+    assert sorted(hit for hit, _ in results) == [False, True]
+    assert results[0][1] == results[1][1]  # the waiting worker read the finished weights
+    assert len(list(cache_dir.glob("dense-*.pt"))) == 1
+    assert not list(cache_dir.glob("*.tmp"))
