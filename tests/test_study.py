@@ -5,10 +5,14 @@ import json
 
 import optuna
 import pytest
+import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
+from prunesearch import costs, models, studyfile
+from prunesearch import data as data_module
 from prunesearch.cli import main
+from prunesearch.train import evaluate
 
 STORAGE = "sqlite:///prunesearch.db"
 
@@ -17,6 +21,11 @@ def invoke(*args):
     result = CliRunner().invoke(main, list(args))
     assert result.exit_code == 0, result.output
     return result
+
+
+def tracking_client(workdir) -> MlflowClient:
+    """Absolute URI: MLflow caches stores by URI, and each test has its own working directory."""
+    return MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
 
 
 def complete(study):
@@ -60,8 +69,9 @@ def test_objectives_are_validation_accuracy_and_sparsity_never_test(two_trials):
         assert len(trial.user_attrs["curve"]) == trial.user_attrs["schedule"]["iterations"]
 
 
-def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, tmp_path):
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, workdir,
+                                                                    tmp_path):
+    client = tracking_client(workdir)
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id])
     parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
@@ -118,3 +128,24 @@ def test_pareto_without_a_storage_is_one_line_and_creates_nothing(tiny_study, wo
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "prunesearch.db" in result.output
     assert not (workdir / "prunesearch.db").exists()
+
+
+def test_each_trial_exports_its_pruned_weights_without_masks(two_trials, tiny_study, workdir,
+                                                           cifar_dir, tmp_path):
+    spec = studyfile.load(str(tiny_study))
+    data = data_module.load(data_dir=cifar_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+    client = tracking_client(workdir)
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    for trial in complete(study):
+        run_id = trial.user_attrs["mlflow_run_id"]
+        artifact, = client.list_artifacts(run_id, "model")
+        state = torch.load(client.download_artifacts(run_id, artifact.path, str(tmp_path)),
+                           weights_only=True)
+        assert not [key for key in state if key.endswith(("_orig", "_mask"))]
+        model = models.build(spec.model.name, width=spec.model.width)
+        model.load_state_dict(state)
+        nonzero, total = costs.weight_counts(model)
+        final = trial.user_attrs["final"]
+        assert 1 - nonzero / total == pytest.approx(final["sparsity"])
+        assert evaluate(model, data.val) == pytest.approx(final["val_accuracy"])

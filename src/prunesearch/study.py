@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import socket
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from optuna.trial import TrialState
 
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
-from prunesearch import costs, loop, models, space
+from prunesearch import costs, export, loop, models, space
 from prunesearch.errors import StorageError, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.studyfile import StudySpec
@@ -223,6 +224,9 @@ class _Objective:
         final = dataclasses.asdict(result.final)
         trial.set_user_attr("final", final)
         trial.set_user_attr("curve", curve)
+        with tempfile.TemporaryDirectory() as folder:
+            self.tracker.log_weights(run_id, export.save_weights(
+                model, Path(folder) / f"{spec.model.name}-width{spec.model.width}.pt"))
         self.tracker.end_trial(run_id, state="COMPLETE", final=final)
         return [OBJECTIVES[name].value(result) for name in spec.objectives]
 

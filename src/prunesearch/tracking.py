@@ -122,6 +122,10 @@ class StudyTracker:
         status = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
         self.client.set_terminated(run_id, status=status)
 
+    def log_weights(self, run_id: str, path: Path) -> None:
+        """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
+        self.client.log_artifact(run_id, str(path), artifact_path="model")
+
     def end_study(self, status: str) -> None:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
