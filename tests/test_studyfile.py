@@ -39,6 +39,11 @@ def test_unknown_study_name_lists_the_available_ones(tmp_path, monkeypatch):
         studyfile.resolve("no-such-study")
 
 
+def test_missing_study_path_says_no_such_file(tmp_path):
+    with pytest.raises(StudyFileError, match="no such file$"):
+        studyfile.resolve(str(tmp_path / "mine.toml"))
+
+
 def test_scalar_list_and_table_become_fixed_choice_and_range(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(TINY_STUDY.format(retrain_epochs="2"))

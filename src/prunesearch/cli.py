@@ -49,7 +49,6 @@ def _configure_logging() -> None:
         handler = _EchoHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # database set-up chatter
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print our own trial lines

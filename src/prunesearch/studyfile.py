@@ -72,7 +72,7 @@ class StudySpec:
                         allowed="a non-empty string", check=lambda v: v.strip() != "")
     n_trials: int = setting(help="completed trials the study aims for, over all runs",
                             allowed="an integer >= 1", check=lambda v: v >= 1)
-    description: str = setting(default="", help="one line shown in listings",
+    description: str = setting(default="", help="one line, shown as the description of the study's MLflow run",
                                allowed="a string")
     seed: int = setting(default=0, help="seeds data split, training and the sampler",
                         allowed="an integer >= 0", check=lambda v: v >= 0)
@@ -100,6 +100,8 @@ def resolve(study: str) -> Path:
     as_path = Path(study)
     if as_path.is_file():
         return as_path
+    if as_path.suffix == ".toml" or len(as_path.parts) > 1:
+        raise StudyFileError(study, "no such file")
     candidates = [Path("studies") / f"{study}.toml", SHIPPED_DIR / f"{study}.toml"]
     for candidate in candidates:
         if candidate.is_file():
@@ -194,10 +196,11 @@ def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
     for name, field in SCHEDULE_FIELDS.items():
         if name not in table:
             if is_required(field):
+                ranged = " or a range table { low = ..., high = ... }" \
+                    if types[name] in (int, float) else ""
                 raise StudyFileError.bad_value(
                     path, f"space.{name}", MISSING,
-                    f"required: {field.metadata['allowed']}, a list of such values, or a "
-                    "range table { low = ..., high = ... }")
+                    f"required: {field.metadata['allowed']}, a list of such values{ranged}")
             continue
         space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
     for key in table:

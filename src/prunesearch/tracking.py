@@ -30,8 +30,11 @@ def resolve_uri(tracking_uri: str | None) -> str:
 
 class StudyTracker:
     def __init__(self, tracking_uri: str):
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter
         from mlflow.tracking import MlflowClient
+
+        # After the import, which sets mlflow's own levels: database set-up chatter off.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
