@@ -1,7 +1,7 @@
 """Declared settings: dataclass fields that carry their help text and what values they allow.
 
-One declaration feeds validation of study files, the README's reference and the resolved
-search space that `validate` prints.
+One declaration feeds study-file validation and its error messages; a test checks that the
+README documents every declared key.
 """
 
 import dataclasses
