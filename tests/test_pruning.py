@@ -62,6 +62,46 @@ def test_pruned_entries_get_zero_gradient(name):
         assert torch.all(module.weight_orig.grad[module.weight_mask == 0] == 0)
 
 
+def pruned_and_kept_magnitudes(module):
+    weight, alive = module.weight_orig.detach().abs(), module.weight_mask.bool()
+    return weight[~alive], weight[alive]
+
+
+def test_l1_unstructured_prunes_the_smallest_weights_of_each_layer_equally():
+    model = tiny_model()
+    targets = prunable_targets(model, include_classifier=True)
+    methods.get("l1_unstructured").apply(model, targets, 0.5)
+    for module, _ in targets:
+        pruned, kept = pruned_and_kept_magnitudes(module)
+        assert pruned.max() <= kept.min()
+        assert len(pruned) / module.weight.numel() == pytest.approx(0.5, abs=0.01)
+
+
+def test_global_l1_uses_one_threshold_across_layers():
+    model = tiny_model()
+    targets = prunable_targets(model, include_classifier=True)
+    methods.get("global_l1").apply(model, targets, 0.5)
+    pruned, kept = zip(*(pruned_and_kept_magnitudes(module) for module, _ in targets))
+    assert torch.cat(pruned).max() <= torch.cat(kept).min()
+    per_layer = [float((module.weight_mask == 0).float().mean()) for module, _ in targets]
+    assert max(per_layer) - min(per_layer) > 0.1  # not the same fraction in every layer
+
+
+def test_random_unstructured_ignores_magnitude_and_follows_the_seed():
+    def pruned_masks(seed):
+        model = tiny_model()
+        targets = prunable_targets(model, include_classifier=True)
+        torch.manual_seed(seed)
+        methods.get("random_unstructured").apply(model, targets, 0.5)
+        return model, targets
+
+    model, targets = pruned_masks(seed=0)
+    pruned, kept = pruned_and_kept_magnitudes(targets[-2][0])
+    assert pruned.max() > kept.min()
+    _, again = pruned_masks(seed=0)
+    assert all(torch.equal(a.weight_mask, b.weight_mask) for (a, _), (b, _) in zip(targets, again))
+
+
 def test_classifier_can_be_left_out():
     model = tiny_model()
     targets = prunable_targets(model, include_classifier=False)
@@ -139,3 +179,13 @@ def test_loop_runs_every_reinit_option(tiny_data, option):
                  rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
                  augmented=False, seed=0)
     assert 0 <= result.final.val_accuracy <= 1
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_loop_runs_every_method(tiny_data, name):
+    model = tiny_model()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    result = run(schedule=schedule(method=name), model=model, data=tiny_data,
+                 rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
+                 augmented=False, seed=0)
+    assert result.final.sparsity == pytest.approx(1 - 0.6 ** 2, abs=0.01)

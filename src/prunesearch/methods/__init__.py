@@ -1,12 +1,15 @@
 """Pruning-method registry: a new method is one file here plus one line in REGISTRY."""
 
 from prunesearch.methods.base import PruningMethod, Target
-from prunesearch.methods.magnitude import L1UnstructuredMethod
+from prunesearch.methods.magnitude import GlobalL1Method, L1UnstructuredMethod
+from prunesearch.methods.random import RandomUnstructuredMethod
 
 REGISTRY: dict[str, PruningMethod] = {
     method.name: method
     for method in (
         L1UnstructuredMethod(),
+        GlobalL1Method(),
+        RandomUnstructuredMethod(),
     )
 }
 
