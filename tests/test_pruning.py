@@ -189,3 +189,14 @@ def test_loop_runs_every_method(tiny_data, name):
                  rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
                  augmented=False, seed=0)
     assert result.final.sparsity == pytest.approx(1 - 0.6 ** 2, abs=0.01)
+
+
+def test_loop_reports_every_retraining_epoch_and_iteration(tiny_data):
+    model = tiny_model()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    epochs, iterations = [], []
+    run(schedule=schedule(iterations=2, retrain_epochs=2), model=model, data=tiny_data,
+        rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS, augmented=False,
+        seed=0, on_epoch=lambda i, e, loss: epochs.append((i, e)),
+        on_iteration=lambda result: iterations.append(result.iteration))
+    assert epochs == [(1, 1), (1, 2), (2, 1), (2, 2)] and iterations == [1, 2]

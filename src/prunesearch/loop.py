@@ -56,12 +56,14 @@ def run(
     augmented: bool,
     seed: int,
     on_iteration: Callable[[IterationResult], None] = lambda result: None,
+    on_epoch: Callable[[int, int, float], None] = lambda iteration, epoch, loss: None,
 ) -> Result:
     """Prune `model` (trained, dense) in place following `schedule`.
 
     Each iteration prunes `schedule.amount` of the weights still unpruned, applies the re-init
     option (`fresh_state(iteration)` gives a fresh initialisation for `random`), retrains with
-    the masks in place and evaluates on the validation and test splits.
+    the masks in place and evaluates on the validation and test splits. Progress leaves through
+    `on_epoch(iteration, epoch, train_loss)` and `on_iteration(result)`.
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -74,7 +76,8 @@ def run(
         reinit.apply(schedule.reinit, model, rewind_state=rewind_state,
                      fresh_state=lambda: fresh_state(iteration))
         train_loss = train_epochs(model, data.train, epochs=schedule.retrain_epochs,
-                                  settings=retrain, generator=generator, augmented=augmented)
+                                  settings=retrain, generator=generator, augmented=augmented,
+                                  on_epoch=lambda epoch, loss: on_epoch(iteration, epoch, loss))
         nonzero, total = costs.weight_counts(model)
         result = IterationResult(
             iteration=iteration,

@@ -203,6 +203,11 @@ class _Objective:
                      100 * result.sparsity, 100 * result.val_accuracy,
                      100 * result.test_accuracy)
 
+        def on_epoch(iteration: int, epoch: int, loss: float) -> None:
+            log.info("trial %d iteration %d/%d: retraining epoch %d/%d  loss %.3f",
+                     trial.number, iteration, schedule.iterations, epoch,
+                     schedule.retrain_epochs, loss)
+
         model = models.build(spec.model.name, width=spec.model.width)
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
@@ -213,7 +218,8 @@ class _Objective:
                 fresh_state=lambda iteration: dense_module.initial_state(
                     spec, seed=spec.seed + 1000 * iteration),
                 optimizer=dense_module.optimizer_settings(spec),
-                augmented=spec.data.augment, seed=spec.seed, on_iteration=on_iteration)
+                augmented=spec.data.augment, seed=spec.seed, on_iteration=on_iteration,
+                on_epoch=on_epoch)
         except KeyboardInterrupt:
             _interrupted(trial.study, trial, self.tracker, reason="interrupted (Ctrl-C/SIGTERM)")
             raise
