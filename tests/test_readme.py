@@ -27,4 +27,4 @@ def test_every_study_file_key_is_documented(key):
 
 @pytest.mark.parametrize("command, option", CLI_OPTIONS)
 def test_every_cli_option_is_documented(command, option):
-    assert f"`prunesearch {command}`" in README and f"`{option}" in README
+    assert f"`prunesearch {command}" in README and f"`{option}" in README

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from prunesearch import studyfile
-from prunesearch.errors import PrunesearchError
+from prunesearch.errors import PrunesearchError, StudyFileError
 
 EXIT_INTERRUPTED = 130
 
@@ -141,6 +141,59 @@ def pareto(study, storage, output_format):
         click.echo(f"study {name!r} has no completed trial yet", err=True)
         return
     click.echo(formatter[output_format](rows).rstrip("\n"))
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch validate --study l1-iterative
+  prunesearch validate --study my-study.toml
+""")
+@click.option("--study", "study", required=True, help=STUDY_HELP)
+def validate(study):
+    """Check a study file and print its resolved settings and search space; exit 2 if bad."""
+    from prunesearch import report
+
+    click.echo(report.study_summary(studyfile.load(study)))
+
+
+def _description(path: Path) -> str:
+    """The file's description, or why it is invalid: one bad local file must not hide the rest."""
+    try:
+        return studyfile.load(str(path)).description
+    except StudyFileError as error:
+        return f"INVALID: {error}"
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch studies
+  prunesearch studies --storage postgresql://user:pw@db/prunesearch
+""")
+@STORAGE_OPTION
+def studies(storage):
+    """List the study files available by name, and the studies in the storage with their
+    trial counts."""
+    from prunesearch import report
+    from prunesearch import study as study_module
+
+    files = [(path.stem, str(path), _description(path)) for path in studyfile.available()]
+    click.echo("study files (--study NAME):")
+    click.echo(report.columns(["name", "file", "description"], files, indent=2))
+    url = study_module.resolve_storage(storage)
+    try:
+        rows = study_module.progress(study_module.open_storage(url, must_exist=True))
+    except PrunesearchError:
+        if storage is not None:
+            raise
+        click.echo(f"no study storage at {url} yet")
+        return
+    click.echo(f"studies in {url}:")
+    header = ["study", "COMPLETE", "FAIL", "RUNNING", "WAITING"]
+    click.echo(report.columns([h.lower() for h in header],
+                              [[str(row[key]) for key in header] for row in rows], indent=2)
+               if rows else "  none")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,13 +1,37 @@
-"""The Pareto front as a table, JSON, CSV and a plot. Rows are plain dicts built by `study`:
-{"trial", "params", "val_accuracy", "test_accuracy", "sparsity", "weights_remaining"},
-accuracies and sparsity as fractions in [0, 1]."""
+"""What the commands print: a study file's resolved settings, and the Pareto front as a table,
+JSON, CSV and a plot. Front rows are plain dicts built by `study`: {"trial", "params",
+"val_accuracy", "test_accuracy", "sparsity", "weights_remaining"}, accuracies and sparsity as
+fractions in [0, 1]."""
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
 
+from prunesearch.schedule import SCHEDULE_FIELDS
+from prunesearch.settings import format_value
+
 FIGURES = ("sparsity", "val_accuracy", "test_accuracy")
+
+
+def study_summary(spec) -> str:
+    """A validated StudySpec as the user should read it: every setting, defaults filled in,
+    and the search space with each parameter's kind."""
+    lines = [f"{spec.path}: valid",
+             f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
+             f" maximise {' and '.join(spec.objectives)}"]
+    for section in ("data", "model", "dense"):
+        values = dataclasses.asdict(getattr(spec, section))
+        lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
+                                                 for key, value in values.items()))
+    lines.append("search space:")
+    width = max(len(name) for name in SCHEDULE_FIELDS)
+    for name, field in SCHEDULE_FIELDS.items():
+        described = (spec.space[name].describe() if name in spec.space
+                     else f"{'default':<12} {format_value(field.default)}")
+        lines.append(f"  {name:<{width}}  {described}")
+    return "\n".join(lines)
 
 
 def to_json(rows: list[dict]) -> str:
@@ -31,9 +55,18 @@ def to_table(rows: list[dict]) -> str:
     header = ["trial", "sparsity %", "val acc %", "test acc %", *params]
     body = [[str(row["trial"]), *(f"{100 * row[key]:.2f}" for key in FIGURES),
              *(_short(row["params"].get(p)) for p in params)] for row in rows]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths))
-                     for line in [header, *body])
+    return columns(header, body, align="right")
+
+
+def columns(header: list[str], body: list[list[str]], *, align: str = "left",
+            indent: int = 0) -> str:
+    """Cells in aligned columns, two spaces apart."""
+    lines = [header, *body]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    pad = str.rjust if align == "right" else str.ljust
+    return "\n".join(" " * indent + "  ".join(pad(cell, width) for cell, width in
+                                              zip(line, widths)).rstrip()
+                     for line in lines)
 
 
 def _short(value) -> str:

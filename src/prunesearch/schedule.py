@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from prunesearch import methods, reinit
-from prunesearch.settings import setting
+from prunesearch.settings import format_value, setting
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,18 @@ class Fixed:
 
     value: object
 
+    def describe(self) -> str:
+        return f"fixed        {format_value(self.value)}"
+
 
 @dataclass(frozen=True)
 class Choice:
     """A categorical parameter (a list in the study file)."""
 
     choices: tuple
+
+    def describe(self) -> str:
+        return f"categorical  {', '.join(format_value(choice) for choice in self.choices)}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ class Range:
     integer: bool
     log: bool = False
     step: int | float | None = None
+
+    def describe(self) -> str:
+        scale = " log" if self.log else f" step {self.step}" if self.step else ""
+        kind = "int" if self.integer else "float"
+        return f"{kind:<12} [{self.low}, {self.high}]{scale}"
 
 
 ParamSpec = Fixed | Choice | Range

@@ -53,3 +53,10 @@ def coerce(value, type_):
 
 def valid(field: dataclasses.Field, value) -> bool:
     return field.metadata["check"](value)
+
+
+def format_value(value) -> str:
+    """A setting's value as a study file spells it: booleans in lower case, unset as "unset"."""
+    if value is None:
+        return "unset"
+    return str(value).lower() if isinstance(value, bool) else str(value)

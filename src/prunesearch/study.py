@@ -107,6 +107,17 @@ def pareto_rows(study: optuna.Study) -> list[dict]:
     return sorted((trial_row(t) for t in study.best_trials), key=lambda r: -r["sparsity"])
 
 
+def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
+    """Every study in `storage` with its trial count per state, e.g. "COMPLETE": 12."""
+    rows = []
+    for name in sorted(optuna.get_all_study_names(storage)):
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        states = [trial.state.name for trial in trials]
+        rows.append({"study": name, **{state.name: states.count(state.name)
+                                       for state in TrialState}})
+    return rows
+
+
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 

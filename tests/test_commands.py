@@ -1,0 +1,58 @@
+"""`validate` and `studies` through the real entry point."""
+
+from click.testing import CliRunner
+
+from prunesearch.cli import main
+
+from conftest import write_study
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_validate_prints_resolved_settings_and_every_schedule_parameter(tiny_study):
+    result = invoke("validate", "--study", str(tiny_study))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{tiny_study}: valid"
+    assert "model: name cifar_cnn, width 4" in result.output
+    assert "train_subset unset" in result.output  # defaults are filled in
+    space = {line.split()[0]: line.split()[1:] for line in lines[lines.index("search space:") + 1:]}
+    assert space["amount"] == ["float", "[0.2,", "0.5]"]
+    assert space["iterations"] == ["int", "[1,", "2]"]
+    assert space["method"] == ["fixed", "l1_unstructured"]
+    assert space["reinit"] == ["categorical", "finetune,", "rewind,", "random"]
+    assert space["retrain_lr"] == ["default", "0.01"]
+
+
+def test_validate_refuses_a_bad_file_in_one_line_with_exit_2(workdir):
+    path = write_study(workdir)
+    path.write_text(path.read_text().replace("high = 0.5", "high = 1.5"))
+    result = invoke("validate", "--study", str(path))
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "space.amount.high = 1.5" in result.output
+
+
+def test_studies_lists_files_and_trial_counts_per_state(workdir):
+    (workdir / "studies").mkdir()
+    write_study(workdir / "studies", name="tiny.toml")
+    (workdir / "studies" / "broken.toml").write_text("name = 3\n")
+    before = invoke("studies")
+    assert before.exit_code == 0, before.output
+    assert "tiny" in before.output and "a test study" in before.output
+    assert "l1-iterative" in before.output  # shipped files too
+    assert "broken" in before.output and "INVALID" in before.output
+    assert "no study storage" in before.output and not (workdir / "prunesearch.db").exists()
+
+    assert invoke("optimize", "--study", "tiny", "--n-trials", "1").exit_code == 0
+    after = invoke("studies")
+    row = after.output.splitlines()[-1].split()
+    assert row == ["tiny", "1", "0", "0", "0"]
+
+
+def test_studies_with_a_missing_storage_is_an_error_and_creates_nothing(workdir):
+    result = invoke("studies", "--storage", f"sqlite:///{workdir / 'elsewhere.db'}")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith("error: no study storage")
+    assert not (workdir / "elsewhere.db").exists()
