@@ -14,6 +14,8 @@ from prunesearch import data as data_module
 from prunesearch.cli import main
 from prunesearch.train import evaluate
 
+from conftest import write_study
+
 STORAGE = "sqlite:///prunesearch.db"
 
 
@@ -149,3 +151,15 @@ def test_each_trial_exports_its_pruned_weights_without_masks(two_trials, tiny_st
         final = trial.user_attrs["final"]
         assert 1 - nonzero / total == pytest.approx(final["sparsity"])
         assert evaluate(model, data.val) == pytest.approx(final["val_accuracy"])
+
+
+def test_a_failure_before_any_trial_ends_the_study_run_failed_in_one_line(workdir):
+    path = write_study(workdir)
+    path.write_text(path.read_text().replace("batch_size = 32", "batch_size = 32\nlr = 1e9"))
+    result = CliRunner().invoke(main, ["optimize", "--study", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1].startswith(f"error: {path}: dense training diverged")
+    assert "lower dense.lr" in result.output
+    client = tracking_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert [run.info.status for run in runs] == ["FAILED"]  # the study run, never RUNNING

@@ -20,8 +20,9 @@ from filelock import FileLock
 
 from prunesearch import models
 from prunesearch.data import CifarData
+from prunesearch.errors import StudyFileError
 from prunesearch.studyfile import StudySpec
-from prunesearch.train import OptimizerSettings, evaluate, train_epochs
+from prunesearch.train import OptimizerSettings, TrainingDiverged, evaluate, train_epochs
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when the checkpoint's content or meaning changes
@@ -77,7 +78,11 @@ def load_or_train(spec: StudySpec, data: CifarData, *, cache_dir: Path,
     with FileLock(f"{path}.lock"):
         cache_hit = path.exists()
         if not cache_hit:
-            saved = _train(spec, data, device)
+            try:
+                saved = _train(spec, data, device)
+            except TrainingDiverged as error:
+                raise StudyFileError(spec.path, f"dense training diverged ({error}); "
+                                                "lower dense.lr") from None
             handle, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
             os.close(handle)
             torch.save(saved, tmp)

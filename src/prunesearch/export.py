@@ -11,14 +11,14 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from prunesearch.methods.base import pruning_hooks
+
 
 def without_masks(model: nn.Module) -> nn.Module:
     """A copy of `model` whose pruned weights are ordinary parameters (zeros where masked)."""
     exported = copy.deepcopy(model)
-    for module in exported.modules():
-        for hook in list(module._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
+    for module, hook in list(pruning_hooks(exported)):
+        prune.remove(module, hook._tensor_name)
     return exported
 
 

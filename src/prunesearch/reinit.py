@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
+
+from prunesearch.methods.base import pruning_hooks
 
 OPTIONS = ("finetune", "rewind", "random")
 
@@ -27,10 +28,8 @@ def load_keeping_masks(model: nn.Module, state: Mapping[str, torch.Tensor]) -> N
             own[key + "_orig" if key + "_orig" in own else key].copy_(value)
     # The masked tensors are recomputed only by the next forward pass; refresh them now so
     # that `weight == weight_orig * weight_mask` holds at every moment.
-    for module in model.modules():
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, prune.BasePruningMethod):
-                hook(module, None)
+    for module, hook in pruning_hooks(model):
+        hook(module, None)
 
 
 def apply(

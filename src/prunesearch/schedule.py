@@ -48,7 +48,7 @@ class Fixed:
     value: object
 
     def describe(self) -> str:
-        return f"fixed        {format_value(self.value)}"
+        return f"{'fixed':<12} {format_value(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Choice:
     choices: tuple
 
     def describe(self) -> str:
-        return f"categorical  {', '.join(format_value(choice) for choice in self.choices)}"
+        return f"{'categorical':<12} {', '.join(format_value(c) for c in self.choices)}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ parameters are queued to run again:
   HEARTBEAT_GRACE_S.
 """
 
+import collections
 import dataclasses
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
+from sqlalchemy.engine import make_url
 import torch
 from optuna.trial import TrialState
 
@@ -112,9 +114,8 @@ def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
     rows = []
     for name in sorted(optuna.get_all_study_names(storage)):
         trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        states = [trial.state.name for trial in trials]
-        rows.append({"study": name, **{state.name: states.count(state.name)
-                                       for state in TrialState}})
+        counts = collections.Counter(trial.state.name for trial in trials)
+        rows.append({"study": name, **{state.name: counts[state.name] for state in TrialState}})
     return rows
 
 
@@ -148,21 +149,38 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
                                 parent_run_id=study.user_attrs.get("mlflow_parent_run_id"))
     study.set_user_attr("mlflow_parent_run_id", parent)
     study.set_user_attr("mlflow_tracking_uri", tracking_uri)
-    _reap_dead_local_trials(study, storage, tracker)
+    # The parent run covers all that follows; it ends with this process, never RUNNING.
+    try:
+        _run_trials(spec, study, storage, tracker, data, budget=budget, timeout=timeout,
+                    cache_dir=cache_dir, device=torch_device)
+    except KeyboardInterrupt:
+        tracker.end_study("KILLED")
+        raise
+    except BaseException:
+        tracker.end_study("FAILED")
+        raise
+    tracker.end_study("FINISHED")
+    return study
 
+
+def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTracker,
+                data: data_module.CifarData, *, budget: int, timeout: float | None,
+                cache_dir: Path, device: torch.device) -> None:
+    _reap_dead_local_trials(study, storage, tracker)
     done = len(completed(study))
     if done >= budget:
         log.info("study %s already has %d of %d trials complete", spec.name, done, budget)
-        tracker.end_study("FINISHED")
-        return study
+        return
     log.info("study %s: %d of %d trials complete; storage %s, tracking %s, device %s",
-             spec.name, done, budget, storage_url, tracking_uri, torch_device)
+             spec.name, done, budget,
+             make_url(storage.url).render_as_string(hide_password=True),
+             tracker.uri, device)
 
-    data = data.to(torch_device)
-    checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir,
-                                            device=torch_device)
+    data = data.to(device)
+    checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir, device=device)
+    dense_model = models.build(spec.model.name, width=spec.model.width)
     dense_point = {"iteration": 0, "sparsity": 0.0,
-                   "weights_remaining": _dense_weight_count(spec),
+                   "weights_remaining": costs.weight_counts(dense_model)[1],
                    "val_accuracy": checkpoint.val_accuracy,
                    "test_accuracy": checkpoint.test_accuracy}
     study.set_user_attr("dense", dense_point)
@@ -174,17 +192,11 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
     # Reseeded with the history length, so a resumed run does not replay the first run's
     # random start-up points.
     study.sampler = make_sampler(spec.sampler, seed=spec.seed + len(study.trials))
-    objective = _Objective(spec, data, checkpoint, dense_point, tracker, torch_device)
-    try:
-        study.optimize(
-            objective, n_trials=None, timeout=timeout, gc_after_trial=False,
-            callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
-                       lambda study, trial: _after_trial(study, trial, tracker, budget)])
-    except KeyboardInterrupt:
-        tracker.end_study("KILLED")
-        raise
-    tracker.end_study("FINISHED")
-    return study
+    objective = _Objective(spec, data, checkpoint, dense_point, tracker, device)
+    study.optimize(
+        objective, n_trials=None, timeout=timeout, gc_after_trial=False,
+        callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
+                   lambda study, trial: _after_trial(study, trial, tracker, budget)])
 
 
 class _Objective:
@@ -299,8 +311,3 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, budget: int)
                           dense=study.user_attrs.get("dense"),
                           previous_front_run_ids=set(study.user_attrs.get("pareto_run_ids", [])))
     study.set_user_attr("pareto_run_ids", [r["mlflow_run_id"] for r in front])
-
-
-def _dense_weight_count(spec: StudySpec) -> int:
-    model = models.build(spec.model.name, width=spec.model.width)
-    return sum(module.weight.numel() for _, module in costs.prunable_modules(model))

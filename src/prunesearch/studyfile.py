@@ -72,8 +72,9 @@ class StudySpec:
                         allowed="a non-empty string", check=lambda v: v.strip() != "")
     n_trials: int = setting(help="completed trials the study aims for, over all runs",
                             allowed="an integer >= 1", check=lambda v: v >= 1)
-    description: str = setting(default="", help="one line, shown as the description of the study's MLflow run",
-                               allowed="a string")
+    description: str = setting(
+        default="", help="one line, shown as the description of the study's MLflow run",
+        allowed="a string")
     seed: int = setting(default=0, help="seeds data split, training and the sampler",
                         allowed="an integer >= 0", check=lambda v: v >= 0)
     sampler: str = setting(default="tpe", help="Optuna sampler",

@@ -1,6 +1,9 @@
 """The contract every pruning method keeps."""
 
+from collections.abc import Iterator
+
 from torch import nn
+from torch.nn.utils import prune
 
 Target = tuple[nn.Module, str]
 """A prunable tensor: the module that owns it and its name, e.g. (conv, "weight")."""
@@ -20,3 +23,11 @@ class PruningMethod:
 
     def apply(self, model: nn.Module, targets: list[Target], amount: float) -> None:
         raise NotImplementedError
+
+
+def pruning_hooks(model: nn.Module) -> Iterator[tuple[nn.Module, prune.BasePruningMethod]]:
+    """Every (module, mask hook) that torch.nn.utils.prune has attached in `model`."""
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                yield module, hook
