@@ -1,10 +1,42 @@
-"""What a pruned model costs. Sparsity is counted over the weights of every conv and linear
-layer (the prunable weights, the classifier's included even when it is left unpruned);
-biases and BatchNorm parameters are not counted."""
+"""What a pruned model costs: weights, parameters, multiply-accumulates and measured latency.
 
+- weight sparsity: fraction of conv and linear weights at zero (the classifier's included even
+  when left unpruned; biases and BatchNorm not counted);
+- parameters remaining: every parameter entry (weights, biases, BatchNorm scale and shift) not
+  zeroed by a mask; for structured pruning that is exactly the parameter count of the
+  physically smaller model;
+- MACs: multiply-accumulates of the conv and linear layers for one image, counting only
+  nonzero weights (each does one MAC per output position); after structured pruning that is
+  the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
+- latency: median wall time of a forward pass on the CPU, in eval mode, at batch 1 and at
+  batch LATENCY_BIG_BATCH, after warm-up, of the model as it would be deployed: masks
+  folded, and pruned channels removed when the method is structured (unstructured zeros run
+  through the same dense kernels, so they do not make it faster).
+"""
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
 from torch import nn
 
-PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+from prunesearch import export
+
+PRUNABLE_TYPES = export.PRUNABLE_TYPES
+LATENCY_BIG_BATCH = 64
+LATENCY_REPEATS = {1: 30, LATENCY_BIG_BATCH: 10}
+LATENCY_WARMUP = 3
+
+
+@dataclass(frozen=True)
+class Costs:
+    sparsity: float
+    weights_remaining: int
+    params_remaining: int
+    macs: int
+    latency_b1_ms: float
+    latency_b64_ms: float
 
 
 def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -20,3 +52,70 @@ def weight_counts(model: nn.Module) -> tuple[int, int]:
         total += module.weight.numel()
     return nonzero, total
 
+
+def params_remaining(model: nn.Module) -> int:
+    """Parameter entries not zeroed by a mask."""
+    count = 0
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            mask = getattr(module, name.removesuffix("_orig") + "_mask", None)
+            count += int(mask.count_nonzero()) if name.endswith("_orig") and mask is not None \
+                else parameter.numel()
+    return count
+
+
+def macs(model: nn.Module, example_input: torch.Tensor) -> int:
+    """Multiply-accumulates of the conv and linear layers for one image, nonzero weights only."""
+    positions = {}
+
+    def record(module, _, output):
+        positions[module] = output[0, 0].numel() if isinstance(module, nn.Conv2d) else 1
+
+    handles = [module.register_forward_hook(record) for _, module in prunable_modules(model)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(example_input[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return sum(int(module.weight.count_nonzero()) * positions[module]
+               for _, module in prunable_modules(model))
+
+
+def latency_ms(model: nn.Module, example_input: torch.Tensor, batch_size: int) -> float:
+    """Median CPU wall time (milliseconds) of a forward pass of `model` at `batch_size`."""
+    images = torch.randn(batch_size, *example_input.shape[1:])
+    model = model.cpu().eval()
+    times = []
+    with torch.inference_mode():
+        for repeat in range(LATENCY_WARMUP + LATENCY_REPEATS[batch_size]):
+            start = time.perf_counter()
+            model(images)
+            if repeat >= LATENCY_WARMUP:
+                times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def deployable(model: nn.Module, example_input: torch.Tensor, *, structured: bool) -> nn.Module:
+    """The CPU model that would ship: masks folded, pruned channels removed if structured."""
+    if structured:
+        return export.remove_pruned_channels(model, example_input).cpu()
+    return export.without_masks(model).cpu()
+
+
+def measure(model: nn.Module, example_input: torch.Tensor, *, structured: bool) -> Costs:
+    """Every figure of the module docstring for `model` (masked or dense)."""
+    nonzero, total = weight_counts(model)
+    shipped = deployable(model, example_input, structured=structured)
+    cpu_input = example_input[:1].cpu()
+    return Costs(
+        sparsity=1 - nonzero / total,
+        weights_remaining=nonzero,
+        params_remaining=params_remaining(model),
+        macs=macs(shipped, cpu_input),
+        latency_b1_ms=latency_ms(shipped, cpu_input, 1),
+        latency_b64_ms=latency_ms(shipped, cpu_input, LATENCY_BIG_BATCH),
+    )

@@ -19,4 +19,8 @@ OBJECTIVES = {
                               lambda result: result.final.val_accuracy),
     "sparsity": Objective("maximize", "weight sparsity (% of conv + linear weights at zero)",
                           lambda result: result.final.sparsity),
+    "macs_reduction": Objective("maximize", "MACs removed (% of the dense model's)",
+                                lambda result: result.final.macs_reduction),
+    "speedup": Objective("maximize", "CPU speed-up at batch 64 (dense latency / pruned)",
+                         lambda result: result.final.speedup_b64),
 }

@@ -1,7 +1,7 @@
 """What the commands print: a study file's resolved settings, and the Pareto front as a table,
 JSON, CSV and a plot. Front rows are plain dicts built by `study`: {"trial", "params",
-"val_accuracy", "test_accuracy", "sparsity", "weights_remaining"}, accuracies and sparsity as
-fractions in [0, 1]."""
+"mlflow_run_id"} and every name of ROW_FIGURES; accuracies, sparsity and MACs reduction are
+fractions in [0, 1], speed-ups ratios."""
 
 import csv
 import dataclasses
@@ -9,10 +9,13 @@ import io
 import json
 from pathlib import Path
 
+from prunesearch import methods
 from prunesearch.schedule import SCHEDULE_FIELDS
 from prunesearch.settings import format_value
 
-FIGURES = ("sparsity", "val_accuracy", "test_accuracy")
+PERCENT_FIGURES = ("sparsity", "macs_reduction", "val_accuracy", "test_accuracy")
+ROW_FIGURES = (*PERCENT_FIGURES, "speedup_b1", "speedup_b64", "weights_remaining",
+               "params_remaining", "macs", "latency_b1_ms", "latency_b64_ms")
 
 
 def study_summary(spec) -> str:
@@ -20,7 +23,9 @@ def study_summary(spec) -> str:
     and the search space with each parameter's kind."""
     lines = [f"{spec.path}: valid",
              f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
-             f" maximise {' and '.join(spec.objectives)}"]
+             f" maximise {' and '.join(spec.objectives)}"
+             + (f", validation accuracy >= {spec.accuracy_floor}"
+                if spec.accuracy_floor is not None else "")]
     for section in ("data", "model", "dense"):
         values = dataclasses.asdict(getattr(spec, section))
         lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
@@ -30,7 +35,9 @@ def study_summary(spec) -> str:
     for name, field in SCHEDULE_FIELDS.items():
         described = (spec.space[name].describe() if name in spec.space
                      else f"{'default':<12} {format_value(field.default)}")
-        lines.append(f"  {name:<{width}}  {described}")
+        readers = [m for m, impl in methods.REGISTRY.items() if name in impl.options]
+        only = f"  (only with {', '.join(readers)})" if readers else ""
+        lines.append(f"  {name:<{width}}  {described}{only}")
     return "\n".join(lines)
 
 
@@ -42,19 +49,21 @@ def to_csv(rows: list[dict]) -> str:
     params = sorted({key for row in rows for key in row["params"]})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", *FIGURES, "weights_remaining", *params])
+    writer.writerow(["trial", *ROW_FIGURES, *params])
     for row in rows:
-        writer.writerow([row["trial"], *(row[key] for key in FIGURES),
-                         row["weights_remaining"], *(row["params"].get(p, "") for p in params)])
+        writer.writerow([row["trial"], *(row[key] for key in ROW_FIGURES),
+                         *(row["params"].get(p, "") for p in params)])
     return out.getvalue()
 
 
 def to_table(rows: list[dict]) -> str:
-    """Aligned columns for a terminal; figures in percent."""
-    params = [key for key in rows[0]["params"]] if rows else []
-    header = ["trial", "sparsity %", "val acc %", "test acc %", *params]
-    body = [[str(row["trial"]), *(f"{100 * row[key]:.2f}" for key in FIGURES),
-             *(_short(row["params"].get(p)) for p in params)] for row in rows]
+    """Aligned columns for a terminal; fractions in percent, speed-up as a ratio."""
+    params = list(dict.fromkeys(key for row in rows for key in row["params"]))
+    header = ["trial", "sparsity %", "MACs cut %", "val acc %", "test acc %", "speedup b64",
+              *params]
+    body = [[str(row["trial"]), *(f"{100 * row[key]:.2f}" for key in PERCENT_FIGURES),
+             f"{row['speedup_b64']:.2f}x", *(_short(row["params"].get(p, "-")) for p in params)]
+            for row in rows]
     return columns(header, body, align="right")
 
 

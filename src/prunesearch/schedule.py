@@ -31,14 +31,23 @@ class Schedule:
         default=0.01, help="peak learning rate of each retraining phase (cosine decay)",
         allowed="a number > 0", check=lambda v: v > 0)
     prune_classifier: bool = setting(
-        default=True, help="also prune the final linear layer's weights",
+        default=True, help="unstructured methods: also prune the final linear layer's weights "
+                           "(structured methods never remove its outputs, the classes)",
         allowed="true or false")
+    norm: int = setting(
+        default=1, help="ln_structured, global_structured: rank channels by their L1 or L2 norm",
+        allowed="1 or 2", check=lambda v: v in (1, 2))
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields this schedule's method reads: options of other methods are left out."""
+        used = methods.get(self.method).options
+        return {name: value for name, value in dataclasses.asdict(self).items()
+                if name not in METHOD_OPTIONS or name in used}
 
 
 SCHEDULE_FIELDS = {field.name: field for field in dataclasses.fields(Schedule)}
+METHOD_OPTIONS = {option for method in methods.REGISTRY.values() for option in method.options}
+"""Fields only some methods read; a trial samples them only when its method does."""
 
 
 @dataclass(frozen=True)

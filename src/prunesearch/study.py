@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
-from prunesearch import costs, export, loop, models, space
+from prunesearch import costs, export, loop, models, report, space
 from prunesearch.errors import StorageError, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.studyfile import StudySpec
@@ -99,8 +99,7 @@ def load_study(spec_name: str, storage: optuna.storages.BaseStorage) -> optuna.S
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
     final = trial.user_attrs["final"]
     return {"trial": trial.number, "params": trial.user_attrs["schedule"],
-            "val_accuracy": final["val_accuracy"], "test_accuracy": final["test_accuracy"],
-            "sparsity": final["sparsity"], "weights_remaining": final["weights_remaining"],
+            **{key: final[key] for key in report.ROW_FIGURES},
             "mlflow_run_id": trial.user_attrs.get("mlflow_run_id")}
 
 
@@ -179,8 +178,11 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     data = data.to(device)
     checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir, device=device)
     dense_model = models.build(spec.model.name, width=spec.model.width)
-    dense_point = {"iteration": 0, "sparsity": 0.0,
-                   "weights_remaining": costs.weight_counts(dense_model)[1],
+    dense_model.load_state_dict(checkpoint.trained_state)
+    dense_costs = costs.measure(dense_model, data_module.normalize(data.val.images[:1]).cpu(),
+                                structured=False)
+    dense_point = {"iteration": 0, **dataclasses.asdict(dense_costs),
+                   "macs_reduction": 0.0, "speedup_b1": 1.0, "speedup_b64": 1.0,
                    "val_accuracy": checkpoint.val_accuracy,
                    "test_accuracy": checkpoint.test_accuracy}
     study.set_user_attr("dense", dense_point)
@@ -252,6 +254,8 @@ class _Objective:
             raise
         final = dataclasses.asdict(result.final)
         trial.set_user_attr("final", final)
+        if spec.accuracy_floor is not None:
+            trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
         trial.set_user_attr("curve", curve)
         with tempfile.TemporaryDirectory() as folder:
             self.tracker.log_weights(run_id, export.save_weights(

@@ -14,10 +14,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from prunesearch import models
+from prunesearch import methods, models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import OBJECTIVES
-from prunesearch.schedule import SCHEDULE_FIELDS, Choice, Fixed, ParamSpec, Range, Schedule
+from prunesearch.schedule import METHOD_OPTIONS, SCHEDULE_FIELDS, Choice, Fixed, ParamSpec, Range, Schedule
 from prunesearch.settings import coerce, field_types, is_required, setting, valid
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -83,6 +83,10 @@ class StudySpec:
         default=("val_accuracy", "sparsity"), help="what the study maximises",
         allowed=f"a list of distinct names from {sorted(OBJECTIVES)}",
         check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
+    accuracy_floor: float | None = setting(
+        default=None, help="validation accuracy a trial must reach to count (an Optuna "
+                           "constraint): trials below it never enter the Pareto front",
+        allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     dense: DenseSpec = DenseSpec()
@@ -208,7 +212,20 @@ def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
         if key not in SCHEDULE_FIELDS:
             raise StudyFileError.bad_value(path, f"space.{key}", table[key],
                                            f"unknown key; allowed: {', '.join(SCHEDULE_FIELDS)}")
+    _check_method_options(space, table, path)
     return space
+
+
+def _check_method_options(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
+    """An option no searched method reads would be silently ignored: refuse it."""
+    method = space["method"]
+    searched = method.choices if isinstance(method, Choice) else (method.value,)
+    for name in sorted(space.keys() & METHOD_OPTIONS):
+        if not any(name in methods.get(m).options for m in searched):
+            readers = sorted(m for m, impl in methods.REGISTRY.items() if name in impl.options)
+            raise StudyFileError.bad_value(
+                path, f"space.{name}", table[name],
+                f"only read by {', '.join(readers)}, and space.method has none of them")
 
 
 def _parse_param(field, type_, value, path: Path, key: str) -> ParamSpec:

@@ -18,7 +18,8 @@ from prunesearch.errors import StorageError
 log = logging.getLogger(__name__)
 DEFAULT_TRACKING_FILE = "mlflow.db"
 ITERATION_METRICS = ("sparsity", "val_accuracy", "test_accuracy", "train_loss",
-                     "weights_remaining")
+                     "weights_remaining", "params_remaining", "macs", "macs_reduction",
+                     "latency_b1_ms", "latency_b64_ms", "speedup_b1", "speedup_b64")
 
 
 def resolve_uri(tracking_uri: str | None) -> str:

@@ -1,8 +1,10 @@
 """Pruning-method registry: a new method is one file here plus one line in REGISTRY."""
 
-from prunesearch.methods.base import PruningMethod, Target
+from prunesearch.methods.base import Context, PruningMethod, Target
 from prunesearch.methods.magnitude import GlobalL1Method, L1UnstructuredMethod
-from prunesearch.methods.random import RandomUnstructuredMethod
+from prunesearch.methods.random import RandomStructuredMethod, RandomUnstructuredMethod
+from prunesearch.methods.structured import GlobalStructuredMethod, LnStructuredMethod
+from prunesearch.methods.taylor import TaylorStructuredMethod
 
 REGISTRY: dict[str, PruningMethod] = {
     method.name: method
@@ -10,6 +12,10 @@ REGISTRY: dict[str, PruningMethod] = {
         L1UnstructuredMethod(),
         GlobalL1Method(),
         RandomUnstructuredMethod(),
+        LnStructuredMethod(),
+        GlobalStructuredMethod(),
+        TaylorStructuredMethod(),
+        RandomStructuredMethod(),
     )
 }
 
@@ -22,4 +28,5 @@ def get(name: str) -> PruningMethod:
         raise KeyError(f"unknown pruning method {name!r}; one of {sorted(REGISTRY)}") from None
 
 
-__all__ = ["REGISTRY", "PruningMethod", "Target", "get"]
+__all__ = ["REGISTRY", "Context", "PruningMethod", "Target", "get"]
+

@@ -1,12 +1,26 @@
 """The contract every pruning method keeps."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 from torch.nn.utils import prune
 
 Target = tuple[nn.Module, str]
 """A prunable tensor: the module that owns it and its name, e.g. (conv, "weight")."""
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a method may need beyond the model: its options from the schedule, the channel
+    couplings (structured methods) and a few training batches (loss-based rankings)."""
+
+    norm: int = 1
+    couplings: dict = field(default_factory=dict)
+    batches: Callable[[], Batches] = lambda: ()
 
 
 class PruningMethod:
@@ -14,14 +28,21 @@ class PruningMethod:
 
     `apply` is called by the pruning loop once per iteration, on the trained (or retrained)
     model, before the re-init option and retraining. It must only add masks through
-    `torch.nn.utils.prune` (so masks compose and only shrink), pruning `amount` of the entries
-    of `targets` that are still unpruned. It must not change `weight_orig` values, and never
-    call `prune.remove`: masks must hold through retraining.
+    `torch.nn.utils.prune` (so masks compose and only shrink), pruning `amount` of the units
+    of `targets` still unpruned: single weights, or whole output channels (filters, neurons)
+    when `structured`. It must not change `weight_orig` values, and never call
+    `prune.remove`: masks must hold through retraining.
+
+    `options` names the Schedule fields the method reads (e.g. "norm"); the search space
+    samples them only in trials of a method that reads them.
     """
 
     name: str
+    structured: bool = False
+    options: tuple[str, ...] = ()
 
-    def apply(self, model: nn.Module, targets: list[Target], amount: float) -> None:
+    def apply(self, model: nn.Module, targets: list[Target], amount: float,
+              context: Context) -> None:
         raise NotImplementedError
 
 

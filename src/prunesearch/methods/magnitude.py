@@ -10,8 +10,9 @@ class L1UnstructuredMethod(PruningMethod):
     layer ends at the same sparsity."""
 
     name = "l1_unstructured"
+    options = ("prune_classifier",)
 
-    def apply(self, model, targets, amount):
+    def apply(self, model, targets, amount, context):
         for module, tensor_name in targets:
             prune.l1_unstructured(module, tensor_name, amount=amount)
 
@@ -22,6 +23,7 @@ class GlobalL1Method(PruningMethod):
     small (typically the wide late convolutions) end sparser than the others."""
 
     name = "global_l1"
+    options = ("prune_classifier",)
 
-    def apply(self, model, targets, amount):
+    def apply(self, model, targets, amount, context):
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=amount)
