@@ -1,5 +1,6 @@
 """The contract every registered pruning method keeps, the loop's masks and the re-init options."""
 
+import optuna
 import pytest
 import torch
 
@@ -8,7 +9,8 @@ from prunesearch.data import load
 from prunesearch.methods import Context
 from prunesearch.methods.channels import couplings, live_channels
 from prunesearch.loop import prunable_targets, run
-from prunesearch.schedule import Schedule
+from prunesearch.schedule import Choice, Fixed, Schedule
+from prunesearch.space import suggest
 from prunesearch.train import OptimizerSettings
 
 METHODS = sorted(methods.REGISTRY)
@@ -227,3 +229,19 @@ def test_loop_reports_every_retraining_epoch_and_iteration(tiny_data):
         seed=0, on_epoch=lambda i, e, loss: epochs.append((i, e)),
         on_iteration=lambda result: iterations.append(result.iteration))
     assert epochs == [(1, 1), (1, 2), (2, 1), (2, 2)] and iterations == [1, 2]
+
+
+def test_method_options_are_sampled_only_for_the_methods_that_read_them():
+    space = {"method": Choice(("l1_unstructured", "ln_structured")), "norm": Choice((1, 2)),
+             "prune_classifier": Choice((True, False)), "amount": Fixed(0.3),
+             "iterations": Fixed(1), "retrain_epochs": Fixed(0), "reinit": Fixed("finetune")}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        schedule = suggest(trial, space)
+        study.tell(trial, 0.0)
+        structured = schedule.method == "ln_structured"
+        assert ("norm" in trial.params) == structured
+        assert ("prune_classifier" in trial.params) == (not structured)
+        assert ("norm" in schedule.as_dict()) == structured
+    assert {t.params["method"] for t in study.trials} == {"l1_unstructured", "ln_structured"}

@@ -163,3 +163,67 @@ def test_a_failure_before_any_trial_ends_the_study_run_failed_in_one_line(workdi
     client = tracking_client(workdir)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert [run.info.status for run in runs] == ["FAILED"]  # the study run, never RUNNING
+
+
+STRUCTURED_STUDY = """
+name = "filters"
+seed = 0
+n_trials = 2
+objectives = ["val_accuracy", "macs_reduction", "speedup"]
+accuracy_floor = {floor}
+
+[data]
+val_size = 50
+
+[model]
+width = 4
+
+[dense]
+epochs = 2
+batch_size = 32
+
+[space]
+method = ["ln_structured", "taylor_structured"]
+norm = [1, 2]
+amount = 0.5
+iterations = 1
+retrain_epochs = 0
+reinit = "finetune"
+"""
+
+
+def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdir):
+    (workdir / "filters.toml").write_text(STRUCTURED_STUDY.format(floor=0.0))
+    invoke("optimize", "--study", "filters.toml")
+    study = optuna.load_study(study_name="filters", storage=STORAGE)
+    assert study.metric_names == ["val_accuracy", "macs_reduction", "speedup"]
+    for trial in complete(study):
+        final = trial.user_attrs["final"]
+        assert trial.values == [final["val_accuracy"], final["macs_reduction"],
+                                final["speedup_b64"]]
+        assert 0.5 < final["macs_reduction"] < 1  # channels halved: MACs about quartered
+        assert trial.constraints == {"val_accuracy_floor": 0.0 - final["val_accuracy"]}
+    rows = json.loads(invoke("pareto", "--study", "filters.toml", "--format", "json").output)
+    assert rows and all(row["macs_reduction"] > 0.5 for row in rows)
+
+
+def test_trials_below_the_accuracy_floor_never_reach_the_front(workdir):
+    (workdir / "filters.toml").write_text(STRUCTURED_STUDY.format(floor=1.0))
+    invoke("optimize", "--study", "filters.toml")
+    study = optuna.load_study(study_name="filters", storage=STORAGE)
+    assert len(complete(study)) == 2
+    assert all(t.constraints["val_accuracy_floor"] > 0 for t in complete(study))  # no 100% accuracy here
+    assert study.best_trials == []
+    assert "[]" in invoke("pareto", "--study", "filters.toml", "--format", "json").output
+
+
+def test_grid_sampler_runs_every_combination_once(workdir):
+    text = STRUCTURED_STUDY.format(floor=0.0).replace("norm = [1, 2]", "norm = 1")
+    text = text.replace("n_trials = 2", 'n_trials = 4\nsampler = "grid"').replace(
+        "amount = 0.5", "amount = [0.3, 0.5]")
+    (workdir / "grid.toml").write_text(text)
+    invoke("optimize", "--study", "grid.toml")
+    study = optuna.load_study(study_name="filters", storage=STORAGE)
+    assert sorted((t.params["method"], t.params["amount"]) for t in complete(study)) == [
+        ("ln_structured", 0.3), ("ln_structured", 0.5),
+        ("taylor_structured", 0.3), ("taylor_structured", 0.5)]

@@ -74,6 +74,16 @@ BAD_EDITS = {
     "missing required space key": (('reinit = ["finetune", "rewind", "random"]', ""),
                                    "space.reinit", "required"),
     "malformed TOML": (("n_trials = 2", "n_trials = = 2"), "", "not valid TOML"),
+    "option no listed method reads": (("[space]", "[space]\nnorm = [1, 2]"), "space.norm",
+                                      "only read by global_structured, ln_structured"),
+    "norm of 3": (('method = "l1_unstructured"', 'method = "ln_structured"\nnorm = 3'),
+                  "space.norm", "1 or 2"),
+    "accuracy floor above 1": (("n_trials = 2", "n_trials = 2\naccuracy_floor = 60"),
+                               "accuracy_floor", "[0, 1]"),
+    "unknown objective": (("n_trials = 2", 'n_trials = 2\nobjectives = ["val_accuracy", "flops"]'),
+                          "objectives", "macs_reduction"),
+    "grid over a range": (('sampler = "tpe"', 'sampler = "grid"'), "space.amount",
+                          "needs a list of values"),
 }
 
 

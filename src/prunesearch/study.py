@@ -30,6 +30,7 @@ from prunesearch import dense as dense_module
 from prunesearch import costs, export, loop, models, report, space
 from prunesearch.errors import StorageError, UsageError
 from prunesearch.objectives import OBJECTIVES
+from prunesearch.schedule import Choice
 from prunesearch.studyfile import StudySpec
 from prunesearch.tracking import StudyTracker
 
@@ -76,8 +77,12 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None
                            "postgresql://user:password@host/database") from None
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, space: dict) -> optuna.samplers.BaseSampler:
     """constant_liar keeps concurrent TPE workers from proposing the same point."""
+    if name == "grid":
+        return optuna.samplers.GridSampler(
+            {key: list(param.choices) for key, param in space.items()
+             if isinstance(param, Choice)}, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     if name == "nsga2":
@@ -193,7 +198,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
                               "sampler": spec.sampler})
     # Reseeded with the history length, so a resumed run does not replay the first run's
     # random start-up points.
-    study.sampler = make_sampler(spec.sampler, seed=spec.seed + len(study.trials))
+    study.sampler = make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
+                                 space=spec.space)
     objective = _Objective(spec, data, checkpoint, dense_point, tracker, device)
     study.optimize(
         objective, n_trials=None, timeout=timeout, gc_after_trial=False,

@@ -20,7 +20,7 @@ from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import METHOD_OPTIONS, SCHEDULE_FIELDS, Choice, Fixed, ParamSpec, Range, Schedule
 from prunesearch.settings import coerce, field_types, is_required, setting, valid
 
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 SHIPPED_DIR = Path(__file__).parent / "studies"
 
 
@@ -77,7 +77,8 @@ class StudySpec:
         allowed="a string")
     seed: int = setting(default=0, help="seeds data split, training and the sampler",
                         allowed="an integer >= 0", check=lambda v: v >= 0)
-    sampler: str = setting(default="tpe", help="Optuna sampler",
+    sampler: str = setting(default="tpe", help="Optuna sampler; grid runs every combination "
+                           "of the space's lists once (set n_trials to their number)",
                            allowed=f"one of {list(SAMPLERS)}", check=lambda v: v in SAMPLERS)
     objectives: tuple = setting(
         default=("val_accuracy", "sparsity"), help="what the study maximises",
@@ -154,7 +155,21 @@ def parse(raw: dict, path: Path) -> StudySpec:
         raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
                                        f"must be <= dense.epochs ({dense.epochs})")
     values["space"] = _parse_space(_table(raw, "space", path), path)
+    if values.get("sampler") == "grid":
+        _check_grid(values["space"], _table(raw, "space", path), path)
     return StudySpec(**values, path=path)
+
+
+def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
+    """A grid is a product of lists: no ranges, and no lists of options only some methods
+    read (a method that ignores one would run once per value)."""
+    for name, param in space.items():
+        if isinstance(param, Range):
+            raise StudyFileError.bad_value(path, f"space.{name}", table[name],
+                                           "sampler grid needs a list of values, not a range")
+        if isinstance(param, Choice) and name in METHOD_OPTIONS:
+            raise StudyFileError.bad_value(path, f"space.{name}", table[name],
+                                           "sampler grid needs one value for a method option")
 
 
 def _table(raw: dict, key: str, path: Path) -> dict:
