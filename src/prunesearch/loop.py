@@ -72,10 +72,11 @@ def run(
     """Prune `model` (trained, dense) in place following `schedule`.
 
     Each iteration prunes `schedule.amount` of what is still unpruned (weights, or channels
-    for a structured method), applies the re-init
-    option (`fresh_state(iteration)` gives a fresh initialisation for `random`), retrains with
-    the masks in place and evaluates on the validation and test splits. Progress leaves through
-    `on_epoch(iteration, epoch, train_loss)` and `on_iteration(result)`.
+    for a structured method), applies the re-init option (`fresh_state(iteration)` gives a
+    fresh initialisation for `random`), retrains with the masks in place, measures the costs
+    and evaluates on the validation and test splits. The dense model's costs are measured
+    first, in the same process, so that speed-ups compare timings taken close together.
+    Progress leaves through `on_epoch(iteration, epoch, train_loss)` and `on_iteration(result)`.
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

@@ -104,7 +104,8 @@ def load_study(spec_name: str, storage: optuna.storages.BaseStorage) -> optuna.S
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
     final = trial.user_attrs["final"]
     return {"trial": trial.number, "params": trial.user_attrs["schedule"],
-            **{key: final[key] for key in report.ROW_FIGURES},
+            # Trials recorded before a figure existed show it as NaN.
+            **{key: final.get(key, float("nan")) for key in report.ROW_FIGURES},
             "mlflow_run_id": trial.user_attrs.get("mlflow_run_id")}
 
 
@@ -229,10 +230,10 @@ class _Objective:
             figures = dataclasses.asdict(result)
             curve.append(figures)
             self.tracker.log_iteration(run_id, figures)
-            log.info("trial %d iteration %d/%d: sparsity %.1f%%, val %.1f%%, test %.1f%%",
-                     trial.number, result.iteration, schedule.iterations,
-                     100 * result.sparsity, 100 * result.val_accuracy,
-                     100 * result.test_accuracy)
+            log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, speed-up %.2fx, "
+                     "val %.1f%%, test %.1f%%", trial.number, result.iteration,
+                     schedule.iterations, 100 * result.sparsity, 100 * result.macs_reduction,
+                     result.speedup_b64, 100 * result.val_accuracy, 100 * result.test_accuracy)
 
         def on_epoch(iteration: int, epoch: int, loss: float) -> None:
             log.info("trial %d iteration %d/%d: retraining epoch %d/%d  loss %.3f",
