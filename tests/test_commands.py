@@ -1,4 +1,4 @@
-"""`validate` and `studies` through the real entry point."""
+"""`validate`, `studies` and `status` through the real entry point."""
 
 from click.testing import CliRunner
 
@@ -56,3 +56,21 @@ def test_studies_with_a_missing_storage_is_an_error_and_creates_nothing(workdir)
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith("error: no study storage")
     assert not (workdir / "elsewhere.db").exists()
+
+
+def test_status_shows_progress_dense_accuracy_and_front_by_file_or_stored_name(workdir):
+    write_study(workdir)
+    assert invoke("optimize", "--study", "tiny.toml", "--n-trials", "1").exit_code == 0
+    result = invoke("status", "--study", "tiny.toml")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "study tiny: 1 of 1 trials complete, 0 failed, 0 running, 0 queued"
+    assert lines[1].startswith("elapsed ") and "left" not in lines[1]  # nothing left to run
+    assert lines[2].startswith("dense model: val ")
+    assert lines[3] == "Pareto front:" and lines[4].split()[:2] == ["trial", "iter"]
+    assert lines[5].split()[0] == "0"
+    by_name = invoke("status", "--study", "tiny")  # the stored name works too
+    assert by_name.output == result.output
+    unknown = invoke("status", "--study", "nope")
+    assert unknown.exit_code != 0
+    assert unknown.output.strip() == "error: no study 'nope' in this storage; studies there: tiny"

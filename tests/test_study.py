@@ -119,10 +119,25 @@ def test_pareto_json_csv_and_table(two_trials, tiny_study):
         assert row["params"]["amount"] == trial.params["amount"]
 
     csv_lines = invoke("pareto", "--study", "tiny", "--format", "csv").output.splitlines()
-    assert csv_lines[0].startswith("trial,sparsity,val_accuracy,test_accuracy")
+    assert csv_lines[0].startswith(
+        "trial,iteration,sparsity,macs_reduction,val_accuracy,test_accuracy")
     assert len(csv_lines) == len(front) + 1
     table = invoke("pareto", "--study", str(tiny_study)).output
     assert "val acc %" in table.splitlines()[0]
+
+
+def test_pareto_can_list_every_trial_and_every_iteration(two_trials, tiny_study):
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    rows = json.loads(invoke("pareto", "--study", str(tiny_study), "--all", "--iterations",
+                             "--format", "json").output)
+    expected = {(t.number, point["iteration"]): point for t in complete(study)
+                for point in t.user_attrs["curve"]}
+    assert {(row["trial"], row["iteration"]) for row in rows} == set(expected)
+    for row in rows:
+        assert row["val_accuracy"] == expected[row["trial"], row["iteration"]]["val_accuracy"]
+    every = json.loads(invoke("pareto", "--study", str(tiny_study), "--all",
+                              "--format", "json").output)
+    assert sorted(row["trial"] for row in every) == [t.number for t in complete(study)]
 
 
 def test_pareto_without_a_storage_is_one_line_and_creates_nothing(tiny_study, workdir):

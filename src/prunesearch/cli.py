@@ -112,6 +112,7 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
 \b
   prunesearch pareto --study l1-iterative
   prunesearch pareto --study l1-iterative --format json > front.json
+  prunesearch pareto --study compare-methods --all --iterations --format csv
   prunesearch pareto --study smoke --storage postgresql://user:pw@db/prunesearch --format csv
 """)
 @click.option("--study", "study", required=True,
@@ -119,23 +120,24 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
 @STORAGE_OPTION
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True)
-def pareto(study, storage, output_format):
+@click.option("--all", "every_trial", is_flag=True,
+              help="every completed trial, not only the Pareto-optimal ones")
+@click.option("--iterations", "per_iteration", is_flag=True,
+              help="one row per prune-retrain iteration of each trial, not only its final one")
+def pareto(study, storage, output_format, every_trial, per_iteration):
     """Print the study's Pareto front (validation accuracy vs sparsity), sparsest first.
 
-    JSON and CSV give accuracies and sparsity as fractions in [0, 1]; the table in percent.
+    JSON and CSV give accuracies, sparsity and MACs removed as fractions in [0, 1]; the table
+    in percent. Test accuracy is shown, never selected on.
     """
     from prunesearch import report
     from prunesearch import study as study_module
 
-    try:
-        path = studyfile.resolve(study)
-    except PrunesearchError:
-        name = study  # no such study file: take it as a study name in the storage
-    else:
-        name = studyfile.load(str(path)).name
+    name = _study_name(study)
     storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
                                             must_exist=True)
-    rows = study_module.pareto_rows(study_module.load_study(name, storage_obj))
+    rows = study_module.pareto_rows(study_module.load_study(name, storage_obj),
+                                    every_trial=every_trial, per_iteration=per_iteration)
     formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
     if output_format == "table" and not rows:
         click.echo(f"study {name!r} has no completed trial yet", err=True)
@@ -155,6 +157,37 @@ def validate(study):
     from prunesearch import report
 
     click.echo(report.study_summary(studyfile.load(study)))
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch status --study l1-iterative
+  prunesearch status --study smoke --storage postgresql://user:pw@db/prunesearch
+""")
+@click.option("--study", "study", required=True,
+              help=STUDY_HELP + ", or the name of a study in the storage")
+@STORAGE_OPTION
+def status(study, storage):
+    """Show a study's progress (completed of budget, failed, running, elapsed, time left),
+    the dense model's accuracy and the current Pareto front."""
+    from prunesearch import report
+    from prunesearch import study as study_module
+
+    name = _study_name(study)
+    storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
+                                            must_exist=True)
+    click.echo(report.status_text(name, study_module.status(
+        study_module.load_study(name, storage_obj))))
+
+
+def _study_name(study: str) -> str:
+    """The study's name: from its study file, or `study` itself taken as a stored name."""
+    try:
+        path = studyfile.resolve(study)
+    except PrunesearchError:
+        return study
+    return studyfile.load(str(path)).name
 
 
 def _description(path: Path) -> str:

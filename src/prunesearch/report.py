@@ -49,9 +49,9 @@ def to_csv(rows: list[dict]) -> str:
     params = sorted({key for row in rows for key in row["params"]})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", *ROW_FIGURES, *params])
+    writer.writerow(["trial", "iteration", *ROW_FIGURES, *params])
     for row in rows:
-        writer.writerow([row["trial"], *(row[key] for key in ROW_FIGURES),
+        writer.writerow([row["trial"], row["iteration"], *(row[key] for key in ROW_FIGURES),
                          *(row["params"].get(p, "") for p in params)])
     return out.getvalue()
 
@@ -59,12 +59,36 @@ def to_csv(rows: list[dict]) -> str:
 def to_table(rows: list[dict]) -> str:
     """Aligned columns for a terminal; fractions in percent, speed-up as a ratio."""
     params = list(dict.fromkeys(key for row in rows for key in row["params"]))
-    header = ["trial", "sparsity %", "MACs cut %", "val acc %", "test acc %", "speedup b64",
-              *params]
-    body = [[str(row["trial"]), *(f"{100 * row[key]:.2f}" for key in PERCENT_FIGURES),
+    header = ["trial", "iter", "sparsity %", "MACs cut %", "val acc %", "test acc %",
+              "speedup b64", *params]
+    body = [[str(row["trial"]), str(row["iteration"]),
+             *(f"{100 * row[key]:.2f}" for key in PERCENT_FIGURES),
              f"{row['speedup_b64']:.2f}x", *(_short(row["params"].get(p, "-")) for p in params)]
             for row in rows]
     return columns(header, body, align="right")
+
+
+def status_text(name: str, status) -> str:
+    """`prunesearch status`: progress, time, dense accuracy, then the front as a table."""
+    counts = status.counts
+    done = counts.get("COMPLETE", 0)
+    of = f" of {status.budget}" if status.budget is not None else ""
+    lines = [f"study {name}: {done}{of} trials complete, {counts.get('FAIL', 0)} failed, "
+             f"{counts.get('RUNNING', 0)} running, {counts.get('WAITING', 0)} queued",
+             f"elapsed {_duration(status.elapsed_s)}"
+             + (f", about {_duration(status.left_s)} left" if status.left_s else "")]
+    if status.dense:
+        lines.append(f"dense model: val {100 * status.dense['val_accuracy']:.2f}%, "
+                     f"test {100 * status.dense['test_accuracy']:.2f}%")
+    if status.front:
+        lines += ["Pareto front:", to_table(status.front)]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def columns(header: list[str], body: list[list[str]], *, align: str = "left",

@@ -12,6 +12,7 @@ parameters are queued to run again:
 
 import collections
 import dataclasses
+import datetime
 import logging
 import os
 import socket
@@ -101,17 +102,24 @@ def load_study(spec_name: str, storage: optuna.storages.BaseStorage) -> optuna.S
                            f"{', '.join(names) or 'none'}") from None
 
 
-def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
-    final = trial.user_attrs["final"]
-    return {"trial": trial.number, "params": trial.user_attrs["schedule"],
+def trial_row(trial: optuna.trial.FrozenTrial, figures: dict | None = None) -> dict:
+    """A trial's schedule and figures: its final ones, or those of one iteration."""
+    figures = figures or trial.user_attrs["final"]
+    return {"trial": trial.number, "iteration": figures["iteration"],
+            "params": trial.user_attrs["schedule"],
             # Trials recorded before a figure existed show it as NaN.
-            **{key: final.get(key, float("nan")) for key in report.ROW_FIGURES},
+            **{key: figures.get(key, float("nan")) for key in report.ROW_FIGURES},
             "mlflow_run_id": trial.user_attrs.get("mlflow_run_id")}
 
 
-def pareto_rows(study: optuna.Study) -> list[dict]:
-    """The Pareto-optimal completed trials, sparsest first."""
-    return sorted((trial_row(t) for t in study.best_trials), key=lambda r: -r["sparsity"])
+def pareto_rows(study: optuna.Study, *, every_trial: bool = False,
+                per_iteration: bool = False) -> list[dict]:
+    """The Pareto-optimal completed trials (or all of them), sparsest first; with
+    `per_iteration`, one row per prune-retrain iteration instead of one per trial."""
+    trials = completed(study) if every_trial else study.best_trials
+    rows = [trial_row(trial, figures) for trial in trials
+            for figures in (trial.user_attrs["curve"] if per_iteration else [None])]
+    return sorted(rows, key=lambda row: (-row["sparsity"], row["trial"], row["iteration"]))
 
 
 def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
@@ -122,6 +130,36 @@ def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
         counts = collections.Counter(trial.state.name for trial in trials)
         rows.append({"study": name, **{state.name: counts[state.name] for state in TrialState}})
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    """Where a study stands, read from its storage alone."""
+
+    budget: int | None  # completed trials the last `optimize` aimed for
+    counts: dict  # trials per state name
+    elapsed_s: float  # first trial's start to the last trial's end (or now, if running)
+    left_s: float | None  # mean completed-trial time x trials left / workers running (>= 1)
+    dense: dict | None
+    front: list[dict]
+
+
+def status(study: optuna.Study) -> Status:
+    trials = study.get_trials(deepcopy=False)
+    counts = collections.Counter(trial.state.name for trial in trials)
+    budget = study.user_attrs.get("budget")
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    running = counts[TrialState.RUNNING.name]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    last = datetime.datetime.now() if running or not ends else max(ends)
+    elapsed = (last - min(starts)).total_seconds() if starts else 0.0
+    durations = [t.duration.total_seconds() for t in completed(study)]
+    left = None
+    if budget is not None and durations:
+        remaining = max(budget - len(durations), 0)
+        left = sum(durations) / len(durations) * remaining / max(running, 1)
+    return Status(budget=budget, counts=dict(counts), elapsed_s=elapsed, left_s=left,
+                  dense=study.user_attrs.get("dense"), front=pareto_rows(study))
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -154,6 +192,7 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
                                 parent_run_id=study.user_attrs.get("mlflow_parent_run_id"))
     study.set_user_attr("mlflow_parent_run_id", parent)
     study.set_user_attr("mlflow_tracking_uri", tracking_uri)
+    study.set_user_attr("budget", budget)
     # The parent run covers all that follows; it ends with this process, never RUNNING.
     try:
         _run_trials(spec, study, storage, tracker, data, budget=budget, timeout=timeout,
