@@ -81,7 +81,7 @@ def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, 
     assert parent.info.status == "FINISHED"
     assert len(children) == 2
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"pareto.png", "pareto.json", "pareto.csv"} <= artifacts
+    assert {"pareto.png", "pareto.html", "pareto.json", "pareto.csv"} <= artifacts
 
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     front = {t.number for t in study.best_trials}
@@ -96,7 +96,7 @@ def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, 
         history = client.get_metric_history(child.info.run_id, "val_accuracy")
         iterations = trial.user_attrs["schedule"]["iterations"]
         assert sorted(m.step for m in history) == list(range(iterations + 1))  # 0 = dense
-        for key in ("sparsity", "test_accuracy", "weights_remaining"):
+        for key in ("sparsity", "test_accuracy", "weights_remaining", "macs", "speedup_b64"):
             assert len(client.get_metric_history(child.info.run_id, key)) == iterations + 1
         assert child.data.metrics["final_val_accuracy"] == pytest.approx(trial.values[0])
         assert (child.data.tags.get("prunesearch.pareto") == "true") == (number in front)
@@ -124,6 +124,17 @@ def test_pareto_json_csv_and_table(two_trials, tiny_study):
     assert len(csv_lines) == len(front) + 1
     table = invoke("pareto", "--study", str(tiny_study)).output
     assert "val acc %" in table.splitlines()[0]
+
+
+def test_pareto_plot_writes_png_and_interactive_html_with_labelled_axes(two_trials, tiny_study,
+                                                                       workdir):
+    result = CliRunner().invoke(main, ["pareto", "--study", str(tiny_study), "--plot",
+                                       str(workdir / "front.png")])
+    assert result.exit_code == 0, result.output
+    assert (workdir / "front.png").read_bytes()[:4] == b"\x89PNG"
+    html = (workdir / "front.html").read_text()
+    assert "weight sparsity (% of conv + linear weights at zero)" in html
+    assert "validation accuracy (%)" in html and "dense model" in html
 
 
 def test_pareto_can_list_every_trial_and_every_iteration(two_trials, tiny_study):

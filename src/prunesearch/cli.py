@@ -113,6 +113,7 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
   prunesearch pareto --study l1-iterative
   prunesearch pareto --study l1-iterative --format json > front.json
   prunesearch pareto --study compare-methods --all --iterations --format csv
+  prunesearch pareto --study structured-filters --plot front.png
   prunesearch pareto --study smoke --storage postgresql://user:pw@db/prunesearch --format csv
 """)
 @click.option("--study", "study", required=True,
@@ -124,7 +125,10 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
               help="every completed trial, not only the Pareto-optimal ones")
 @click.option("--iterations", "per_iteration", is_flag=True,
               help="one row per prune-retrain iteration of each trial, not only its final one")
-def pareto(study, storage, output_format, every_trial, per_iteration):
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="also write the Pareto plot to this PNG file, and an "
+                                 "interactive FILE.html next to it when plotly is installed")
+def pareto(study, storage, output_format, every_trial, per_iteration, plot_path):
     """Print the study's Pareto front (validation accuracy vs sparsity), sparsest first.
 
     JSON and CSV give accuracies, sparsity and MACs removed as fractions in [0, 1]; the table
@@ -136,13 +140,33 @@ def pareto(study, storage, output_format, every_trial, per_iteration):
     name = _study_name(study)
     storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
                                             must_exist=True)
-    rows = study_module.pareto_rows(study_module.load_study(name, storage_obj),
-                                    every_trial=every_trial, per_iteration=per_iteration)
+    loaded = study_module.load_study(name, storage_obj)
+    rows = study_module.pareto_rows(loaded, every_trial=every_trial,
+                                    per_iteration=per_iteration)
+    if plot_path is not None:
+        _write_plots(loaded, plot_path)
     formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
     if output_format == "table" and not rows:
         click.echo(f"study {name!r} has no completed trial yet", err=True)
         return
     click.echo(formatter[output_format](rows).rstrip("\n"))
+
+
+def _write_plots(study, path: Path) -> None:
+    from prunesearch import report
+    from prunesearch import study as study_module
+    from prunesearch.objectives import joined, plot_axis
+
+    figures = (study_module.pareto_rows(study, every_trial=True), study_module.pareto_rows(study),
+               study.user_attrs.get("dense"))
+    objectives = study.metric_names or []
+    axis = (plot_axis(objectives), joined(objectives))
+    report.plot_pareto(*figures, path, *axis)
+    html = path.with_suffix(".html")
+    written = report.plot_pareto_html(*figures, html, *axis)
+    click.echo(f"wrote {path}" + (f" and {html}" if written else
+                                  " (pip install plotly for an interactive HTML version)"),
+               err=True)
 
 
 @main.command(epilog="""examples:

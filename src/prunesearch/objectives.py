@@ -10,17 +10,31 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Objective:
     direction: str  # "maximize" or "minimize", as Optuna spells it
-    label: str  # axis label; values are fractions in [0, 1], shown in percent
-    value: Callable  # Result -> float
+    label: str  # axis label, with its unit
+    column: str  # the figure's name in a trial's results and report rows
+    scale: float = 100.0  # fractions are shown in percent; ratios as they are
+
+    def value(self, result) -> float:
+        return getattr(result.final, self.column)
 
 
 OBJECTIVES = {
-    "val_accuracy": Objective("maximize", "validation accuracy (%)",
-                              lambda result: result.final.val_accuracy),
+    "val_accuracy": Objective("maximize", "validation accuracy (%)", "val_accuracy"),
     "sparsity": Objective("maximize", "weight sparsity (% of conv + linear weights at zero)",
-                          lambda result: result.final.sparsity),
+                          "sparsity"),
     "macs_reduction": Objective("maximize", "MACs removed (% of the dense model's)",
-                                lambda result: result.final.macs_reduction),
-    "speedup": Objective("maximize", "CPU speed-up at batch 64 (dense latency / pruned)",
-                         lambda result: result.final.speedup_b64),
+                                "macs_reduction"),
+    "speedup": Objective("maximize", "CPU speed-up at batch 64 (dense latency / pruned, x)",
+                         "speedup_b64", scale=1.0),
 }
+
+
+def plot_axis(objectives: list[str]) -> Objective:
+    """What a 2-D plot puts against validation accuracy: the study's first other objective.
+    With three objectives, the front seen in two of them is not a line: see `joined`."""
+    return OBJECTIVES[next((name for name in objectives if name != "val_accuracy"), "sparsity")]
+
+
+def joined(objectives: list[str]) -> bool:
+    """Whether a 2-D plot may join the front's points: only when it shows every objective."""
+    return len(objectives) <= 2

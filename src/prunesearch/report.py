@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from prunesearch import methods
+from prunesearch.objectives import OBJECTIVES, Objective
 from prunesearch.schedule import SCHEDULE_FIELDS
 from prunesearch.settings import format_value
 
@@ -91,6 +92,39 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def plot_pareto_html(all_rows: list[dict], front: list[dict], dense: dict | None, path: Path,
+                     x_axis: Objective = OBJECTIVES["sparsity"], joined: bool = True) -> bool:
+    """The same plot, interactive (hover shows each trial's schedule), if plotly is
+    installed; returns whether it was written."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return False
+
+    def trace(rows, **style):
+        return go.Scatter(
+            x=[x_axis.scale * r[x_axis.column] for r in rows],
+            y=[100 * r["val_accuracy"] for r in rows],
+            text=[f"trial {r['trial']}<br>test {100 * r['test_accuracy']:.2f}%<br>"
+                  + "<br>".join(f"{k}: {_short(v)}" for k, v in r["params"].items())
+                  for r in rows], hoverinfo="text+x+y", **style)
+
+    figure = go.Figure([
+        trace(all_rows, mode="markers", name="trials", marker={"color": "#aaaaaa"}),
+        trace(sorted(front, key=lambda r: r[x_axis.column]),
+              mode="lines+markers" if joined else "markers",
+              name="Pareto front", marker={"color": "crimson"})])
+    if dense is not None:
+        figure.add_trace(go.Scatter(x=[x_axis.scale * dense[x_axis.column]],
+                                    y=[100 * dense["val_accuracy"]], mode="markers",
+                                    name="dense model",
+                                    marker={"symbol": "star", "size": 14, "color": "royalblue"}))
+    figure.update_layout(title=f"Pareto front: validation accuracy vs {x_axis.column}",
+                         xaxis_title=x_axis.label, yaxis_title="validation accuracy (%)")
+    figure.write_html(path, include_plotlyjs=True)
+    return True
+
+
 def columns(header: list[str], body: list[list[str]], *, align: str = "left",
             indent: int = 0) -> str:
     """Cells in aligned columns, two spaces apart."""
@@ -106,29 +140,33 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def plot_pareto(all_rows: list[dict], front: list[dict], dense: dict | None, path: Path) -> None:
-    """Validation accuracy against sparsity: every completed trial, the front highlighted and
-    joined, the dense model as a reference point."""
+def plot_pareto(all_rows: list[dict], front: list[dict], dense: dict | None, path: Path,
+                x_axis: Objective = OBJECTIVES["sparsity"], joined: bool = True) -> None:
+    """Validation accuracy against `x_axis`: every completed trial, the front highlighted
+    (and joined when `joined`), the dense model as a reference point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def x(row):
+        return x_axis.scale * row[x_axis.column]
+
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    ax.scatter([100 * r["sparsity"] for r in all_rows], [100 * r["val_accuracy"] for r in all_rows],
+    ax.scatter([x(r) for r in all_rows], [100 * r["val_accuracy"] for r in all_rows],
                s=20, color="0.65", label="trials")
-    ordered = sorted(front, key=lambda r: r["sparsity"])
-    ax.plot([100 * r["sparsity"] for r in ordered], [100 * r["val_accuracy"] for r in ordered],
-            "o-", color="tab:red", label="Pareto front")
+    ordered = sorted(front, key=x)
+    ax.plot([x(r) for r in ordered], [100 * r["val_accuracy"] for r in ordered],
+            "o-" if joined else "o", color="tab:red", label="Pareto front")
     for row in ordered:
-        ax.annotate(str(row["trial"]), (100 * row["sparsity"], 100 * row["val_accuracy"]),
+        ax.annotate(str(row["trial"]), (x(row), 100 * row["val_accuracy"]),
                     textcoords="offset points", xytext=(4, 4), fontsize=7)
     if dense is not None:
-        ax.scatter([0], [100 * dense["val_accuracy"]], marker="*", s=150, color="tab:blue",
-                   label="dense model", zorder=3)
-    ax.set_xlabel("weight sparsity (% of conv + linear weights at zero)")
+        ax.scatter([x(dense)], [100 * dense["val_accuracy"]], marker="*", s=150,
+                   color="tab:blue", label="dense model", zorder=3)
+    ax.set_xlabel(x_axis.label)
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Pareto front: validation accuracy vs sparsity")
+    ax.set_title(f"Pareto front: validation accuracy vs {x_axis.column}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
     fig.tight_layout()

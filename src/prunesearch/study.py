@@ -359,5 +359,6 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, budget: int)
     front = pareto_rows(study)
     tracker.update_pareto(all_rows=[trial_row(t) for t in done], front=front,
                           dense=study.user_attrs.get("dense"),
-                          previous_front_run_ids=set(study.user_attrs.get("pareto_run_ids", [])))
+                          previous_front_run_ids=set(study.user_attrs.get("pareto_run_ids", [])),
+                          objectives=study.metric_names)
     study.set_user_attr("pareto_run_ids", [r["mlflow_run_id"] for r in front])

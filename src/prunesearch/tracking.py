@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from prunesearch import report
+from prunesearch.objectives import joined, plot_axis
 from prunesearch.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -135,15 +136,18 @@ class StudyTracker:
             self.client.set_terminated(self.parent_run_id, status=status)
 
     def update_pareto(self, *, all_rows: list[dict], front: list[dict], dense: dict,
-                      previous_front_run_ids: set[str]) -> None:
-        """Plot and table of the front on the parent run; tag child runs on and off it."""
+                      previous_front_run_ids: set[str], objectives: list[str]) -> None:
+        """Plot (PNG, and interactive HTML with plotly) and table of the front on the parent
+        run; tag child runs on and off it."""
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            report.plot_pareto(all_rows, front, dense, folder / "pareto.png")
+            axis = (plot_axis(objectives), joined(objectives))
+            report.plot_pareto(all_rows, front, dense, folder / "pareto.png", *axis)
+            report.plot_pareto_html(all_rows, front, dense, folder / "pareto.html", *axis)
             (folder / "pareto.json").write_text(report.to_json(front))
             (folder / "pareto.csv").write_text(report.to_csv(front))
-            for name in ("pareto.png", "pareto.json", "pareto.csv"):
-                self.client.log_artifact(self.parent_run_id, str(folder / name))
+            for path in sorted(folder.iterdir()):
+                self.client.log_artifact(self.parent_run_id, str(path))
         on_front = {row["mlflow_run_id"] for row in front if row.get("mlflow_run_id")}
         for run_id in on_front:
             self.client.set_tag(run_id, "prunesearch.pareto", "true")
