@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from prunesearch import costs, methods
-from prunesearch.export import remove_pruned_channels
+from prunesearch.export import shrink
 from prunesearch.methods.channels import live_channels
 from test_pruning import EXAMPLE, pruner, tiny_model
 
@@ -60,7 +60,7 @@ def test_physical_removal_computes_what_the_masked_model_computes(name):
     prune_by(0.3)
     model.train()
     model(torch.randn(32, 3, 32, 32))  # non-trivial BatchNorm running statistics
-    slim = remove_pruned_channels(model, EXAMPLE)
+    slim = shrink(model, EXAMPLE)
     model.eval(), slim.eval()
     images = torch.randn(16, 3, 32, 32)
     with torch.no_grad():
@@ -94,7 +94,7 @@ def test_unstructured_macs_fall_with_the_weights_and_the_model_keeps_its_shape()
     _, prune_by = pruner("l1_unstructured", model)
     prune_by(0.5)
     assert costs.macs(model, EXAMPLE) / dense == pytest.approx(0.5, abs=0.02)
-    measured = costs.measure(model, EXAMPLE, structured=False)
+    measured = costs.measure(model, EXAMPLE)
     assert measured.params_remaining < sum(p.numel() for p in tiny_model(width=8).parameters())
     assert measured.latency_b1_ms > 0 and measured.latency_b64_ms > 0
 

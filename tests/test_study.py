@@ -232,6 +232,32 @@ def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdi
     rows = json.loads(invoke("pareto", "--study", "filters.toml", "--format", "json").output)
     assert rows and all(row["macs_reduction"] > 0.5 for row in rows)
 
+    # Export: the smaller model, loadable with plain torch, scoring what the trial recorded.
+    trial = complete(study)[0]
+    out = workdir / "exported"
+    invoke("export", "--study", "filters", "--trial", str(trial.number), "--output", str(out))
+    summary = json.loads((out / "trial.json").read_text())
+    assert summary["test_accuracy_measured"] == pytest.approx(
+        trial.user_attrs["final"]["test_accuracy"], abs=1 / 50 + 1e-9)  # one image
+    convs = [shape for name, shape in summary["layers"].items() if name != "classifier"]
+    assert [shape[0] for shape in convs] == [2, 2, 4, 4, 8, 8]  # half of 4, 4, 8, 8, 16, 16
+    program = torch.export.load(str(out / "model.pt2")).module()
+    images = torch.randn(3, 3, 32, 32)
+    slim = models.build("cifar_cnn", width=4)
+    assert program(images).shape == (3, 10)
+    state = torch.load(out / "state_dict.pt")
+    assert state["classifier.weight"].shape == (10, 8)
+    assert sum(v.numel() for k, v in state.items() if "running" not in k
+               and "num_batches" not in k) == trial.user_attrs["final"]["params_remaining"]
+    assert sum(p.numel() for p in slim.parameters()) > trial.user_attrs["final"]["params_remaining"]
+
+    missing = CliRunner().invoke(main, ["export", "--study", "filters", "--trial", "7",
+                                        "--output", str(workdir / "nothing")])
+    assert missing.exit_code == 1
+    assert missing.output.strip() == ("error: study 'filters' has no complete trial 7; "
+                                      "complete trials: 0-1")
+    assert not (workdir / "nothing").exists()
+
 
 def test_trials_below_the_accuracy_floor_never_reach_the_front(workdir):
     (workdir / "filters.toml").write_text(STRUCTURED_STUDY.format(floor=1.0))

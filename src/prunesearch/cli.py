@@ -205,6 +205,44 @@ def status(study, storage):
         study_module.load_study(name, storage_obj))))
 
 
+@main.command(epilog="""examples:
+
+\b
+  prunesearch export --study structured-filters --trial 12 --output trial-12
+  prunesearch export --study l1-iterative --trial 3 --output /models/l1-t3 --data-dir /data/cifar10
+""")
+@click.option("--study", "study", required=True,
+              help=STUDY_HELP + ", or the name of a study in the storage")
+@click.option("--trial", "number", type=click.IntRange(min=0), required=True,
+              help="the trial's number (as `prunesearch pareto` lists them)")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="folder to write model.pt2, state_dict.pt and trial.json to")
+@STORAGE_OPTION
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI holding the trial's weights  [default: the one the "
+                   "study recorded]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="PRUNESEARCH_DATA_DIR", show_envvar=True,
+              help="CIFAR-10 folder, for the test-accuracy check  "
+                   "[default: ~/.cache/prunesearch/data]")
+def export(study, number, output_dir, storage, tracking_uri, data_dir):
+    """Write trial N's pruned model, genuinely smaller when structured, loadable with plain
+    torch; its test accuracy is checked against the recorded one first."""
+    from prunesearch import data
+    from prunesearch import study as study_module
+
+    name = _study_name(study)
+    storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
+                                            must_exist=True)
+    summary = study_module.export_trial(
+        study_module.load_study(name, storage_obj), number, output_dir=output_dir,
+        data_dir=data_dir or data.default_data_dir(), tracking_uri=tracking_uri)
+    layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
+    click.echo(f"trial {number} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
+               f" (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
+               f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
+
+
 def _study_name(study: str) -> str:
     """The study's name: from its study file, or `study` itself taken as a stored name."""
     try:

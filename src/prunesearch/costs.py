@@ -9,8 +9,8 @@
   nonzero weights (each does one MAC per output position); after structured pruning that is
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
 - latency: median wall time of a forward pass on the CPU, in eval mode, at batch 1 and at
-  batch LATENCY_BIG_BATCH, after warm-up, of the model as it would be deployed: masks
-  folded, and pruned channels removed when the method is structured (unstructured zeros run
+  batch LATENCY_BIG_BATCH, after warm-up, of the model as it would be deployed
+  (`export.shrink`: masks folded, pruned channels removed; unstructured zeros stay and run
   through the same dense kernels, so they do not make it faster).
 """
 
@@ -99,17 +99,10 @@ def latency_ms(model: nn.Module, example_input: torch.Tensor, batch_size: int) -
     return 1000 * statistics.median(times)
 
 
-def deployable(model: nn.Module, example_input: torch.Tensor, *, structured: bool) -> nn.Module:
-    """The CPU model that would ship: masks folded, pruned channels removed if structured."""
-    if structured:
-        return export.remove_pruned_channels(model, example_input).cpu()
-    return export.without_masks(model).cpu()
-
-
-def measure(model: nn.Module, example_input: torch.Tensor, *, structured: bool) -> Costs:
+def measure(model: nn.Module, example_input: torch.Tensor) -> Costs:
     """Every figure of the module docstring for `model` (masked or dense)."""
     nonzero, total = weight_counts(model)
-    shipped = deployable(model, example_input, structured=structured)
+    shipped = export.shrink(model, example_input).cpu()
     cpu_input = example_input[:1].cpu()
     return Costs(
         sparsity=1 - nonzero / total,

@@ -173,6 +173,11 @@ def load(*, data_dir: Path, val_size: int | float, train_subset: int | None,
     )
 
 
+def load_test(data_dir: Path) -> Split:
+    """Only the test batch: what exporting a trial checks its accuracy on."""
+    return read_batches_dir(find_batches_dir(data_dir) or download(data_dir))[1]
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float, zero mean and unit variance per channel, channels_last.
 

@@ -43,3 +43,7 @@ class DataError(PrunesearchError):
 
 class StorageError(PrunesearchError):
     """An Optuna storage or MLflow tracking store that cannot be used."""
+
+
+class ExportError(PrunesearchError):
+    """A trial cannot be exported as recorded (not complete, weights missing, accuracy differs)."""

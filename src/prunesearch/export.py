@@ -1,11 +1,12 @@
 """Turn a masked model into plain weights for deployment, and a structurally pruned one into a
-genuinely smaller model.
+genuinely smaller model (`shrink`).
 
 The only place `prune.remove` is called: masks stay in place through every retraining phase
 and are made permanent here, on the finished model.
 """
 
 import copy
+import json
 from pathlib import Path
 
 import torch
@@ -13,8 +14,11 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
 
+from prunesearch.data import Split, normalize
+from prunesearch.errors import ExportError
 from prunesearch.methods.base import pruning_hooks
-from prunesearch.methods.channels import live_channels
+from prunesearch.train import evaluate
+from prunesearch.methods.channels import couplings
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -32,17 +36,32 @@ def without_masks(model: nn.Module) -> nn.Module:
     return exported
 
 
-def remove_pruned_channels(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
-    """A smaller dense copy of a model pruned by a structured method: every output channel
-    whose weights are all masked is deleted with its dependents (bias, BatchNorm, the next
-    layers' inputs) by torch-pruning's dependency graph. It computes what the masked model
-    computes, because structured methods mask those dependents too."""
-    dead = {}
-    for name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_TYPES) and hasattr(module, "weight_mask"):
-            alive = set(live_channels(module).tolist())
-            dead[name] = [c for c in range(module.weight.shape[0]) if c not in alive]
+def dead_channels(model: nn.Module, example_input: torch.Tensor) -> dict[str, list[int]]:
+    """Per conv or linear layer (the classifier aside: its outputs are the classes), the output
+    channels that output exactly zero: their weights, bias and following BatchNorm scale and
+    shift are all zero, as structured pruning leaves them."""
+    classifier = getattr(model, "classifier", None)
+    targets = [(module, "weight") for module in model.modules()
+               if isinstance(module, PRUNABLE_TYPES) and module is not classifier]
+    found = couplings(model, targets, example_input)
+    names = {module: name for name, module in model.named_modules()}
+    return {names[module]: [channel for channel, dependents in enumerate(found[module])
+                            if all(_zero(dep) for dep in dependents if dep.dim == 0)]
+            for module, _ in targets}
+
+
+def _zero(dependent) -> bool:
+    tensor = getattr(dependent.module, dependent.tensor_name)
+    return bool(tensor.index_select(0, torch.tensor(dependent.index)).eq(0).all())
+
+
+def shrink(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """A smaller dense copy of `model`: masks folded, then every channel that outputs exactly
+    zero deleted with its dependents (bias, BatchNorm, the next layers' inputs) by
+    torch-pruning's dependency graph. It computes what `model` computes; after unstructured
+    pruning no channel is entirely zero, so only the masks are folded."""
     slim = without_masks(model)
+    dead = dead_channels(slim, example_input)
     graph = tp.DependencyGraph().build_dependency(slim, example_inputs=example_input)
     modules = dict(slim.named_modules())
     for name, channels in dead.items():
@@ -59,3 +78,35 @@ def save_weights(model: nn.Module, path: Path) -> Path:
     state = {key: value.detach().cpu() for key, value in without_masks(model).state_dict().items()}
     torch.save(state, path)
     return path
+
+
+def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
+                  recorded_test_accuracy: float, output_dir: Path, info: dict) -> dict:
+    """Shrink `model` (masks already folded or not), check that it still scores the recorded
+    test accuracy, and write what a user needs without prunesearch:
+
+    - model.pt2: the program (torch.export, any batch size): `torch.export.load(path).module()`;
+    - state_dict.pt: the smaller model's weights;
+    - trial.json: `info` plus the layer shapes and both accuracies.
+    """
+    slim = shrink(model, example_input).cpu().eval()
+    measured = evaluate(slim, test)
+    if abs(measured - recorded_test_accuracy) > 1 / len(test) + 1e-9:
+        raise ExportError(
+            f"the rebuilt model scores {measured:.4f} on the {len(test)} test images, but the "
+            f"trial recorded {recorded_test_accuracy:.4f}; is --data-dir the data the study "
+            "ran on?")
+    batch = torch.export.Dim("batch")
+    images = normalize(test.images[:2])
+    program = torch.export.export(slim, (images,), dynamic_shapes=({0: batch},))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, output_dir / "model.pt2")
+    torch.save(slim.state_dict(), output_dir / "state_dict.pt")
+    summary = {**info, "test_accuracy_recorded": recorded_test_accuracy,
+               "test_accuracy_measured": measured,
+               "layers": {name: list(module.weight.shape) for name, module in slim.named_modules()
+                          if isinstance(module, PRUNABLE_TYPES)},
+               "load": "torch.export.load('model.pt2').module()(images), images normalised "
+                       "as in prunesearch.data.normalize"}
+    (output_dir / "trial.json").write_text(json.dumps(summary, indent=2))
+    return summary

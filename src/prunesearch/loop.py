@@ -88,7 +88,7 @@ def run(
         norm=schedule.norm,
         couplings=couplings(model, targets, example_input) if method.structured else {},
         batches=lambda: _ranking_batches(data, optimizer.batch_size, generator))
-    dense = costs.measure(model, example_input, structured=method.structured)
+    dense = costs.measure(model, example_input)
     retrain = replace(optimizer, lr=schedule.retrain_lr)
     history = []
     for iteration in range(1, schedule.iterations + 1):
@@ -98,7 +98,7 @@ def run(
         train_loss = train_epochs(model, data.train, epochs=schedule.retrain_epochs,
                                   settings=retrain, generator=generator, augmented=augmented,
                                   on_epoch=lambda epoch, loss: on_epoch(iteration, epoch, loss))
-        now = costs.measure(model, example_input, structured=method.structured)
+        now = costs.measure(model, example_input)
         result = IterationResult(
             iteration=iteration,
             sparsity=now.sparsity,

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
 from prunesearch import costs, export, loop, models, report, space
-from prunesearch.errors import StorageError, UsageError
+from prunesearch.errors import ExportError, StorageError, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import Choice
 from prunesearch.studyfile import StudySpec
@@ -162,6 +162,45 @@ def status(study: optuna.Study) -> Status:
                   dense=study.user_attrs.get("dense"), front=pareto_rows(study))
 
 
+def export_trial(study: optuna.Study, number: int, *, output_dir: Path, data_dir: Path,
+                 tracking_uri: str | None) -> dict:
+    """Fetch trial `number`'s weights from its MLflow run (so another machine can export it),
+    shrink, verify and write them (see `export.write_package`)."""
+    trial = next((t for t in completed(study) if t.number == number), None)
+    if trial is None:
+        numbers = [t.number for t in completed(study)]
+        raise ExportError(f"study {study.study_name!r} has no complete trial {number}; "
+                          f"complete trials: {_ranges(numbers) or 'none'}")
+    model_spec = study.user_attrs.get("model")
+    if model_spec is None:
+        raise ExportError(f"study {study.study_name!r} does not record its model; run "
+                          "`prunesearch optimize` on it once with this version")
+    tracker = StudyTracker(tracking_uri or study.user_attrs["mlflow_tracking_uri"])
+    test = data_module.load_test(data_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        weights = tracker.download_weights(trial.user_attrs["mlflow_run_id"], Path(folder))
+        model = models.build(model_spec["name"], width=model_spec["width"])
+        model.load_state_dict(torch.load(weights, map_location="cpu"))
+    final = trial.user_attrs["final"]
+    return export.write_package(
+        model, data_module.normalize(test.images[:1]), test,
+        recorded_test_accuracy=final["test_accuracy"], output_dir=output_dir,
+        info={"study": study.study_name, "trial": number, "model": model_spec,
+              "schedule": trial.user_attrs["schedule"],
+              "figures": {key: final[key] for key in report.ROW_FIGURES if key in final}})
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5"."""
+    spans = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+
+
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
@@ -193,6 +232,7 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
     study.set_user_attr("mlflow_parent_run_id", parent)
     study.set_user_attr("mlflow_tracking_uri", tracking_uri)
     study.set_user_attr("budget", budget)
+    study.set_user_attr("model", dataclasses.asdict(spec.model))
     # The parent run covers all that follows; it ends with this process, never RUNNING.
     try:
         _run_trials(spec, study, storage, tracker, data, budget=budget, timeout=timeout,
@@ -224,8 +264,7 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir, device=device)
     dense_model = models.build(spec.model.name, width=spec.model.width)
     dense_model.load_state_dict(checkpoint.trained_state)
-    dense_costs = costs.measure(dense_model, data_module.normalize(data.val.images[:1]).cpu(),
-                                structured=False)
+    dense_costs = costs.measure(dense_model, data_module.normalize(data.val.images[:1]).cpu())
     dense_point = {"iteration": 0, **dataclasses.asdict(dense_costs),
                    "macs_reduction": 0.0, "speedup_b1": 1.0, "speedup_b64": 1.0,
                    "val_accuracy": checkpoint.val_accuracy,

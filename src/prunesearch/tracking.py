@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prunesearch import report
 from prunesearch.objectives import joined, plot_axis
-from prunesearch.errors import StorageError
+from prunesearch.errors import ExportError, StorageError
 
 log = logging.getLogger(__name__)
 DEFAULT_TRACKING_FILE = "mlflow.db"
@@ -130,6 +130,20 @@ class StudyTracker:
     def log_weights(self, run_id: str, path: Path) -> None:
         """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
         self.client.log_artifact(run_id, str(path), artifact_path="model")
+
+    def download_weights(self, run_id: str, folder: Path) -> Path:
+        """The file `log_weights` stored on run `run_id`, downloaded into `folder`."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            stored = [a.path for a in self.client.list_artifacts(run_id, "model")
+                      if a.path.endswith(".pt")]
+            if stored:
+                return Path(self.client.download_artifacts(run_id, stored[0], str(folder)))
+        except MlflowException as error:
+            raise ExportError(f"MLflow run {run_id} in {self.uri} cannot be read: "
+                              f"{str(error).splitlines()[0]}") from None
+        raise ExportError(f"MLflow run {run_id} in {self.uri} has no model/*.pt artifact")
 
     def end_study(self, status: str) -> None:
         if self.parent_run_id is not None:

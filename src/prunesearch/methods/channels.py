@@ -5,7 +5,7 @@ shift of channel j, and the weights of every later layer that read channel j (th
 input channel j, the classifier's input feature j) go with it. torch-pruning's dependency graph
 traces the model once and names those dependents; here each becomes a mask through
 `torch.nn.utils.prune.custom_from_mask`, so the masked model computes exactly what the
-physically smaller one would (`shrink.remove_pruned_channels`) and its weight sparsity counts
+physically smaller one would (`export.shrink`) and its weight sparsity counts
 every weight the removal deletes.
 """
 
