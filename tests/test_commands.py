@@ -1,5 +1,14 @@
-"""`validate`, `studies` and `status` through the real entry point."""
+"""`validate`, `studies`, `status` and `ui` through the real entry point."""
 
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
 from click.testing import CliRunner
 
 from prunesearch.cli import main
@@ -74,3 +83,40 @@ def test_status_shows_progress_dense_accuracy_and_front_by_file_or_stored_name(w
     unknown = invoke("status", "--study", "nope")
     assert unknown.exit_code != 0
     assert unknown.output.strip() == "error: no study 'nope' in this storage; studies there: tiny"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
+    write_study(workdir)
+    assert invoke("optimize", "--study", "tiny.toml", "--n-trials", "1").exit_code == 0
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prunesearch", "ui", "--study", "tiny", "--port", str(port)],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    experiment = json.load(response)["experiment"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the MLflow UI did not answer within a minute")
+        search = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", method="POST",
+            data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(search, timeout=10) as response:
+            runs = json.load(response)["runs"]
+        assert sorted(run["info"]["run_name"] for run in runs) == ["tiny", "trial-0"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert f"open http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}" in output

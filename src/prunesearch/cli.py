@@ -243,6 +243,49 @@ def export(study, number, output_dir, storage, tracking_uri, data_dir):
                f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
 
 
+@main.command(epilog="""examples:
+
+\b
+  prunesearch ui
+  prunesearch ui --study l1-iterative --port 5001
+  prunesearch ui --tracking-uri postgresql://user:pw@db/mlflow --host 0.0.0.0
+""")
+@click.option("--study", "study", default=None,
+              help=STUDY_HELP + ", or a stored study name: open on its tracking store and "
+                                "print its experiment's address")
+@STORAGE_OPTION
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI  [default: the study's, else $MLFLOW_TRACKING_URI, "
+                   "else sqlite:///mlflow.db in the working directory]")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def ui(study, storage, tracking_uri, host, port):
+    """Start the MLflow UI on a study's tracking store (Ctrl-C stops it)."""
+    import subprocess
+    import sys
+
+    from prunesearch import tracking
+    from prunesearch import study as study_module
+
+    experiment = None
+    if study is not None:
+        loaded = study_module.load_study(_study_name(study), study_module.open_storage(
+            study_module.resolve_storage(storage), must_exist=True))
+        tracking_uri = tracking_uri or loaded.user_attrs.get("mlflow_tracking_uri")
+        experiment = tracking.StudyTracker(tracking.resolve_uri(tracking_uri)) \
+            .experiment_id_of(loaded.study_name)
+    uri = tracking.resolve_uri(tracking_uri)
+    address = f"http://{host}:{port}/" + (f"#/experiments/{experiment}" if experiment else "")
+    click.echo(f"MLflow UI on {uri}: open {address}", err=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", host, "--port", str(port)]
+    try:
+        sys.exit(subprocess.call(command))
+    except KeyboardInterrupt:  # the UI got the same Ctrl-C and stops with us
+        click.echo("MLflow UI stopped", err=True)
+
+
 def _study_name(study: str) -> str:
     """The study's name: from its study file, or `study` itself taken as a stored name."""
     try:

@@ -162,10 +162,10 @@ def status(study: optuna.Study) -> Status:
                   dense=study.user_attrs.get("dense"), front=pareto_rows(study))
 
 
-def export_trial(study: optuna.Study, number: int, *, output_dir: Path, data_dir: Path,
-                 tracking_uri: str | None) -> dict:
-    """Fetch trial `number`'s weights from its MLflow run (so another machine can export it),
-    shrink, verify and write them (see `export.write_package`)."""
+def trial_model(study: optuna.Study, number: int, *,
+                tracking_uri: str | None = None) -> tuple[torch.nn.Module, optuna.trial.FrozenTrial]:
+    """Complete trial `number` and its pruned model (masks folded), rebuilt from the weights
+    stored on its MLflow run, so that any machine reaching the stores can have it."""
     trial = next((t for t in completed(study) if t.number == number), None)
     if trial is None:
         numbers = [t.number for t in completed(study)]
@@ -176,16 +176,23 @@ def export_trial(study: optuna.Study, number: int, *, output_dir: Path, data_dir
         raise ExportError(f"study {study.study_name!r} does not record its model; run "
                           "`prunesearch optimize` on it once with this version")
     tracker = StudyTracker(tracking_uri or study.user_attrs["mlflow_tracking_uri"])
-    test = data_module.load_test(data_dir)
     with tempfile.TemporaryDirectory() as folder:
         weights = tracker.download_weights(trial.user_attrs["mlflow_run_id"], Path(folder))
         model = models.build(model_spec["name"], width=model_spec["width"])
         model.load_state_dict(torch.load(weights, map_location="cpu"))
+    return model, trial
+
+
+def export_trial(study: optuna.Study, number: int, *, output_dir: Path, data_dir: Path,
+                 tracking_uri: str | None) -> dict:
+    """Trial `number`'s model shrunk, verified and written (see `export.write_package`)."""
+    model, trial = trial_model(study, number, tracking_uri=tracking_uri)
+    test = data_module.load_test(data_dir)
     final = trial.user_attrs["final"]
     return export.write_package(
         model, data_module.normalize(test.images[:1]), test,
         recorded_test_accuracy=final["test_accuracy"], output_dir=output_dir,
-        info={"study": study.study_name, "trial": number, "model": model_spec,
+        info={"study": study.study_name, "trial": number, "model": study.user_attrs["model"],
               "schedule": trial.user_attrs["schedule"],
               "figures": {key: final[key] for key in report.ROW_FIGURES if key in final}})
 

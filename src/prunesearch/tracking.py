@@ -131,6 +131,10 @@ class StudyTracker:
         """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
         self.client.log_artifact(run_id, str(path), artifact_path="model")
 
+    def experiment_id_of(self, study_name: str) -> str | None:
+        experiment = self.client.get_experiment_by_name(study_name)
+        return experiment.experiment_id if experiment else None
+
     def download_weights(self, run_id: str, folder: Path) -> Path:
         """The file `log_weights` stored on run `run_id`, downloaded into `folder`."""
         from mlflow.exceptions import MlflowException

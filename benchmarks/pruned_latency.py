@@ -1,0 +1,55 @@
+"""Measure, in one quiet process, how much faster each trial's pruned model runs than the dense
+model on this CPU.
+
+A trial measures its own speed-up while it runs, but a study's trials run minutes apart, often
+beside other work; this script re-measures every complete trial of a study back to back,
+alternating dense and pruned runs so that drift in the machine's speed hits both alike, and
+reports the median of the per-round ratios.
+
+    python benchmarks/pruned_latency.py --study compare-methods [--storage URL] [--rounds 5]
+"""
+
+import argparse
+import statistics
+
+import torch
+
+from prunesearch import costs, export, models
+from prunesearch import study as study_module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", required=True, help="the study's name in the storage")
+    parser.add_argument("--storage", default=None, help="Optuna storage URL")
+    parser.add_argument("--rounds", type=int, default=5, help="dense/pruned alternations")
+    args = parser.parse_args()
+
+    storage = study_module.open_storage(study_module.resolve_storage(args.storage),
+                                        must_exist=True)
+    study = study_module.load_study(args.study, storage)
+    spec = study.user_attrs["model"]
+    example = torch.zeros(1, 3, 32, 32)
+    dense = export.shrink(models.build(spec["name"], width=spec["width"]), example).eval()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
+          f"{args.rounds} rounds, each {costs.LATENCY_REPEATS} forward passes per batch size")
+    print(f"{'trial':>5} {'method':<20} {'amount':>6} {'sparsity':>8} {'MACs cut':>8} "
+          f"{'b1 ms':>7} {'b1 x':>6} {'b64 ms':>7} {'b64 x':>6}")
+    for trial in study_module.completed(study):
+        model, _ = study_module.trial_model(study, trial.number)
+        slim = export.shrink(model, example).eval()
+        final = trial.user_attrs["final"]
+        figures = []
+        for batch in (1, costs.LATENCY_BIG_BATCH):
+            rounds = [(costs.latency_ms(dense, example, batch),
+                       costs.latency_ms(slim, example, batch)) for _ in range(args.rounds)]
+            figures += [statistics.median(p for _, p in rounds),
+                        statistics.median(d / p for d, p in rounds)]
+        schedule = trial.user_attrs["schedule"]
+        print(f"{trial.number:>5} {schedule['method']:<20} {schedule['amount']:>6.2f} "
+              f"{final['sparsity']:>8.1%} {final['macs_reduction']:>8.1%} "
+              f"{figures[0]:>7.2f} {figures[1]:>5.2f}x {figures[2]:>7.2f} {figures[3]:>5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
