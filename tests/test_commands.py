@@ -120,3 +120,12 @@ def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)
     assert f"open http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}" in output
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in main.commands)],
+                         ids=lambda c: c[0] if c else "prunesearch")
+def test_every_help_has_examples(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "examples:" in result.output
+    assert all(line.startswith("  prunesearch " + " ".join(command))
+               for line in result.output.split("examples:")[1].strip().splitlines()[:1])

@@ -27,7 +27,18 @@ class _Group(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, epilog="""examples:
+
+\b
+  prunesearch optimize --study l1-iterative
+  prunesearch status --study l1-iterative
+  prunesearch pareto --study l1-iterative --plot front.png
+  prunesearch export --study l1-iterative --trial 7 --output t7
+  prunesearch ui --study l1-iterative
+
+exit codes: 0 done, 1 runtime error (storage, data, export), 2 bad study file or option,
+130 interrupted (run the same command again to resume).
+""")
 @click.version_option(package_name="prunesearch")
 def main():
     """Search pruning schedules for a CIFAR-10 CNN with Optuna; review them in MLflow."""
