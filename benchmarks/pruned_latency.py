@@ -31,8 +31,9 @@ def main() -> None:
     spec = study.user_attrs["model"]
     example = torch.zeros(1, 3, 32, 32)
     dense = export.shrink(models.build(spec["name"], width=spec["width"]), example).eval()
+    repeats = ", ".join(f"{n} at batch {b}" for b, n in costs.LATENCY_REPEATS.items())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
-          f"{args.rounds} rounds, each {costs.LATENCY_REPEATS} forward passes per batch size")
+          f"{args.rounds} rounds, each timing dense then pruned ({repeats})")
     print(f"{'trial':>5} {'method':<20} {'amount':>6} {'sparsity':>8} {'MACs cut':>8} "
           f"{'b1 ms':>7} {'b1 x':>6} {'b64 ms':>7} {'b64 x':>6}")
     for trial in study_module.completed(study):

@@ -1,6 +1,7 @@
 """The `prunesearch` command. User errors become one line on stderr and a non-zero exit."""
 
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -291,9 +292,18 @@ def ui(study, storage, tracking_uri, host, port):
     click.echo(f"MLflow UI on {uri}: open {address}", err=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", host, "--port", str(port)]
+    # Its own process group, so that stopping this command (Ctrl-C, SIGTERM) stops the
+    # server and its workers with it, not only the first process.
+    server = subprocess.Popen(command, start_new_session=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        sys.exit(subprocess.call(command))
-    except KeyboardInterrupt:  # the UI got the same Ctrl-C and stops with us
+        sys.exit(server.wait())
+    except KeyboardInterrupt:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
         click.echo("MLflow UI stopped", err=True)
 
 

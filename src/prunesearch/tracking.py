@@ -37,6 +37,8 @@ class StudyTracker:
         # After the import, which sets mlflow's own levels: database set-up chatter off.
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # Artifact transfers are small and quick; their progress bars only clutter the output.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
