@@ -119,7 +119,7 @@ def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
     finally:
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)
-    assert f"open http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}" in output
+    assert f"open http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}/runs" in output
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in main.commands)],

@@ -288,10 +288,10 @@ def ui(study, storage, tracking_uri, host, port):
         experiment = tracking.StudyTracker(tracking.resolve_uri(tracking_uri)) \
             .experiment_id_of(loaded.study_name)
     uri = tracking.resolve_uri(tracking_uri)
-    address = f"http://{host}:{port}/" + (f"#/experiments/{experiment}" if experiment else "")
+    address = f"http://{host}:{port}/" + (f"#/experiments/{experiment}/runs" if experiment else "")
     click.echo(f"MLflow UI on {uri}: open {address}", err=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port)]
+               "--host", host, "--port", str(port), "--workers", "1"]
     # Its own process group, so that stopping this command (Ctrl-C, SIGTERM) stops the
     # server and its workers with it, not only the first process.
     server = subprocess.Popen(command, start_new_session=True)

@@ -57,6 +57,9 @@ class StudyTracker:
             experiment = self.client.get_experiment_by_name(study_name)
             self.experiment_id = (experiment.experiment_id if experiment else
                                   self.client.create_experiment(study_name))
+            # Opens the experiment on its runs table rather than MLflow 3's GenAI overview.
+            self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind",
+                                           "custom_model_development")
             if parent_run_id is not None and self._run_exists(parent_run_id):
                 self.client.update_run(parent_run_id, status="RUNNING")
             else:
