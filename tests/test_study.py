@@ -54,6 +54,7 @@ def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(two_trials, 
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     assert len(complete(study)) == 3 and len(study.trials) == 3
     assert "dense model from cache" in again.output and "dense model trained" not in again.output
+    assert "\r" not in again.output and "batch/s" not in again.output  # no bars off a terminal
     assert checkpoint.stat().st_mtime_ns == trained_at
 
     finished = invoke("optimize", "--study", str(tiny_study), "--n-trials", "3")
