@@ -280,3 +280,25 @@ def test_grid_sampler_runs_every_combination_once(workdir):
     assert sorted((t.params["method"], t.params["amount"]) for t in complete(study)) == [
         ("ln_structured", 0.3), ("ln_structured", 0.5),
         ("taylor_structured", 0.3), ("taylor_structured", 0.5)]
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on_until_failures_repeat(workdir):
+    path = write_study(workdir, retrain_epochs="1")
+    path.write_text(path.read_text() + "retrain_lr = 1e9\n")  # every retraining diverges
+    result = CliRunner().invoke(main, ["optimize", "--study", str(path), "--n-trials", "5"])
+
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: 3 trials in a row failed, the last (trial 2) with "
+                           "TrainingDiverged: training loss is nan")
+    assert "Traceback" not in result.output
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
+    assert all(t.user_attrs["fail_reason"].startswith("TrainingDiverged") for t in study.trials)
+    client = tracking_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    children = [r for r in runs if r.data.tags.get("prunesearch.role") == "trial"]
+    assert len(children) == 3 and all(r.info.status == "FAILED" for r in children)
+    assert all("Traceback" in r.data.tags["prunesearch.fail_reason"] for r in children)
+    parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
+    assert parent.info.status == "FAILED"

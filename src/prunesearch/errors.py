@@ -47,3 +47,7 @@ class StorageError(PrunesearchError):
 
 class ExportError(PrunesearchError):
     """A trial cannot be exported as recorded (not complete, weights missing, accuracy differs)."""
+
+
+class TrialsFailing(PrunesearchError):
+    """Trial after trial fails: the study stops rather than fail forever."""

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import tempfile
+import traceback
 import warnings
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from optuna.trial import TrialState
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
 from prunesearch import costs, export, loop, models, report, space
-from prunesearch.errors import ExportError, StorageError, UsageError
+from prunesearch.errors import ExportError, StorageError, TrialsFailing, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import Choice
 from prunesearch.studyfile import StudySpec
@@ -39,6 +40,46 @@ log = logging.getLogger(__name__)
 DEFAULT_STORAGE_FILE = "prunesearch.db"
 HEARTBEAT_S = 60  # a running trial writes a heartbeat this often (seconds)
 HEARTBEAT_GRACE_S = 180  # ...and another worker fails it after this long without one
+MAX_FAILURES_IN_A_ROW = 3  # a worker stops when this many of its trials fail in a row
+
+
+class TrialFailed(Exception):
+    """A trial's training or pruning failed (e.g. diverged); Optuna marks it FAIL and the
+    study goes on."""
+
+
+class _OneLineTrialFailures(logging.Filter):
+    """Optuna logs a failed trial with its traceback, then again with its value (None); for a
+    TrialFailed the one-line reason is enough (the traceback is kept on the trial's MLflow
+    run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+            record.exc_info = None
+        return not record.getMessage().endswith("failed with value None.")
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_OneLineTrialFailures())
+
+
+class _FailureGuard:
+    """Stops this worker when MAX_FAILURES_IN_A_ROW of its trials fail in a row: by then it is
+    not bad luck but a setting (or a bug) that would fail every trial, forever, as the budget
+    counts only completed ones."""
+
+    def __init__(self):
+        self.in_a_row = 0
+
+    def __call__(self, study: optuna.Study, trial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            self.in_a_row = 0
+        elif trial.state == TrialState.FAIL:
+            self.in_a_row += 1
+            if self.in_a_row >= MAX_FAILURES_IN_A_ROW:
+                raise TrialsFailing(
+                    f"{self.in_a_row} trials in a row failed, the last (trial {trial.number}) "
+                    f"with {trial.user_attrs.get('fail_reason', 'no reason recorded')}; "
+                    "each trial's traceback is on its MLflow run (tag prunesearch.fail_reason)")
 
 
 def resolve_storage(storage: str | None) -> str:
@@ -289,8 +330,10 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     objective = _Objective(spec, data, checkpoint, dense_point, tracker, device)
     study.optimize(
         objective, n_trials=None, timeout=timeout, gc_after_trial=False,
+        catch=(TrialFailed,),
         callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
-                   lambda study, trial: _after_trial(study, trial, tracker, budget)])
+                   lambda study, trial: _after_trial(study, trial, tracker, budget),
+                   _FailureGuard()])
 
 
 class _Objective:
@@ -341,9 +384,11 @@ class _Objective:
             _interrupted(trial.study, trial, self.tracker, reason="interrupted (Ctrl-C/SIGTERM)")
             raise
         except Exception as error:
-            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
-            self.tracker.end_trial(run_id, state="FAIL", reason=f"{type(error).__name__}: {error}")
-            raise
+            # The trial fails, the study goes on (see _after_trial for when it stops).
+            reason = f"{type(error).__name__}: {error}"
+            trial.set_user_attr("fail_reason", reason)
+            self.tracker.end_trial(run_id, state="FAIL", reason=traceback.format_exc())
+            raise TrialFailed(reason) from error
         final = dataclasses.asdict(result.final)
         trial.set_user_attr("final", final)
         if spec.accuracy_floor is not None:
