@@ -302,3 +302,20 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on_until_failures_repeat
     assert all("Traceback" in r.data.tags["prunesearch.fail_reason"] for r in children)
     parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
     assert parent.info.status == "FAILED"
+
+
+def test_same_study_file_seed_and_parameters_give_the_same_metrics(workdir):
+    """Two studies, identical but for their name: the same seed samples the same first
+    trial, which must train to exactly the same figures (timings aside)."""
+    first = write_study(workdir, retrain_epochs="1")
+    second = workdir / "again.toml"
+    second.write_text(first.read_text().replace('name = "tiny"', 'name = "again"'))
+    invoke("optimize", "--study", str(first), "--n-trials", "1")
+    invoke("optimize", "--study", str(second), "--n-trials", "1")
+    a, = complete(optuna.load_study(study_name="tiny", storage=STORAGE))
+    b, = complete(optuna.load_study(study_name="again", storage=STORAGE))
+    assert a.params == b.params
+    timings = {"latency_b1_ms", "latency_b64_ms", "speedup_b1", "speedup_b64"}
+    for before, after in zip(a.user_attrs["curve"], b.user_attrs["curve"], strict=True):
+        assert {k: v for k, v in before.items() if k not in timings} == \
+               {k: v for k, v in after.items() if k not in timings}
