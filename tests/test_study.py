@@ -319,3 +319,28 @@ def test_same_study_file_seed_and_parameters_give_the_same_metrics(workdir):
     for before, after in zip(a.user_attrs["curve"], b.user_attrs["curve"], strict=True):
         assert {k: v for k, v in before.items() if k not in timings} == \
                {k: v for k, v in after.items() if k not in timings}
+
+
+def test_resuming_a_study_whose_file_changed_is_refused_unless_allowed(workdir):
+    path = write_study(workdir)
+    invoke("optimize", "--study", str(path), "--n-trials", "1")
+    stored = optuna.load_study(study_name="tiny", storage=STORAGE).user_attrs["spec"]
+    path.write_text(path.read_text().replace("high = 0.5", "high = 0.6"))
+
+    refused = CliRunner().invoke(main, ["optimize", "--study", str(path), "--n-trials", "2"])
+
+    assert refused.exit_code == 2
+    assert refused.output.strip().splitlines()[-1] == (
+        f"error: study 'tiny' in sqlite:///{workdir / 'prunesearch.db'} was run with space.amount = float [0.2, 0.5], but "
+        f"{path} now says float [0.2, 0.6]; pass --allow-spec-change to continue it anyway, "
+        "or give the study a new name")
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert len(study.trials) == 1 and study.user_attrs["spec"] == stored  # nothing written
+
+    invoke("optimize", "--study", str(path), "--n-trials", "2", "--allow-spec-change")
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert len(complete(study)) == 2 and study.user_attrs["spec"]["space.amount"] == \
+        "float [0.2, 0.6]"
+    # A new budget, description or sampler is not a change of meaning.
+    path.write_text(path.read_text().replace('sampler = "tpe"', 'sampler = "random"'))
+    invoke("optimize", "--study", str(path), "--n-trials", "2")

@@ -97,7 +97,11 @@ STORAGE_OPTION = click.option(
               help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="where to train")
-def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir, device):
+@click.option("--allow-spec-change", is_flag=True,
+              help="resume the study even though its file's search space, data, model or "
+                   "dense settings changed (objectives may not change)")
+def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir, device,
+             allow_spec_change):
     """Run (or resume) a study until it has n_trials complete trials."""
     spec = studyfile.load(study)
     _configure_logging()
@@ -111,7 +115,8 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
         storage_url=study_module.resolve_storage(storage),
         tracking_uri=tracking.resolve_uri(tracking_uri),
         data_dir=data_dir or data.default_data_dir(),
-        cache_dir=cache_dir or dense.default_cache_dir(), device=device)
+        cache_dir=cache_dir or dense.default_cache_dir(), device=device,
+        allow_spec_change=allow_spec_change)
     from prunesearch import report
 
     rows = study_module.pareto_rows(result)

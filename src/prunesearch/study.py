@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
-from prunesearch import costs, export, loop, models, report, space
+from prunesearch import costs, export, loop, models, report, space, studyfile
 from prunesearch.errors import ExportError, StorageError, TrialsFailing, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import Choice
@@ -255,7 +255,7 @@ def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
              storage_url: str, tracking_uri: str, data_dir: Path, cache_dir: Path,
-             device: str) -> optuna.Study:
+             device: str, allow_spec_change: bool = False) -> optuna.Study:
     """Run trials until the study has `n_trials` (default: the study file's) complete ones."""
     budget = n_trials or spec.n_trials
     torch_device = resolve_device(device)
@@ -268,10 +268,7 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
     directions = [OBJECTIVES[name].direction for name in spec.objectives]
     study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
                                 load_if_exists=True)
-    if study.metric_names not in (None, list(spec.objectives)):
-        raise UsageError(f"study {spec.name!r} in {storage_url} optimises "
-                         f"{study.metric_names}, but {spec.path} asks for "
-                         f"{list(spec.objectives)}; give the study a new name")
+    _check_unchanged(study, spec, storage_url, allow_change=allow_spec_change)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(spec.objectives))
@@ -281,6 +278,7 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
     study.set_user_attr("mlflow_tracking_uri", tracking_uri)
     study.set_user_attr("budget", budget)
     study.set_user_attr("model", dataclasses.asdict(spec.model))
+    study.set_user_attr("spec", studyfile.fingerprint(spec))
     # The parent run covers all that follows; it ends with this process, never RUNNING.
     try:
         _run_trials(spec, study, storage, tracker, data, budget=budget, timeout=timeout,
@@ -293,6 +291,30 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
         raise
     tracker.end_study("FINISHED")
     return study
+
+
+def _check_unchanged(study: optuna.Study, spec: StudySpec, storage_url: str, *,
+                     allow_change: bool) -> None:
+    """Refuse to resume a study whose file now means something else (before writing)."""
+    stored = study.user_attrs.get("spec")
+    if study.metric_names not in (None, list(spec.objectives)):
+        stored = {**(stored or {}), "objectives": ", ".join(study.metric_names)}
+    if stored is None:
+        return  # a new study, or one recorded before fingerprints
+    now = studyfile.fingerprint(spec)
+    changed = [key for key in now if stored.get(key, now[key]) != now[key]]
+    if not changed:
+        return
+    if allow_change and "objectives" not in changed:
+        log.warning("study %s continues with changed settings: %s", spec.name, ", ".join(changed))
+        return
+    key = changed[0]
+    more = f" (and {len(changed) - 1} more: {', '.join(changed[1:])})" if changed[1:] else ""
+    fix = ("give the study a new name" if "objectives" in changed else
+           "pass --allow-spec-change to continue it anyway, or give the study a new name")
+    raise UsageError(f"study {spec.name!r} in {make_url(storage_url).render_as_string()} was run "
+                     f"with {key} = {stored[key]}, but {spec.path} now says {now[key]}{more}; "
+                     f"{fix}")
 
 
 def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTracker,

@@ -18,7 +18,8 @@ from prunesearch import methods, models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import METHOD_OPTIONS, SCHEDULE_FIELDS, Choice, Fixed, ParamSpec, Range, Schedule
-from prunesearch.settings import coerce, field_types, is_required, setting, valid
+from prunesearch.settings import (coerce, field_types, format_value, is_required, setting,
+                                  valid)
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 SHIPPED_DIR = Path(__file__).parent / "studies"
@@ -278,3 +279,19 @@ def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
             raise StudyFileError.bad_value(path, f"{key}.step", table["step"],
                                            f"a positive {type_.__name__}, not combined with log")
     return Range(low, high, integer=type_ is int, log=log, step=step)
+
+
+def fingerprint(spec: StudySpec) -> dict[str, str]:
+    """What a study must keep to be resumed: every setting that changes what its trials mean
+    (search space, objectives, accuracy floor, data, model, dense training, seed), as the
+    study file spells it. Name, description, budget and sampler may change."""
+    settings = {"objectives": ", ".join(spec.objectives),
+                "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed)}
+    for section in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(spec, section)).items():
+            settings[f"{section}.{key}"] = format_value(value)
+    for name, field in SCHEDULE_FIELDS.items():
+        described = (spec.space[name].describe() if name in spec.space
+                     else f"default {format_value(field.default)}")
+        settings[f"space.{name}"] = " ".join(described.split())
+    return settings
