@@ -2,6 +2,8 @@
 dense cache, resume and the Pareto output."""
 
 import json
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -344,3 +346,31 @@ def test_resuming_a_study_whose_file_changed_is_refused_unless_allowed(workdir):
     # A new budget, description or sampler is not a change of meaning.
     path.write_text(path.read_text().replace('sampler = "tpe"', 'sampler = "random"'))
     invoke("optimize", "--study", str(path), "--n-trials", "2")
+
+
+def test_jobs_runs_workers_that_share_the_study_and_train_the_dense_model_once(workdir):
+    path = write_study(workdir, retrain_epochs="1")
+    # A real process, so that the workers' output is captured with its own.
+    result = subprocess.run([sys.executable, "-m", "prunesearch", "optimize", "--study",
+                             str(path), "--n-trials", "3", "--jobs", "2"],
+                            cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    done = complete(study)
+    assert 3 <= len(done) <= 4  # the budget, give or take one per other concurrent worker
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
+    workers = {t.user_attrs["worker"]["pid"] for t in done}
+    assert len(workers) == 2  # both workers ran trials
+    assert result.stderr.count("dense model trained") == 1
+    assert result.stderr.count("dense model from cache") == 2
+    assert "[worker 1/2] " in result.stderr and "[worker 2/2] " in result.stderr
+    client = tracking_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
+    assert parent.info.status == "FINISHED"
+    children = {int(r.data.tags["prunesearch.trial"]): r for r in runs
+                if r.data.tags.get("prunesearch.role") == "trial"}
+    for trial in done:
+        assert children[trial.number].info.status == "FINISHED"
+        assert "final_val_accuracy" in children[trial.number].data.metrics

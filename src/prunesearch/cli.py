@@ -53,13 +53,14 @@ class _EchoHandler(logging.Handler):
         click.echo(self.format(record), err=True)
 
 
-def _configure_logging() -> None:
-    """Progress lines on stderr: one per dense epoch, per trial iteration and per trial."""
+def _configure_logging(prefix: str = "") -> None:
+    """Progress lines on stderr: one per dense epoch, per trial iteration and per trial;
+    `prefix` tells apart the workers of --jobs."""
     logger = logging.getLogger("prunesearch")
     logger.setLevel(logging.INFO)
     if not logger.handlers:
         handler = _EchoHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     import optuna
 
@@ -97,26 +98,38 @@ STORAGE_OPTION = click.option(
               help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="where to train")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="worker processes on this machine, the CPU cores split between them")
 @click.option("--allow-spec-change", is_flag=True,
               help="resume the study even though its file's search space, data, model or "
                    "dense settings changed (objectives may not change)")
 def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir, device,
-             allow_spec_change):
+             jobs, allow_spec_change):
     """Run (or resume) a study until it has n_trials complete trials."""
     spec = studyfile.load(study)
-    _configure_logging()
+    from prunesearch import workers
+
+    label = workers.worker_label()
+    _configure_logging(prefix=f"[worker {label}] " if label else "")
     # SIGTERM ends the running trial the way Ctrl-C does: marked failed, re-queued.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     from prunesearch import data, dense, tracking
     from prunesearch import study as study_module
 
-    result = study_module.optimize(
-        spec, n_trials=n_trials, timeout=timeout,
+    settings = dict(
+        n_trials=n_trials or spec.n_trials, timeout=timeout,
         storage_url=study_module.resolve_storage(storage),
         tracking_uri=tracking.resolve_uri(tracking_uri),
-        data_dir=data_dir or data.default_data_dir(),
-        cache_dir=cache_dir or dense.default_cache_dir(), device=device,
-        allow_spec_change=allow_spec_change)
+        data_dir=(data_dir or data.default_data_dir()).resolve(),
+        cache_dir=(cache_dir or dense.default_cache_dir()).resolve(), device=device)
+    worker_argv = ["optimize", "--study", str(spec.path.resolve()),
+                   "--n-trials", str(settings["n_trials"]), "--storage", settings["storage_url"],
+                   "--tracking-uri", settings["tracking_uri"],
+                   "--data-dir", str(settings["data_dir"]),
+                   "--cache-dir", str(settings["cache_dir"]), "--device", device,
+                   *(["--timeout", str(timeout)] if timeout else [])]
+    result = study_module.optimize(spec, **settings, allow_spec_change=allow_spec_change,
+                                   jobs=jobs, worker_argv=worker_argv)
     from prunesearch import report
 
     rows = study_module.pareto_rows(result)

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
-from prunesearch import costs, export, loop, models, report, space, studyfile
+from prunesearch import costs, export, loop, models, report, space, studyfile, workers
 from prunesearch.errors import ExportError, StorageError, TrialsFailing, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import Choice
@@ -255,10 +255,13 @@ def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
              storage_url: str, tracking_uri: str, data_dir: Path, cache_dir: Path,
-             device: str, allow_spec_change: bool = False) -> optuna.Study:
-    """Run trials until the study has `n_trials` (default: the study file's) complete ones."""
+             device: str, allow_spec_change: bool = False, jobs: int = 1,
+             worker_argv: list[str] | None = None) -> optuna.Study:
+    """Run trials until the study has `n_trials` (default: the study file's) complete ones;
+    with `jobs` > 1, in that many worker processes running `prunesearch *worker_argv`."""
     budget = n_trials or spec.n_trials
     torch_device = resolve_device(device)
+    workers.limit_threads()
     # Everything that can fail on user input is checked before any store is written.
     data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
                             train_subset=spec.data.train_subset, seed=spec.seed)
@@ -280,16 +283,27 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
     study.set_user_attr("model", dataclasses.asdict(spec.model))
     study.set_user_attr("spec", studyfile.fingerprint(spec))
     # The parent run covers all that follows; it ends with this process, never RUNNING.
+    # A worker started by --jobs leaves that to the process that started it.
+    owner = workers.worker_label() is None
     try:
-        _run_trials(spec, study, storage, tracker, data, budget=budget, timeout=timeout,
-                    cache_dir=cache_dir, device=torch_device)
+        if jobs > 1:
+            # Trained here, once, before any worker asks for it.
+            dense_module.load_or_train(spec, data.to(torch_device), cache_dir=cache_dir,
+                                       device=torch_device)
+            workers.run(worker_argv, jobs)
+        else:
+            _run_trials(spec, study, storage, tracker, data, budget=budget, timeout=timeout,
+                        cache_dir=cache_dir, device=torch_device)
     except KeyboardInterrupt:
-        tracker.end_study("KILLED")
+        if owner:
+            tracker.end_study("KILLED")
         raise
     except BaseException:
-        tracker.end_study("FAILED")
+        if owner:
+            tracker.end_study("FAILED")
         raise
-    tracker.end_study("FINISHED")
+    if owner:
+        tracker.end_study("FINISHED")
     return study
 
 
