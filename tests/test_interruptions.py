@@ -16,11 +16,11 @@ from conftest import write_study
 RUNNING = optuna.trial.TrialState.RUNNING
 
 
-def start_worker(workdir, study_path, n_trials: int) -> subprocess.Popen:
+def start_worker(workdir, study_path, n_trials: int, *options: str) -> subprocess.Popen:
     log = open(workdir / "worker.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "prunesearch", "optimize", "--study", str(study_path),
-         "--n-trials", str(n_trials)],
+         "--n-trials", str(n_trials), *options],
         cwd=workdir, env=os.environ.copy(), stdout=log, stderr=log)
 
 
@@ -46,7 +46,8 @@ def assert_nothing_left_running(workdir, *, complete: int):
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{workdir / 'prunesearch.db'}")
     states = [t.state for t in study.trials]
     assert RUNNING not in states
-    assert states.count(optuna.trial.TrialState.COMPLETE) == complete
+    if complete is not None:
+        assert states.count(optuna.trial.TrialState.COMPLETE) == complete
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id])
@@ -92,3 +93,24 @@ def test_sigterm_ends_the_trial_cleanly_and_queues_it_again(workdir, slow_study)
     assert runs[victim.user_attrs["mlflow_run_id"]].info.status == "KILLED"
     parent, = [r for r in runs.values() if r.data.tags.get("prunesearch.role") == "study"]
     assert parent.info.status == "KILLED"
+
+
+def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(workdir,
+                                                                              slow_study):
+    coordinator = start_worker(workdir, slow_study, 2, "--jobs", "2")
+    victim = wait_for_running_trial(workdir, coordinator)
+    coordinator.send_signal(signal.SIGTERM)
+    assert coordinator.wait(timeout=120) == 130, (workdir / "worker.log").read_text()
+
+    study, runs = assert_nothing_left_running(workdir, complete=0)
+    assert study.trials[victim.number].state == optuna.trial.TrialState.FAIL
+    parent, = [r for r in runs.values() if r.data.tags.get("prunesearch.role") == "study"]
+    assert parent.info.status == "KILLED"
+    assert "worker 1/2" in (workdir / "worker.log").read_text()
+
+    rerun = start_worker(workdir, slow_study, 2, "--jobs", "2")
+    assert rerun.wait(timeout=600) == 0, (workdir / "worker.log").read_text()
+    study, runs = assert_nothing_left_running(workdir, complete=None)
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) >= 2
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retried and retried[0].params == victim.params

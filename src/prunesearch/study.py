@@ -43,6 +43,26 @@ HEARTBEAT_GRACE_S = 180  # ...and another worker fails it after this long withou
 MAX_FAILURES_IN_A_ROW = 3  # a worker stops when this many of its trials fail in a row
 
 
+_stop_requested = False
+
+
+def interrupt(signum, frame) -> None:
+    """Handler for SIGINT and SIGTERM: stop as Ctrl-C does, by raising KeyboardInterrupt.
+
+    Python may raise it inside code that swallows exceptions (a weakref callback during garbage
+    collection); the flag then still stops the worker, after its current trial, instead of
+    letting it run the study on.
+    """
+    global _stop_requested
+    _stop_requested = True
+    raise KeyboardInterrupt
+
+
+def _stop_if_requested(*_) -> None:
+    if _stop_requested:
+        raise KeyboardInterrupt
+
+
 class TrialFailed(Exception):
     """A trial's training or pruning failed (e.g. diverged); Optuna marks it FAIL and the
     study goes on."""
@@ -51,10 +71,10 @@ class TrialFailed(Exception):
 class _OneLineTrialFailures(logging.Filter):
     """Optuna logs a failed trial with its traceback, then again with its value (None); for a
     TrialFailed the one-line reason is enough (the traceback is kept on the trial's MLflow
-    run)."""
+    run), and an interruption needs none."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+        if record.exc_info and isinstance(record.exc_info[1], (TrialFailed, KeyboardInterrupt)):
             record.exc_info = None
         return not record.getMessage().endswith("failed with value None.")
 
@@ -364,12 +384,13 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     study.sampler = make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
                                  space=spec.space)
     objective = _Objective(spec, data, checkpoint, dense_point, tracker, device)
+    _stop_if_requested()
     study.optimize(
         objective, n_trials=None, timeout=timeout, gc_after_trial=False,
         catch=(TrialFailed,),
         callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
                    lambda study, trial: _after_trial(study, trial, tracker, budget),
-                   _FailureGuard()])
+                   _FailureGuard(), _stop_if_requested])
 
 
 class _Objective:
