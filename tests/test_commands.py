@@ -129,3 +129,33 @@ def test_every_help_has_examples(command):
     assert result.exit_code == 0 and "examples:" in result.output
     first_example = result.output.split("examples:")[1].strip().splitlines()[0]
     assert first_example.startswith(" ".join(["prunesearch", *command]))
+
+
+BAD_INPUT = {
+    "storage URL not a URL": (["--storage", "notaurl"], 1,
+                              "storage 'notaurl' cannot be used (Could not parse"),
+    "storage on a missing folder": (["--storage", "sqlite:////nonexistent/dir/x.db"], 1,
+                                    "the folder /nonexistent/dir does not exist"),
+    "tracking store on a missing folder": (["--tracking-uri", "sqlite:////nonexistent/m.db"], 1,
+                                           "the folder /nonexistent does not exist"),
+    "PostgreSQL server unreachable": (["--storage", "postgresql://u:p@127.0.0.1:9/db"], 1,
+                                      "storage 'postgresql://u:p@127.0.0.1:9/db' cannot be used"),
+    "tracking server unreachable": (["--tracking-uri", "http://127.0.0.1:9"], 1,
+                                    "MLflow tracking server http://127.0.0.1:9 cannot be reached"),
+    "no trials": (["--n-trials", "0"], 2, "optimize: Invalid value for '--n-trials': 0 is not"),
+    "negative trials": (["--n-trials", "-3"], 2, "Invalid value for '--n-trials'"),
+    "no workers": (["--jobs", "0"], 2, "optimize: Invalid value for '--jobs': 0 is not"),
+    "unknown device": (["--device", "tpu"], 2, "'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+    "unknown option": (["--trails", "3"], 2, "optimize: No such option '--trails'"),
+}
+
+
+@pytest.mark.parametrize("options, code, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_option_or_store_is_one_line_and_writes_nothing(workdir, options, code, message):
+    write_study(workdir)
+    before = sorted(p.name for p in workdir.iterdir())
+    result = invoke("optimize", "--study", "tiny.toml", *options)
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert sorted(p.name for p in workdir.iterdir()) == before

@@ -24,9 +24,10 @@ def start_worker(workdir, study_path, n_trials: int, *options: str) -> subproces
         cwd=workdir, env=os.environ.copy(), stdout=log, stderr=log)
 
 
-def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 120):
+def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 120,
+                           storage: str | None = None):
     """The first trial that is RUNNING with its MLflow run opened, i.e. mid-trial."""
-    storage = f"sqlite:///{workdir / 'prunesearch.db'}"
+    storage = storage or f"sqlite:///{workdir / 'prunesearch.db'}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert worker.poll() is None, (workdir / "worker.log").read_text()

@@ -14,11 +14,17 @@ EXIT_INTERRUPTED = 130
 
 
 class _Group(click.Group):
-    """Turns PrunesearchError into one line and its exit code, never a traceback."""
+    """Turns PrunesearchError, and a bad option of a command, into one line and its exit code,
+    never a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            path = error.ctx.command_path.split(" ", 1) if error.ctx else []
+            where = f"{path[1]}: " if len(path) == 2 else ""
+            click.echo(f"error: {where}{error.format_message()}", err=True)
+            ctx.exit(error.exit_code)
         except PrunesearchError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)

@@ -133,10 +133,38 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None
                 url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
                 heartbeat_stale_trial_callback=on_stale)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        reason = str(error).splitlines()[0]
-        raise StorageError(f"storage {url!r} cannot be used ({reason}); expected an "
-                           "SQLAlchemy URL such as sqlite:///prunesearch.db or "
-                           "postgresql://user:password@host/database") from None
+        raise _unusable(url, error) from None
+
+
+def check_storage(url: str) -> None:
+    """Refuse now what `open_storage` would, without creating anything: so that a bad
+    --storage leaves no tracking store behind, nor a bad tracking URI a study storage."""
+    try:
+        engine = sqlalchemy.create_engine(url)  # parses the URL and imports the driver
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        raise _unusable(url, error) from None
+    try:
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if database and database != ":memory:" and not Path(database).parent.is_dir():
+                raise StorageError(f"storage {url!r} cannot be used: the folder "
+                                   f"{Path(database).parent} does not exist")
+        else:
+            with engine.connect():
+                pass
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise _unusable(url, error) from None
+    finally:
+        engine.dispose()
+
+
+def _unusable(url: str, error: Exception) -> StorageError:
+    reason = str(error).splitlines()[0]
+    if url.startswith("postgresql") and isinstance(error, ImportError):
+        reason = "no PostgreSQL driver: pip install 'prunesearch[postgres]'"
+    return StorageError(f"storage {url!r} cannot be used ({reason}); expected an SQLAlchemy "
+                        "URL such as sqlite:///prunesearch.db or "
+                        "postgresql://user:password@host/database")
 
 
 def make_sampler(name: str, seed: int, space: dict) -> optuna.samplers.BaseSampler:
@@ -285,6 +313,7 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
     # Everything that can fail on user input is checked before any store is written.
     data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
                             train_subset=spec.data.train_subset, seed=spec.seed)
+    check_storage(storage_url)
     tracker = StudyTracker(tracking_uri)
     storage = open_storage(storage_url, on_stale=lambda study, trial: _interrupted(
         study, trial, tracker, reason="its worker stopped sending heartbeats"))

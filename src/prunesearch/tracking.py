@@ -41,6 +41,13 @@ class StudyTracker:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
         self.uri = tracking_uri
+        if tracking_uri.startswith(("http://", "https://")):
+            _check_server(tracking_uri)
+        elif tracking_uri.startswith("sqlite:///"):
+            folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
+            if not folder.is_dir():
+                raise StorageError(f"MLflow tracking store {tracking_uri} cannot be used: the "
+                                   f"folder {folder} does not exist")
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = None
         self.parent_run_id = None
@@ -178,6 +185,21 @@ class StudyTracker:
             self.client.set_tag(run_id, "prunesearch.pareto", "false")
         self.client.set_tag(self.parent_run_id, "prunesearch.pareto_trials",
                             ",".join(str(row["trial"]) for row in front))
+
+
+def _check_server(uri: str, timeout_s: float = 10) -> None:
+    """Fail in one line now if the tracking server does not answer, rather than after MLflow's
+    minutes of retries."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            return
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise StorageError(f"MLflow tracking server {uri} cannot be reached ({reason}); start "
+                           "it (`mlflow server ...`) or pass another --tracking-uri") from None
 
 
 def _now_ms() -> int:
