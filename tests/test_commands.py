@@ -138,8 +138,9 @@ BAD_INPUT = {
                                     "the folder /nonexistent/dir does not exist"),
     "tracking store on a missing folder": (["--tracking-uri", "sqlite:////nonexistent/m.db"], 1,
                                            "the folder /nonexistent does not exist"),
-    "PostgreSQL server unreachable": (["--storage", "postgresql://u:p@127.0.0.1:9/db"], 1,
-                                      "storage 'postgresql://u:p@127.0.0.1:9/db' cannot be used"),
+    "PostgreSQL server unreachable": (["--storage", "postgresql://u:secret@127.0.0.1:9/db"], 1,
+                                      "storage 'postgresql://u:***@127.0.0.1:9/db' cannot be used "
+                                      "((psycopg.OperationalError) connection failed"),
     "tracking server unreachable": (["--tracking-uri", "http://127.0.0.1:9"], 1,
                                     "MLflow tracking server http://127.0.0.1:9 cannot be reached"),
     "no trials": (["--n-trials", "0"], 2, "optimize: Invalid value for '--n-trials': 0 is not"),

@@ -147,7 +147,7 @@ def check_storage(url: str) -> None:
         if engine.dialect.name == "sqlite":
             database = engine.url.database
             if database and database != ":memory:" and not Path(database).parent.is_dir():
-                raise StorageError(f"storage {url!r} cannot be used: the folder "
+                raise StorageError(f"storage {_shown(url)!r} cannot be used: the folder "
                                    f"{Path(database).parent} does not exist")
         else:
             with engine.connect():
@@ -158,11 +158,19 @@ def check_storage(url: str) -> None:
         engine.dispose()
 
 
+def _shown(url: str) -> str:
+    """`url` with its password masked: error messages end up in logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
 def _unusable(url: str, error: Exception) -> StorageError:
     reason = str(error).splitlines()[0]
     if url.startswith("postgresql") and isinstance(error, ImportError):
         reason = "no PostgreSQL driver: pip install 'prunesearch[postgres]'"
-    return StorageError(f"storage {url!r} cannot be used ({reason}); expected an SQLAlchemy "
+    return StorageError(f"storage {_shown(url)!r} cannot be used ({reason}); expected an SQLAlchemy "
                         "URL such as sqlite:///prunesearch.db or "
                         "postgresql://user:password@host/database")
 
