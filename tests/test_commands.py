@@ -119,7 +119,8 @@ def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
     finally:
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)
-    assert f"open http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}/runs" in output
+    address = f"http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}/runs"
+    assert f"open {address}" in output
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in main.commands)],

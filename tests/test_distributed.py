@@ -51,7 +51,7 @@ def postgres():
                                    "-U", "prunesearch"]), check=True, capture_output=True)
     subprocess.run(as_server_user(
         ["pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start",
-         "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"]),
+         "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"]),
         check=True, capture_output=True)
     url = f"postgresql://prunesearch@127.0.0.1:{port}"
     try:

@@ -27,18 +27,24 @@ def start_worker(workdir, study_path, n_trials: int, *options: str) -> subproces
 def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 120,
                            storage: str | None = None):
     """The first trial that is RUNNING with its MLflow run opened, i.e. mid-trial."""
-    storage = storage or f"sqlite:///{workdir / 'prunesearch.db'}"
+    url = storage or f"sqlite:///{workdir / 'prunesearch.db'}"
+    opened = None  # one storage, reused: a new one per poll would leak database connections
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert worker.poll() is None, (workdir / "worker.log").read_text()
         try:
-            study = optuna.load_study(study_name="tiny", storage=storage)
-            running = [t for t in study.get_trials(states=(RUNNING,))
-                       if "mlflow_run_id" in t.user_attrs]
-            if running:
-                return running[0]
-        except (KeyError, Exception):
-            pass  # storage or study not created yet
+            if opened is None and (storage or (workdir / "prunesearch.db").exists()):
+                # The worker creates the tables; creating them here too would race with it.
+                opened = optuna.storages.RDBStorage(url, skip_table_creation=True)
+            if opened is not None:
+                study = optuna.load_study(study_name="tiny", storage=opened)
+                running = [t for t in study.get_trials(states=(RUNNING,))
+                           if "mlflow_run_id" in t.user_attrs]
+                if running:
+                    opened.engine.dispose()
+                    return running[0]
+        except Exception:
+            pass  # tables or study not created yet
         time.sleep(0.1)
     pytest.fail("no trial started in time")
 

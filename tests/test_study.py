@@ -267,7 +267,8 @@ def test_trials_below_the_accuracy_floor_never_reach_the_front(workdir):
     invoke("optimize", "--study", "filters.toml")
     study = optuna.load_study(study_name="filters", storage=STORAGE)
     assert len(complete(study)) == 2
-    assert all(t.constraints["val_accuracy_floor"] > 0 for t in complete(study))  # no 100% accuracy here
+    # No trial reaches 100% here.
+    assert all(t.constraints["val_accuracy_floor"] > 0 for t in complete(study))
     assert study.best_trials == []
     assert "[]" in invoke("pareto", "--study", "filters.toml", "--format", "json").output
 
@@ -333,7 +334,8 @@ def test_resuming_a_study_whose_file_changed_is_refused_unless_allowed(workdir):
 
     assert refused.exit_code == 2
     assert refused.output.strip().splitlines()[-1] == (
-        f"error: study 'tiny' in sqlite:///{workdir / 'prunesearch.db'} was run with space.amount = float [0.2, 0.5], but "
+        f"error: study 'tiny' in sqlite:///{workdir / 'prunesearch.db'} was run with "
+        "space.amount = float [0.2, 0.5], but "
         f"{path} now says float [0.2, 0.6]; pass --allow-spec-change to continue it anyway, "
         "or give the study a new name")
     study = optuna.load_study(study_name="tiny", storage=STORAGE)

@@ -170,8 +170,8 @@ def _unusable(url: str, error: Exception) -> StorageError:
     reason = str(error).splitlines()[0]
     if url.startswith("postgresql") and isinstance(error, ImportError):
         reason = "no PostgreSQL driver: pip install 'prunesearch[postgres]'"
-    return StorageError(f"storage {_shown(url)!r} cannot be used ({reason}); expected an SQLAlchemy "
-                        "URL such as sqlite:///prunesearch.db or "
+    return StorageError(f"storage {_shown(url)!r} cannot be used ({reason}); expected an "
+                        "SQLAlchemy URL such as sqlite:///prunesearch.db or "
                         "postgresql://user:password@host/database")
 
 
@@ -259,8 +259,8 @@ def status(study: optuna.Study) -> Status:
                   dense=study.user_attrs.get("dense"), front=pareto_rows(study))
 
 
-def trial_model(study: optuna.Study, number: int, *,
-                tracking_uri: str | None = None) -> tuple[torch.nn.Module, optuna.trial.FrozenTrial]:
+def trial_model(study: optuna.Study, number: int, *, tracking_uri: str | None = None
+                ) -> tuple[torch.nn.Module, optuna.trial.FrozenTrial]:
     """Complete trial `number` and its pruned model (masks folded), rebuilt from the weights
     stored on its MLflow run, so that any machine reaching the stores can have it."""
     trial = next((t for t in completed(study) if t.number == number), None)

@@ -17,7 +17,8 @@ else:  # pragma: no cover - Python 3.10
 from prunesearch import methods, models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import OBJECTIVES
-from prunesearch.schedule import METHOD_OPTIONS, SCHEDULE_FIELDS, Choice, Fixed, ParamSpec, Range, Schedule
+from prunesearch.schedule import (METHOD_OPTIONS, SCHEDULE_FIELDS, Choice, Fixed, ParamSpec,
+                                  Range, Schedule)
 from prunesearch.settings import (coerce, field_types, format_value, is_required, setting,
                                   valid)
 
