@@ -2,6 +2,7 @@
 MLflow run left RUNNING, the interrupted trial's parameters re-run, the budget completed."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,25 +27,23 @@ def start_worker(workdir, study_path, n_trials: int, *options: str) -> subproces
 
 def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 120,
                            storage: str | None = None):
-    """The first trial that is RUNNING with its MLflow run opened, i.e. mid-trial."""
-    url = storage or f"sqlite:///{workdir / 'prunesearch.db'}"
-    opened = None  # one storage, reused: a new one per poll would leak database connections
+    """The first trial that is RUNNING with its MLflow run opened, i.e. mid-trial.
+
+    Waits for the worker's "trial N: {...}" line (logged once the run is open) before touching
+    the storage: opening it while the worker creates it would race on its schema.
+    """
+    log = workdir / "worker.log"
+    started = re.compile(r"trial \d+: \{")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert worker.poll() is None, (workdir / "worker.log").read_text()
-        try:
-            if opened is None and (storage or (workdir / "prunesearch.db").exists()):
-                # The worker creates the tables; creating them here too would race with it.
-                opened = optuna.storages.RDBStorage(url, skip_table_creation=True)
-            if opened is not None:
-                study = optuna.load_study(study_name="tiny", storage=opened)
-                running = [t for t in study.get_trials(states=(RUNNING,))
-                           if "mlflow_run_id" in t.user_attrs]
-                if running:
-                    opened.engine.dispose()
-                    return running[0]
-        except Exception:
-            pass  # tables or study not created yet
+        assert worker.poll() is None, log.read_text()
+        if started.search(log.read_text()):
+            url = storage or f"sqlite:///{workdir / 'prunesearch.db'}"
+            study = optuna.load_study(study_name="tiny", storage=url)
+            running = [t for t in study.get_trials(states=(RUNNING,))
+                       if "mlflow_run_id" in t.user_attrs]
+            if running:
+                return running[0]
         time.sleep(0.1)
     pytest.fail("no trial started in time")
 

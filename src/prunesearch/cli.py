@@ -117,12 +117,12 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
 
     label = workers.worker_label()
     _configure_logging(prefix=f"[worker {label}] " if label else "")
-    from prunesearch import data, dense, tracking
+    from prunesearch import data, dense, interrupts, tracking
     from prunesearch import study as study_module
 
     # SIGTERM ends the running trial the way Ctrl-C does: marked failed, re-queued.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, study_module.interrupt)
+        signal.signal(signum, interrupts.handler)
 
     settings = dict(
         n_trials=n_trials or spec.n_trials, timeout=timeout,

@@ -29,7 +29,8 @@ from optuna.trial import TrialState
 
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
-from prunesearch import costs, export, loop, models, report, space, studyfile, workers
+from prunesearch import costs, export, interrupts, loop, models, report, space, studyfile
+from prunesearch import workers
 from prunesearch.errors import ExportError, StorageError, TrialsFailing, UsageError
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.schedule import Choice
@@ -41,26 +42,6 @@ DEFAULT_STORAGE_FILE = "prunesearch.db"
 HEARTBEAT_S = 60  # a running trial writes a heartbeat this often (seconds)
 HEARTBEAT_GRACE_S = 180  # ...and another worker fails it after this long without one
 MAX_FAILURES_IN_A_ROW = 3  # a worker stops when this many of its trials fail in a row
-
-
-_stop_requested = False
-
-
-def interrupt(signum, frame) -> None:
-    """Handler for SIGINT and SIGTERM: stop as Ctrl-C does, by raising KeyboardInterrupt.
-
-    Python may raise it inside code that swallows exceptions (a weakref callback during garbage
-    collection); the flag then still stops the worker, after its current trial, instead of
-    letting it run the study on.
-    """
-    global _stop_requested
-    _stop_requested = True
-    raise KeyboardInterrupt
-
-
-def _stop_if_requested(*_) -> None:
-    if _stop_requested:
-        raise KeyboardInterrupt
 
 
 class TrialFailed(Exception):
@@ -421,13 +402,13 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     study.sampler = make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
                                  space=spec.space)
     objective = _Objective(spec, data, checkpoint, dense_point, tracker, device)
-    _stop_if_requested()
+    interrupts.check()
     study.optimize(
         objective, n_trials=None, timeout=timeout, gc_after_trial=False,
         catch=(TrialFailed,),
         callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
                    lambda study, trial: _after_trial(study, trial, tracker, budget),
-                   _FailureGuard(), _stop_if_requested])
+                   _FailureGuard(), interrupts.check])
 
 
 class _Objective:
@@ -438,6 +419,24 @@ class _Objective:
         self.dense_point, self.tracker, self.device = dense_point, tracker, device
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
+        """Whatever stops the trial, from its first step to its last, ends its MLflow run."""
+        self.tracker.trial_run_id = None
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:
+            _interrupted(trial.study, trial, self.tracker, reason="interrupted (Ctrl-C/SIGTERM)",
+                         run_id=self.tracker.trial_run_id)
+            raise
+        except Exception as error:
+            # The trial fails, the study goes on (see _FailureGuard for when it stops).
+            reason = f"{type(error).__name__}: {error}"
+            trial.set_user_attr("fail_reason", reason)
+            if self.tracker.trial_run_id:
+                self.tracker.end_trial(self.tracker.trial_run_id, state="FAIL",
+                                       reason=traceback.format_exc())
+            raise TrialFailed(reason) from error
+
+    def _run(self, trial: optuna.Trial) -> list[float]:
         spec = self.spec
         schedule = space.suggest(trial, spec.space)
         trial.set_user_attr("schedule", schedule.as_dict())
@@ -465,24 +464,14 @@ class _Objective:
         model = models.build(spec.model.name, width=spec.model.width)
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
-        try:
-            result = loop.run(
-                schedule=schedule, model=model, data=self.data,
-                rewind_state=self.checkpoint.rewind_state,
-                fresh_state=lambda iteration: dense_module.initial_state(
-                    spec, seed=spec.seed + 1000 * iteration),
-                optimizer=dense_module.optimizer_settings(spec),
-                augmented=spec.data.augment, seed=spec.seed, on_iteration=on_iteration,
-                on_epoch=on_epoch)
-        except KeyboardInterrupt:
-            _interrupted(trial.study, trial, self.tracker, reason="interrupted (Ctrl-C/SIGTERM)")
-            raise
-        except Exception as error:
-            # The trial fails, the study goes on (see _after_trial for when it stops).
-            reason = f"{type(error).__name__}: {error}"
-            trial.set_user_attr("fail_reason", reason)
-            self.tracker.end_trial(run_id, state="FAIL", reason=traceback.format_exc())
-            raise TrialFailed(reason) from error
+        result = loop.run(
+            schedule=schedule, model=model, data=self.data,
+            rewind_state=self.checkpoint.rewind_state,
+            fresh_state=lambda iteration: dense_module.initial_state(
+                spec, seed=spec.seed + 1000 * iteration),
+            optimizer=dense_module.optimizer_settings(spec),
+            augmented=spec.data.augment, seed=spec.seed, on_iteration=on_iteration,
+            on_epoch=on_epoch)
         final = dataclasses.asdict(result.final)
         trial.set_user_attr("final", final)
         if spec.accuracy_floor is not None:
@@ -495,10 +484,12 @@ class _Objective:
         return [OBJECTIVES[name].value(result) for name in spec.objectives]
 
 
-def _interrupted(study: optuna.Study, trial, tracker: StudyTracker, *, reason: str) -> None:
+def _interrupted(study: optuna.Study, trial, tracker: StudyTracker, *, reason: str,
+                 run_id: str | None = None) -> None:
     """Queue an interrupted trial's parameters to run again and end its MLflow run KILLED."""
-    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-    run_id = trial.user_attrs.get("mlflow_run_id")
+    if trial.params:  # interrupted before sampling anything: nothing to re-run
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    run_id = run_id or trial.user_attrs.get("mlflow_run_id")
     if run_id:
         tracker.end_trial(run_id, state="INTERRUPTED", reason=reason)
     log.warning("trial %d %s; its parameters are queued to run again", trial.number, reason)

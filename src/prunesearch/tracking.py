@@ -51,6 +51,7 @@ class StudyTracker:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = None
         self.parent_run_id = None
+        self.trial_run_id = None  # the child run this process opened last
 
     def open_study(self, *, study_name: str, parent_run_id: str | None,
                    description: str) -> str:
@@ -107,7 +108,7 @@ class StudyTracker:
             tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
                   "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
                   "prunesearch.role": "trial"})
-        run_id = run.info.run_id
+        run_id = self.trial_run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         self.log_iteration(run_id, dense)
         return run_id

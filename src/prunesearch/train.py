@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prunesearch import progress
+from prunesearch import interrupts, progress
 from prunesearch.data import Split, eval_batches, train_batches
 
 EVAL_BATCH_SIZE = 128  # on CPU, 128 evaluated 1.5-2x faster than 256 or 1024 (cache-bound)
@@ -58,6 +58,7 @@ def train_epochs(
                                 augmented=augmented)
         for images, labels in progress.steps(batches, total=steps_per_epoch,
                                              label=f"epoch {epoch}/{epochs}"):
+            interrupts.check()
             loss = loss_fn(model(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
