@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import torch
 from PIL import Image
 from torch import nn
@@ -285,6 +286,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("speed.json"))
     parser.add_argument("--steps", type=int, default=20, help="timed steps per throughput")
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     split = data_module.load(data_dir=args.data_dir, val_size=0.1, train_subset=None,
                              seed=0).train
