@@ -1,6 +1,7 @@
 """`validate`, `studies`, `status` and `ui` through the real entry point."""
 
 import json
+import pickle
 import signal
 import socket
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -158,6 +160,42 @@ def test_bad_option_or_store_is_one_line_and_writes_nothing(workdir, options, co
     before = sorted(p.name for p in workdir.iterdir())
     result = invoke("optimize", "--study", "tiny.toml", *options)
     assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert sorted(p.name for p in workdir.iterdir()) == before
+
+
+def broken_copy(cifar_dir, target, *, drop=None, replace=None):
+    """A copy of the tiny CIFAR folder with one file left out or overwritten."""
+    folder = target / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for source in (cifar_dir / "cifar-10-batches-py").iterdir():
+        if source.name != drop:
+            (folder / source.name).write_bytes(source.read_bytes())
+    if replace:
+        name, content = replace
+        (folder / name).write_bytes(content)
+    return target
+
+
+BAD_DATA = {
+    "test batch missing": (dict(drop="test_batch"), "test_batch: missing"),
+    "truncated batch": (dict(replace=("data_batch_2", b"\x80\x04trunc")),
+                        "data_batch_2: not a CIFAR-10 batch"),
+    "images of the wrong shape": (dict(replace=("data_batch_4", pickle.dumps(
+        {"data": np.zeros((5, 1000), dtype=np.uint8), "labels": [0] * 5}))),
+        "data_batch_4: not a CIFAR-10 batch"),
+}
+
+
+@pytest.mark.parametrize("damage, message", BAD_DATA.values(), ids=BAD_DATA.keys())
+def test_bad_data_folder_is_one_line_and_writes_nothing(workdir, cifar_dir, tmp_path_factory,
+                                                        damage, message):
+    data_dir = broken_copy(cifar_dir, tmp_path_factory.mktemp("broken"), **damage)
+    write_study(workdir)
+    before = sorted(p.name for p in workdir.iterdir())
+    result = invoke("optimize", "--study", "tiny.toml", "--data-dir", str(data_dir))
+    assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert sorted(p.name for p in workdir.iterdir()) == before

@@ -6,6 +6,7 @@ The PostgreSQL server is a throwaway cluster (initdb) on a free loopback port; t
 skipped only where PostgreSQL's binaries are not installed.
 """
 
+import glob
 import os
 import shutil
 import signal
@@ -18,13 +19,21 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import write_study
 from test_interruptions import wait_for_running_trial
 
-pytestmark = pytest.mark.skipif(shutil.which("initdb") is None or shutil.which("pg_ctl") is None,
+def server_binary(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql package puts it."""
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+INITDB, PG_CTL = server_binary("initdb"), server_binary("pg_ctl")
+pytestmark = pytest.mark.skipif(INITDB is None or PG_CTL is None,
                                 reason="PostgreSQL server binaries (initdb, pg_ctl) not installed")
 
 
@@ -47,20 +56,20 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
     port = free_port()
-    subprocess.run(as_server_user(["initdb", "-D", str(folder / "data"), "-A", "trust",
+    subprocess.run(as_server_user([INITDB, "-D", str(folder / "data"), "-A", "trust",
                                    "-U", "prunesearch"]), check=True, capture_output=True)
     subprocess.run(as_server_user(
-        ["pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start",
+        [PG_CTL, "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start",
          "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"]),
         check=True, capture_output=True)
     url = f"postgresql://prunesearch@127.0.0.1:{port}"
     try:
-        for database in ("optuna", "mlflow"):
-            subprocess.run(["psql", f"{url}/postgres", "-c", f"create database {database}"],
-                           check=True, capture_output=True)
+        with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
+            for database in ("optuna", "mlflow"):
+                connection.execute(f"create database {database}")
         yield url
     finally:
-        subprocess.run(as_server_user(["pg_ctl", "-D", str(folder / "data"), "-m", "fast",
+        subprocess.run(as_server_user([PG_CTL, "-D", str(folder / "data"), "-m", "fast",
                                        "stop"]), capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -120,3 +120,23 @@ def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) >= 2
     retried = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
     assert retried and retried[0].params == victim.params
+
+
+def test_sigkill_of_one_of_three_jobs_workers_then_a_rerun_leaves_nothing_running(workdir,
+                                                                                 slow_study):
+    coordinator = start_worker(workdir, slow_study, 3, "--jobs", "3")
+    victim = wait_for_running_trial(workdir, coordinator)
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    # The other two workers complete the budget; the lost worker makes the command fail.
+    assert coordinator.wait(timeout=600) == 1, (workdir / "worker.log").read_text()
+    assert "workers stopped with an error" in (workdir / "worker.log").read_text()
+
+    rerun = start_worker(workdir, slow_study, 3, "--jobs", "3")
+    assert rerun.wait(timeout=600) == 0, (workdir / "worker.log").read_text()
+    study, runs = assert_nothing_left_running(workdir, complete=None)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 3 <= len(complete) <= 5  # the budget, give or take one per other worker
+    killed = study.trials[victim.number]
+    assert killed.state == optuna.trial.TrialState.FAIL and "died" in killed.user_attrs[
+        "fail_reason"]
+    assert runs[victim.user_attrs["mlflow_run_id"]].info.status == "KILLED"
