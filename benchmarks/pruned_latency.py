@@ -34,8 +34,12 @@ def main() -> None:
     repeats = ", ".join(f"{n} at batch {b}" for b, n in costs.LATENCY_REPEATS.items())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
           f"{args.rounds} rounds, each timing dense then pruned ({repeats})")
+    print(f"dense {spec['name']} width {spec['width']}: "
+          f"{sum(p.numel() for p in dense.parameters()):,} parameters, "
+          f"{costs.macs(dense, example) / 1e6:.1f} M MACs per image")
     print(f"{'trial':>5} {'method':<20} {'amount':>6} {'sparsity':>8} {'MACs cut':>8} "
-          f"{'b1 ms':>7} {'b1 x':>6} {'b64 ms':>7} {'b64 x':>6}")
+          f"{'dense b1':>8} {'b1 ms':>7} {'b1 x':>6} {'dense b64':>9} {'b64 ms':>7} "
+          f"{'b64 x':>6}")
     for trial in study_module.completed(study):
         model, _ = study_module.trial_model(study, trial.number)
         slim = export.shrink(model, example).eval()
@@ -44,12 +48,14 @@ def main() -> None:
         for batch in (1, costs.LATENCY_BIG_BATCH):
             rounds = [(costs.latency_ms(dense, example, batch),
                        costs.latency_ms(slim, example, batch)) for _ in range(args.rounds)]
-            figures += [statistics.median(p for _, p in rounds),
+            figures += [statistics.median(d for d, _ in rounds),
+                        statistics.median(p for _, p in rounds),
                         statistics.median(d / p for d, p in rounds)]
         schedule = trial.user_attrs["schedule"]
         print(f"{trial.number:>5} {schedule['method']:<20} {schedule['amount']:>6.2f} "
               f"{final['sparsity']:>8.1%} {final['macs_reduction']:>8.1%} "
-              f"{figures[0]:>7.2f} {figures[1]:>5.2f}x {figures[2]:>7.2f} {figures[3]:>5.2f}x")
+              f"{figures[0]:>8.2f} {figures[1]:>7.2f} {figures[2]:>5.2f}x "
+              f"{figures[3]:>9.2f} {figures[4]:>7.2f} {figures[5]:>5.2f}x")
 
 
 if __name__ == "__main__":

@@ -99,19 +99,9 @@ def test_unstructured_macs_fall_with_the_weights_and_the_model_keeps_its_shape()
     assert measured.latency_b1_ms > 0 and measured.latency_b64_ms > 0
 
 
-def single_conv_with_rows(rows):
-    """A conv (then BatchNorm, then a classifier) whose filters have the given weights."""
-    model = nn.Sequential(nn.Conv2d(1, len(rows), 1, bias=False), nn.BatchNorm2d(len(rows)),
-                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(len(rows), 2))
-    with torch.no_grad():
-        model[0].weight.copy_(torch.tensor(rows).reshape(len(rows), 1, 1, 1))
-    return model
-
-
 def test_ln_structured_norm_changes_the_ranking():
-    # Filter 0: one large weight (L1 3, L2 3); filter 1: spread (L1 4, L2 2): not comparable with
-    # 1x1 single-input convs, so use a conv with 4 inputs.
+    # Filter 0: one large weight (L1 3, L2 3); filter 1: spread out (L1 4, L2 2). L1 keeps
+    # filter 1, L2 keeps filter 0.
     def model():
         m = nn.Sequential(nn.Conv2d(4, 2, 1, bias=False), nn.BatchNorm2d(2), nn.Flatten(),
                           nn.Linear(2 * 4, 2))

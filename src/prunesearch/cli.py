@@ -74,6 +74,16 @@ def _configure_logging(prefix: str = "") -> None:
 
 
 STUDY_HELP = "a study name (studies/NAME.toml here, else shipped) or a path to a .toml file"
+
+
+def data_dir_option(purpose: str):
+    """--data-dir, shared by the commands that read CIFAR-10; `purpose` says what for."""
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        envvar="PRUNESEARCH_DATA_DIR", show_envvar=True,
+        help=f"{purpose}  [default: ~/.cache/prunesearch/data]")
+
+
 STORAGE_OPTION = click.option(
     "--storage", default=None, envvar="PRUNESEARCH_STORAGE", show_envvar=True,
     help="Optuna storage URL  [default: sqlite:///prunesearch.db in the working directory]")
@@ -95,10 +105,7 @@ STORAGE_OPTION = click.option(
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, else "
                    "sqlite:///mlflow.db in the working directory]")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="PRUNESEARCH_DATA_DIR", show_envvar=True,
-              help="folder holding (or receiving) cifar-10-batches-py  "
-                   "[default: ~/.cache/prunesearch/data]")
+@data_dir_option("folder holding (or receiving) cifar-10-batches-py")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
               help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
@@ -259,10 +266,7 @@ def status(study, storage):
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI holding the trial's weights  [default: the one the "
                    "study recorded]")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="PRUNESEARCH_DATA_DIR", show_envvar=True,
-              help="CIFAR-10 folder, for the test-accuracy check  "
-                   "[default: ~/.cache/prunesearch/data]")
+@data_dir_option("CIFAR-10 folder, for the test-accuracy check")
 def export(study, number, output_dir, storage, tracking_uri, data_dir):
     """Write trial N's pruned model, genuinely smaller when structured, loadable with plain
     torch; its test accuracy is checked against the recorded one first."""

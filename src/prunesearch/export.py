@@ -18,7 +18,7 @@ from prunesearch.data import Split, normalize
 from prunesearch.errors import ExportError
 from prunesearch.methods.base import pruning_hooks
 from prunesearch.train import evaluate
-from prunesearch.methods.channels import couplings
+from prunesearch.methods.channels import couplings, trace
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -36,14 +36,15 @@ def without_masks(model: nn.Module) -> nn.Module:
     return exported
 
 
-def dead_channels(model: nn.Module, example_input: torch.Tensor) -> dict[str, list[int]]:
+def dead_channels(model: nn.Module, example_input: torch.Tensor,
+                  graph: tp.DependencyGraph) -> dict[str, list[int]]:
     """Per conv or linear layer (the classifier aside: its outputs are the classes), the output
     channels that output exactly zero: their weights, bias and following BatchNorm scale and
     shift are all zero, as structured pruning leaves them."""
     classifier = getattr(model, "classifier", None)
     targets = [(module, "weight") for module in model.modules()
                if isinstance(module, PRUNABLE_TYPES) and module is not classifier]
-    found = couplings(model, targets, example_input)
+    found = couplings(model, targets, example_input, graph)
     names = {module: name for name, module in model.named_modules()}
     return {names[module]: [channel for channel, dependents in enumerate(found[module])
                             if all(_zero(dep) for dep in dependents if dep.dim == 0)]
@@ -61,8 +62,8 @@ def shrink(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
     torch-pruning's dependency graph. It computes what `model` computes; after unstructured
     pruning no channel is entirely zero, so only the masks are folded."""
     slim = without_masks(model)
-    dead = dead_channels(slim, example_input)
-    graph = tp.DependencyGraph().build_dependency(slim, example_inputs=example_input)
+    graph = trace(slim, example_input)
+    dead = dead_channels(slim, example_input, graph)
     modules = dict(slim.named_modules())
     for name, channels in dead.items():
         if channels:

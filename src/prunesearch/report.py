@@ -9,7 +9,7 @@ import io
 import json
 from pathlib import Path
 
-from prunesearch import methods
+from prunesearch import methods, studyfile
 from prunesearch.objectives import OBJECTIVES, Objective
 from prunesearch.schedule import SCHEDULE_FIELDS
 from prunesearch.settings import format_value
@@ -33,9 +33,7 @@ def study_summary(spec) -> str:
                                                  for key, value in values.items()))
     lines.append("search space:")
     width = max(len(name) for name in SCHEDULE_FIELDS)
-    for name, field in SCHEDULE_FIELDS.items():
-        described = (spec.space[name].describe() if name in spec.space
-                     else f"{'default':<12} {format_value(field.default)}")
+    for name, described in studyfile.describe_space(spec).items():
         readers = [m for m, impl in methods.REGISTRY.items() if name in impl.options]
         only = f"  (only with {', '.join(readers)})" if readers else ""
         lines.append(f"  {name:<{width}}  {described}{only}")

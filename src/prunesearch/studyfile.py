@@ -291,8 +291,13 @@ def fingerprint(spec: StudySpec) -> dict[str, str]:
     for section in SECTIONS:
         for key, value in dataclasses.asdict(getattr(spec, section)).items():
             settings[f"{section}.{key}"] = format_value(value)
-    for name, field in SCHEDULE_FIELDS.items():
-        described = (spec.space[name].describe() if name in spec.space
-                     else f"default {format_value(field.default)}")
+    for name, described in describe_space(spec).items():
         settings[f"space.{name}"] = " ".join(described.split())
     return settings
+
+
+def describe_space(spec: StudySpec) -> dict[str, str]:
+    """Every Schedule field: how the study searches it, or the default it takes."""
+    return {name: spec.space[name].describe() if name in spec.space
+            else f"{'default':<12} {format_value(field.default)}"
+            for name, field in SCHEDULE_FIELDS.items()}

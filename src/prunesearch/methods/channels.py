@@ -33,10 +33,16 @@ Couplings = dict[nn.Module, list[list[Dependent]]]
 """For each prunable module, per output channel, the entries that die with that channel."""
 
 
-def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor) -> Couplings:
-    """Trace `model` (still unpruned) once and list, per channel of each target, its
-    dependents: its own bias, following BatchNorm scale and shift, later layers' inputs."""
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of `model` (unpruned, or with its masks folded)."""
+    return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+
+
+def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
+              graph: tp.DependencyGraph | None = None) -> Couplings:
+    """List, per channel of each target, its dependents: its own bias, following BatchNorm
+    scale and shift, later layers' inputs (`graph`: `trace(model, example_input)` if given)."""
+    graph = graph or trace(model, example_input)
     found = {}
     for module, _ in targets:
         prune_fn = graph.get_pruner_of_module(module).prune_out_channels
