@@ -115,8 +115,9 @@ def read_batches_dir(batches_dir: Path) -> tuple[Split, Split]:
 def fingerprint(*splits: Split) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for split in splits:
-        digest.update(split.images.numpy().tobytes())
-        digest.update(split.labels.numpy().tobytes())
+        # The arrays' own memory, not a copy (tobytes() would briefly double the data set).
+        digest.update(split.images.contiguous().numpy())
+        digest.update(split.labels.contiguous().numpy())
     return digest.hexdigest()
 
 
@@ -182,8 +183,8 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float, zero mean and unit variance per channel, channels_last.
 
     channels_last inputs make the convolutions run in that layout (weights stay NCHW, as
-    torch.nn.utils.prune needs); on 2 CPU cores this evaluated the width-32 CNN 1.1-1.4x and
-    trained it 1.1x faster than NCHW inputs (one A/B run, interleaved).
+    torch.nn.utils.prune needs): faster on CPU, see benchmarks/speed.py (h) and the README's
+    Performance section.
     """
     mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1) * 255
