@@ -10,7 +10,7 @@ from torch import nn
 from prunesearch import interrupts, progress
 from prunesearch.data import Split, eval_batches, train_batches
 
-EVAL_BATCH_SIZE = 128  # on CPU, 128 evaluated 1.5-2x faster than 256 or 1024 (cache-bound)
+EVAL_BATCH_SIZE = 128  # faster on CPU than larger batches: benchmarks/speed.py (h)
 
 
 class TrainingDiverged(RuntimeError):
