@@ -141,7 +141,7 @@ def throughput(build, split, rounds: int) -> dict:
     }
     trained = {name: build() for name in pipelines}
     optimizers = {name: sgd(model) for name, model in trained.items()}
-    for name in pipelines:  # warm-up: the convolution kernels for both batch shapes
+    for name in pipelines:  # warm-up: oneDNN builds its kernels for the batch shape once
         epoch_seconds(trained[name], optimizers[name], itertools.repeat(prepared, 3))
     rates = {name: [] for name in pipelines}
     for round_ in range(rounds):

@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import write_study
+from prunesearch import interrupts, tracking
 
 RUNNING = optuna.trial.TrialState.RUNNING
 
@@ -140,3 +141,56 @@ def test_sigkill_of_one_of_three_jobs_workers_then_a_rerun_leaves_nothing_runnin
     assert killed.state == optuna.trial.TrialState.FAIL and "died" in killed.user_attrs[
         "fail_reason"]
     assert runs[victim.user_attrs["mlflow_run_id"]].info.status == "KILLED"
+
+
+@pytest.fixture
+def sigterm_handled(monkeypatch):
+    """SIGTERM handled as `prunesearch optimize` handles it, no stop requested yet."""
+    monkeypatch.setattr(interrupts, "_requested", False)
+    previous = signal.signal(signal.SIGTERM, interrupts.handler)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def request_stop():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.01)  # the Python-level handler runs at the next bytecode boundary
+
+
+def test_a_stop_request_during_a_held_block_takes_effect_when_it_ends(sigterm_handled):
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.held():
+            request_stop()
+            finished = True
+    assert finished
+
+
+def test_cleanup_after_a_stop_request_is_not_cut_short_by_another(sigterm_handled):
+    with pytest.raises(KeyboardInterrupt):
+        request_stop()
+    with interrupts.held():  # e.g. ending the interrupted trial's run KILLED
+        request_stop()
+    interrupts._requested = False
+
+
+def test_an_interrupt_while_a_trial_run_opens_lets_it_open_whole(sigterm_handled, tmp_path,
+                                                                  monkeypatch):
+    # Interrupted inside MLflow's SQL, the SQLite store stayed locked and the run RUNNING.
+    tracker = tracking.StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker.open_study(study_name="s", parent_run_id=None, description="")
+    log_batch = tracker.client.log_batch
+
+    def interrupted_log_batch(*args, **kwargs):
+        request_stop()
+        return log_batch(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.client, "log_batch", interrupted_log_batch)
+    with pytest.raises(KeyboardInterrupt):
+        tracker.start_trial(study_name="s", trial_number=0, params={"amount": 0.5},
+                            dense={"iteration": 0, "sparsity": 0.0})
+    run = tracker.client.get_run(tracker.trial_run_id)
+    assert run.data.params == {"amount": "0.5"}
+    assert run.data.metrics == {"sparsity": 0.0}
+    tracker.end_trial(tracker.trial_run_id, state="INTERRUPTED", reason="test")
+    assert tracker.client.get_run(tracker.trial_run_id).info.status == "KILLED"

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from prunesearch import report
+from prunesearch import interrupts, report
 from prunesearch.objectives import joined, plot_axis
 from prunesearch.errors import ExportError, StorageError
 
@@ -53,6 +53,7 @@ class StudyTracker:
         self.parent_run_id = None
         self.trial_run_id = None  # the child run this process opened last
 
+    @interrupts.held()
     def open_study(self, *, study_name: str, parent_run_id: str | None,
                    description: str) -> str:
         """Find (or create) the study's experiment and parent run; return the parent's id.
@@ -89,6 +90,7 @@ class StudyTracker:
         except MlflowException:
             return False
 
+    @interrupts.held()
     def log_study_params(self, params: dict) -> None:
         from mlflow.entities import Param
 
@@ -97,6 +99,7 @@ class StudyTracker:
         if new:
             self.client.log_batch(self.parent_run_id, params=new)
 
+    @interrupts.held()
     def start_trial(self, *, study_name: str, trial_number: int, params: dict,
                     dense: dict) -> str:
         """A child run for one trial, with its schedule as params and the dense starting point
@@ -113,6 +116,7 @@ class StudyTracker:
         self.log_iteration(run_id, dense)
         return run_id
 
+    @interrupts.held()
     def log_iteration(self, run_id: str, figures: dict) -> None:
         """Per-iteration metrics at step = iteration (NaN ones, e.g. no retraining, skipped)."""
         from mlflow.entities import Metric
@@ -124,6 +128,7 @@ class StudyTracker:
                    if key in figures and not math.isnan(float(figures[key]))]
         self.client.log_batch(run_id, metrics=metrics)
 
+    @interrupts.held()
     def end_trial(self, run_id: str, *, state: str, final: dict | None = None,
                   reason: str | None = None) -> None:
         """Close a child run: state COMPLETE -> FINISHED; FAIL -> FAILED; interrupted -> KILLED."""
@@ -140,6 +145,7 @@ class StudyTracker:
         status = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
         self.client.set_terminated(run_id, status=status)
 
+    @interrupts.held()
     def log_weights(self, run_id: str, path: Path) -> None:
         """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
         self.client.log_artifact(run_id, str(path), artifact_path="model")
@@ -162,10 +168,12 @@ class StudyTracker:
                               f"{str(error).splitlines()[0]}") from None
         raise ExportError(f"MLflow run {run_id} in {self.uri} has no model/*.pt artifact")
 
+    @interrupts.held()
     def end_study(self, status: str) -> None:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
 
+    @interrupts.held()
     def update_pareto(self, *, all_rows: list[dict], front: list[dict], dense: dict,
                       previous_front_run_ids: set[str], objectives: list[str]) -> None:
         """Plot (PNG, and interactive HTML with plotly) and table of the front on the parent
