@@ -49,6 +49,14 @@ def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 1
     pytest.fail("no trial started in time")
 
 
+def wait_for_line(workdir, worker: subprocess.Popen, text: str, timeout: float = 60) -> None:
+    log = workdir / "worker.log"
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
 def assert_nothing_left_running(workdir, *, complete: int):
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{workdir / 'prunesearch.db'}")
     states = [t.state for t in study.trials]
@@ -106,6 +114,8 @@ def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(
                                                                               slow_study):
     coordinator = start_worker(workdir, slow_study, 2, "--jobs", "2")
     victim = wait_for_running_trial(workdir, coordinator)
+    wait_for_line(workdir, coordinator, "[worker 1/2] study tiny")  # both workers are up
+    wait_for_line(workdir, coordinator, "[worker 2/2] study tiny")
     coordinator.send_signal(signal.SIGTERM)
     assert coordinator.wait(timeout=120) == 130, (workdir / "worker.log").read_text()
 
@@ -113,7 +123,6 @@ def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(
     assert study.trials[victim.number].state == optuna.trial.TrialState.FAIL
     parent, = [r for r in runs.values() if r.data.tags.get("prunesearch.role") == "study"]
     assert parent.info.status == "KILLED"
-    assert "worker 1/2" in (workdir / "worker.log").read_text()
 
     rerun = start_worker(workdir, slow_study, 2, "--jobs", "2")
     assert rerun.wait(timeout=600) == 0, (workdir / "worker.log").read_text()
