@@ -103,22 +103,32 @@ def step(model, optimizer, images, labels):
     optimizer.step()
 
 
-def epoch_seconds(model, optimizer, batches) -> tuple[float, int]:
-    """Train `model` on every batch of `batches` with the plain step; (seconds, images)."""
+def train_on(model, optimizer, batches) -> None:
+    """Train `model` on every batch of `batches` with the plain step."""
     model.train()
-    seen, start = 0, time.perf_counter()
     for images, labels in batches:
         step(model, optimizer, images, labels)
-        seen += len(labels)
-    return time.perf_counter() - start, seen
+
+
+def take_turns(contenders: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each callable per round, the contenders taking turns in an order that
+    rotates every round, so that a drift in this shared machine's speed hits all alike."""
+    names = list(contenders)
+    seconds = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            contenders[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
 
 
 def throughput(build, split, rounds: int) -> dict:
     """prunesearch's training loop and data pipeline vs DataLoader + transforms vs prepared
     batches, each training its own copy of one model for one epoch per round.
 
-    The three take turns within each round (the order rotating), so a drift in this shared
-    machine's speed hits all alike; ratios are the medians of the per-round ratios. prunesearch
+    The three take turns (`take_turns`); ratios are the medians of the per-round ratios. prunesearch
     runs its real loop (`train.train_epochs`: progress bar, interrupt check, lr schedule); the
     others the bare step. Also the data pipelines alone, without a model.
     """
@@ -128,27 +138,20 @@ def throughput(build, split, rounds: int) -> dict:
     loader = notebook_loader(split, augmented=True)
     settings = train.OptimizerSettings(lr=0.01, batch_size=BATCH, momentum=0.9, weight_decay=0)
 
-    def ours(model, _):
-        start = time.perf_counter()
-        train.train_epochs(model, split, epochs=1, settings=settings, generator=generator)
-        return time.perf_counter() - start, len(split)
-
-    pipelines = {
-        "prunesearch": ours,
-        "dataloader": lambda model, optimizer: epoch_seconds(model, optimizer, loader),
-        "ceiling": lambda model, optimizer: epoch_seconds(
-            model, optimizer, itertools.repeat(prepared, full_batches)),
-    }
-    trained = {name: build() for name in pipelines}
+    trained = {name: build() for name in ("prunesearch", "dataloader", "ceiling")}
     optimizers = {name: sgd(model) for name, model in trained.items()}
-    for name in pipelines:  # warm-up: oneDNN builds its kernels for the batch shape once
-        epoch_seconds(trained[name], optimizers[name], itertools.repeat(prepared, 3))
-    rates = {name: [] for name in pipelines}
-    for round_ in range(rounds):
-        names = list(pipelines)
-        for name in names[round_ % 3:] + names[:round_ % 3]:
-            seconds, images = pipelines[name](trained[name], optimizers[name])
-            rates[name].append(images / seconds)
+    for name in trained:  # warm-up: oneDNN builds its kernels for the batch shape once
+        train_on(trained[name], optimizers[name], itertools.repeat(prepared, 3))
+    seconds = take_turns({
+        "prunesearch": lambda: train.train_epochs(trained["prunesearch"], split, epochs=1,
+                                                  settings=settings, generator=generator),
+        "dataloader": lambda: train_on(trained["dataloader"], optimizers["dataloader"], loader),
+        "ceiling": lambda: train_on(trained["ceiling"], optimizers["ceiling"],
+                                    itertools.repeat(prepared, full_batches)),
+    }, rounds)
+    images = {"prunesearch": len(split), "dataloader": len(split),
+              "ceiling": full_batches * BATCH}
+    rates = {name: [images[name] / s for s in times] for name, times in seconds.items()}
     ratio = lambda a, b: statistics.median(x / y for x, y in zip(rates[a], rates[b]))
     return {
         "prunesearch_img_s": statistics.median(rates["prunesearch"]),
@@ -300,16 +303,10 @@ def masked_default_model():
     return model
 
 
-def alternating_ms(contenders: dict, rounds: int) -> dict:
-    """Median milliseconds of each callable, the contenders taking turns in every round."""
-    times = {name: [] for name in contenders}
-    for round_ in range(rounds):
-        names = list(contenders)[::1 if round_ % 2 == 0 else -1]
-        for name in names:
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
+def median_ms(contenders: dict, rounds: int) -> dict[str, float]:
+    """Median milliseconds of each callable, taking turns."""
+    return {name: 1000 * statistics.median(times)
+            for name, times in take_turns(contenders, rounds).items()}
 
 
 def compiled_vs_eager(rounds: int = 5, steps: int = 4) -> dict:
@@ -327,7 +324,7 @@ def compiled_vs_eager(rounds: int = 5, steps: int = 4) -> dict:
         start = time.perf_counter()
         step(compiled, compiled_opt, images, labels)
         compile_s = time.perf_counter() - start
-    ms = alternating_ms({
+    ms = median_ms({
         "eager": lambda: [step(eager, eager_opt, images, labels) for _ in range(steps)],
         "compiled": lambda: [step(compiled, compiled_opt, images, labels) for _ in range(steps)],
     }, rounds)
@@ -344,7 +341,7 @@ def layout_and_eval_batch(split, rounds: int = 5) -> dict:
                                         generator=torch.Generator().manual_seed(0),
                                         augmented=True))
     nchw = images.contiguous()
-    train_ms = alternating_ms({
+    train_ms = median_ms({
         "channels_last": lambda: step(model, optimizer, images, labels),
         "nchw": lambda: step(model, optimizer, nchw, labels),
     }, rounds)
@@ -358,7 +355,7 @@ def layout_and_eval_batch(split, rounds: int = 5) -> dict:
                       .contiguous(memory_format=layout))
 
     sizes = (train.EVAL_BATCH_SIZE, 4 * train.EVAL_BATCH_SIZE)
-    eval_ms = alternating_ms({
+    eval_ms = median_ms({
         **{f"channels_last_{size}": lambda size=size: evaluate(size, torch.channels_last)
            for size in sizes},
         f"nchw_{sizes[0]}": lambda: evaluate(sizes[0], torch.contiguous_format),

@@ -180,7 +180,6 @@ def test_cleanup_after_a_stop_request_is_not_cut_short_by_another(sigterm_handle
         request_stop()
     with interrupts.held():  # e.g. ending the interrupted trial's run KILLED
         request_stop()
-    interrupts._requested = False
 
 
 def test_an_interrupt_while_a_trial_run_opens_lets_it_open_whole(sigterm_handled, tmp_path,

@@ -41,8 +41,10 @@ def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
 def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
               graph: tp.DependencyGraph | None = None) -> Couplings:
     """List, per channel of each target, its dependents: its own bias, following BatchNorm
-    scale and shift, later layers' inputs (`graph`: `trace(model, example_input)` if given)."""
-    graph = graph or trace(model, example_input)
+    scale and shift, later layers' inputs. Pass `graph` when the caller has traced `model`
+    already (`trace`), so it is not traced twice."""
+    if graph is None:
+        graph = trace(model, example_input)
     found = {}
     for module, _ in targets:
         prune_fn = graph.get_pruner_of_module(module).prune_out_channels
