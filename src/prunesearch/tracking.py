@@ -3,6 +3,7 @@
 One experiment per study, one parent run per study (its id is kept on the Optuna study, so
 any process finds it again), one child run per trial. Every call goes through MlflowClient
 with explicit run ids: no global "active run" state, so several processes can share a study.
+Every method that writes is `interrupts.held()`: a stop request waits until the write is whole.
 """
 
 import logging
