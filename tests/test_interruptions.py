@@ -10,10 +10,13 @@ import time
 
 import optuna
 import pytest
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from conftest import write_study
 from prunesearch import interrupts, tracking
+from prunesearch import study as study_module
+from prunesearch.cli import main
 
 RUNNING = optuna.trial.TrialState.RUNNING
 
@@ -154,11 +157,14 @@ def test_sigkill_of_one_of_three_jobs_workers_then_a_rerun_leaves_nothing_runnin
 
 @pytest.fixture
 def sigterm_handled(monkeypatch):
-    """SIGTERM handled as `prunesearch optimize` handles it, no stop requested yet."""
+    """SIGTERM handled as `prunesearch optimize` handles it, no stop requested yet; the
+    handlers the test (or an in-process `optimize`) installs are put back after it."""
     monkeypatch.setattr(interrupts, "_requested", False)
-    previous = signal.signal(signal.SIGTERM, interrupts.handler)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, interrupts.handler)
     yield
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def request_stop():
@@ -202,3 +208,71 @@ def test_an_interrupt_while_a_trial_run_opens_lets_it_open_whole(sigterm_handled
     assert run.data.metrics == {"sparsity": 0.0}
     tracker.end_trial(tracker.trial_run_id, state="INTERRUPTED", reason="test")
     assert tracker.client.get_run(tracker.trial_run_id).info.status == "KILLED"
+
+
+def stop_requested_once_optuna_created_a_trial(monkeypatch):
+    """SIGTERM arrives after Optuna wrote a new RUNNING trial (ask), before the objective runs
+    (it arrived there in a CI run and left the trial RUNNING for good)."""
+    ask = optuna.Study.ask
+    asked = []
+
+    def interrupted(self, *args, **kwargs):
+        trial = ask(self, *args, **kwargs)
+        asked.append(trial.number)
+        if len(asked) == 1:
+            request_stop()
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", interrupted)
+
+
+def test_a_stop_request_while_a_trial_is_created_fails_it_and_queues_it_again(
+        sigterm_handled, workdir, tiny_study, monkeypatch):
+    stop_requested_once_optuna_created_a_trial(monkeypatch)
+    result = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study)])
+
+    assert result.exit_code == 130, result.output
+    study, runs = assert_nothing_left_running(workdir, complete=0)
+    interrupted, again = study.trials
+    assert interrupted.state == optuna.trial.TrialState.FAIL
+    assert again.state == optuna.trial.TrialState.WAITING
+    assert again.system_attrs["fixed_params"] == interrupted.params
+    assert again.user_attrs["retry_of"] == interrupted.number
+    assert runs[interrupted.user_attrs["mlflow_run_id"]].info.status == "KILLED"
+    parent, = [r for r in runs.values() if r.data.tags.get("prunesearch.role") == "study"]
+    assert parent.info.status == "KILLED"
+
+
+def test_a_queued_retry_lost_before_it_sampled_is_queued_again(tmp_path):
+    # E.g. its worker on another host died right after taking it; the heartbeat finds it.
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    queued = {"amount": 0.3, "reinit": "rewind"}
+    study.enqueue_trial(queued, user_attrs={"retry_of": 7})
+    taken = study.ask()
+    lost = study.trials[taken.number]
+    assert lost.params == {}
+
+    study_module._interrupted(study, lost, tracker=None, reason="its worker stopped")
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"], t.user_attrs["retry_of"]) for t in waiting] == [
+        (queued, taken.number)]
+
+
+def test_a_stop_request_once_the_trial_has_trained_lets_it_complete(sigterm_handled, workdir,
+                                                                    tiny_study, monkeypatch):
+    log_weights = tracking.StudyTracker.log_weights
+
+    def interrupted(self, *args, **kwargs):
+        request_stop()
+        return log_weights(self, *args, **kwargs)
+
+    monkeypatch.setattr(tracking.StudyTracker, "log_weights", interrupted)
+    result = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study)])
+
+    assert result.exit_code == 130, result.output
+    study, runs = assert_nothing_left_running(workdir, complete=1)
+    assert len(study.trials) == 1  # nothing queued again: the trial was done
+    trial_run = runs[study.trials[0].user_attrs["mlflow_run_id"]]
+    assert trial_run.info.status == "FINISHED"
+    assert MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}").list_artifacts(
+        trial_run.info.run_id)  # its weights

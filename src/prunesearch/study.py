@@ -33,7 +33,7 @@ from prunesearch import costs, export, interrupts, loop, models, report, space, 
 from prunesearch import workers
 from prunesearch.errors import ExportError, StorageError, TrialsFailing, UsageError
 from prunesearch.objectives import OBJECTIVES
-from prunesearch.schedule import Choice
+from prunesearch.schedule import Choice, Schedule
 from prunesearch.studyfile import StudySpec
 from prunesearch.tracking import StudyTracker
 
@@ -304,26 +304,23 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
                             train_subset=spec.data.train_subset, seed=spec.seed)
     check_storage(storage_url)
     tracker = StudyTracker(tracking_uri)
-    storage = open_storage(storage_url, on_stale=lambda study, trial: _interrupted(
-        study, trial, tracker, reason="its worker stopped sending heartbeats"))
-    directions = [OBJECTIVES[name].direction for name in spec.objectives]
-    study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
-                                load_if_exists=True)
-    _check_unchanged(study, spec, storage_url, allow_change=allow_spec_change)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(spec.objectives))
-    parent = tracker.open_study(study_name=spec.name, description=spec.description,
-                                parent_run_id=study.user_attrs.get("mlflow_parent_run_id"))
-    study.set_user_attr("mlflow_parent_run_id", parent)
-    study.set_user_attr("mlflow_tracking_uri", tracking_uri)
-    study.set_user_attr("budget", budget)
-    study.set_user_attr("model", dataclasses.asdict(spec.model))
-    study.set_user_attr("spec", studyfile.fingerprint(spec))
-    # The parent run covers all that follows; it ends with this process, never RUNNING.
-    # A worker started by --jobs leaves that to the process that started it.
+    with interrupts.held():  # creates the storage's tables on first use
+        storage = open_storage(storage_url, on_stale=lambda study, trial: _interrupted(
+            study, trial, tracker, reason="its worker stopped sending heartbeats"))
+    # The parent run, once open, ends with this process, never RUNNING. A worker started by
+    # --jobs leaves that to the process that started it.
     owner = workers.worker_label() is None
     try:
+        with interrupts.held():
+            study = _open_study(spec, storage, allow_spec_change=allow_spec_change)
+            parent = tracker.open_study(
+                study_name=spec.name, description=spec.description,
+                parent_run_id=study.user_attrs.get("mlflow_parent_run_id"))
+            study.set_user_attr("mlflow_parent_run_id", parent)
+            study.set_user_attr("mlflow_tracking_uri", tracking_uri)
+            study.set_user_attr("budget", budget)
+            study.set_user_attr("model", dataclasses.asdict(spec.model))
+            study.set_user_attr("spec", studyfile.fingerprint(spec))
         if jobs > 1:
             # Trained here, once, before any worker asks for it.
             dense_module.load_or_train(spec, data.to(torch_device), cache_dir=cache_dir,
@@ -342,6 +339,18 @@ def optimize(spec: StudySpec, *, n_trials: int | None, timeout: float | None,
         raise
     if owner:
         tracker.end_study("FINISHED")
+    return study
+
+
+def _open_study(spec: StudySpec, storage, *, allow_spec_change: bool) -> optuna.Study:
+    """Create the study, or load it if its file still means what it meant."""
+    directions = [OBJECTIVES[name].direction for name in spec.objectives]
+    study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
+                                load_if_exists=True)
+    _check_unchanged(study, spec, storage.url, allow_change=allow_spec_change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.objectives))
     return study
 
 
@@ -372,7 +381,9 @@ def _check_unchanged(study: optuna.Study, spec: StudySpec, storage_url: str, *,
 def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTracker,
                 data: data_module.CifarData, *, budget: int, timeout: float | None,
                 cache_dir: Path, device: torch.device) -> None:
-    _reap_dead_local_trials(study, storage, tracker)
+    """Optuna's writes happen held (see interrupts); only the trials' own work is released."""
+    with interrupts.held():
+        _reap_dead_local_trials(study, storage, tracker)
     done = len(completed(study))
     if done >= budget:
         log.info("study %s already has %d of %d trials complete", spec.name, done, budget)
@@ -391,7 +402,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
                    "macs_reduction": 0.0, "speedup_b1": 1.0, "speedup_b64": 1.0,
                    "val_accuracy": checkpoint.val_accuracy,
                    "test_accuracy": checkpoint.test_accuracy}
-    study.set_user_attr("dense", dense_point)
+    with interrupts.held():
+        study.set_user_attr("dense", dense_point)
     tracker.log_study_params({"dense_cache": checkpoint.path.name,
                               "dense_val_accuracy": checkpoint.val_accuracy,
                               "dense_test_accuracy": checkpoint.test_accuracy,
@@ -403,16 +415,24 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
                                  space=spec.space)
     objective = _Objective(spec, data, checkpoint, dense_point, tracker, device)
     interrupts.check()
-    study.optimize(
-        objective, n_trials=None, timeout=timeout, gc_after_trial=False,
-        catch=(TrialFailed,),
-        callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
-                   lambda study, trial: _after_trial(study, trial, tracker, budget),
-                   _FailureGuard(), interrupts.check])
+    # Held: a stop request while Optuna creates a trial (ask) would leave it RUNNING for good,
+    # one while it records the result would cut its SQL in two. The objective releases.
+    with interrupts.held():
+        study.optimize(
+            objective, n_trials=None, timeout=timeout, gc_after_trial=False,
+            catch=(TrialFailed,),
+            callbacks=[optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,)),
+                       lambda study, trial: _after_trial(study, trial, tracker, budget),
+                       _FailureGuard(), interrupts.check])
 
 
 class _Objective:
-    """One trial: sample a schedule, prune the cached dense model, log, return objectives."""
+    """One trial: sample a schedule, prune the cached dense model, log, return objectives.
+
+    Called by `study.optimize` inside `interrupts.held()`: a stop request waits while the trial
+    is recorded as started, stops the pruning and retraining at once, and, once they are done,
+    waits until Optuna has recorded the trial COMPLETE (a callback then stops the study).
+    """
 
     def __init__(self, spec, data, checkpoint, dense_point, tracker, device):
         self.spec, self.data, self.checkpoint = spec, data, checkpoint
@@ -422,7 +442,10 @@ class _Objective:
         """Whatever stops the trial, from its first step to its last, ends its MLflow run."""
         self.tracker.trial_run_id = None
         try:
-            return self._run(trial)
+            schedule, run_id = self._start(trial)
+            with interrupts.released():
+                model, result = self._prune(trial, schedule, run_id)
+            return self._finish(trial, run_id, model, result)
         except KeyboardInterrupt:
             _interrupted(trial.study, trial, self.tracker, reason="interrupted (Ctrl-C/SIGTERM)",
                          run_id=self.tracker.trial_run_id)
@@ -436,21 +459,22 @@ class _Objective:
                                        reason=traceback.format_exc())
             raise TrialFailed(reason) from error
 
-    def _run(self, trial: optuna.Trial) -> list[float]:
-        spec = self.spec
-        schedule = space.suggest(trial, spec.space)
+    def _start(self, trial: optuna.Trial) -> tuple[Schedule, str]:
+        schedule = space.suggest(trial, self.spec.space)
         trial.set_user_attr("schedule", schedule.as_dict())
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-        run_id = self.tracker.start_trial(study_name=spec.name, trial_number=trial.number,
+        run_id = self.tracker.start_trial(study_name=self.spec.name, trial_number=trial.number,
                                           params=schedule.as_dict(), dense=self.dense_point)
         trial.set_user_attr("mlflow_run_id", run_id)
         log.info("trial %d: %s", trial.number, schedule.as_dict())
-        curve = []
+        return schedule, run_id
+
+    def _prune(self, trial: optuna.Trial, schedule: Schedule, run_id: str
+               ) -> tuple[torch.nn.Module, loop.Result]:
+        spec = self.spec
 
         def on_iteration(result: loop.IterationResult) -> None:
-            figures = dataclasses.asdict(result)
-            curve.append(figures)
-            self.tracker.log_iteration(run_id, figures)
+            self.tracker.log_iteration(run_id, dataclasses.asdict(result))
             log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, speed-up %.2fx, "
                      "val %.1f%%, test %.1f%%", trial.number, result.iteration,
                      schedule.iterations, 100 * result.sparsity, 100 * result.macs_reduction,
@@ -472,11 +496,16 @@ class _Objective:
             optimizer=dense_module.optimizer_settings(spec),
             augmented=spec.data.augment, seed=spec.seed, on_iteration=on_iteration,
             on_epoch=on_epoch)
+        return model, result
+
+    def _finish(self, trial: optuna.Trial, run_id: str, model: torch.nn.Module,
+                result: loop.Result) -> list[float]:
+        spec = self.spec
         final = dataclasses.asdict(result.final)
         trial.set_user_attr("final", final)
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
-        trial.set_user_attr("curve", curve)
+        trial.set_user_attr("curve", [dataclasses.asdict(i) for i in result.iterations])
         with tempfile.TemporaryDirectory() as folder:
             self.tracker.log_weights(run_id, export.save_weights(
                 model, Path(folder) / f"{spec.model.name}-width{spec.model.width}.pt"))
@@ -487,8 +516,11 @@ class _Objective:
 def _interrupted(study: optuna.Study, trial, tracker: StudyTracker, *, reason: str,
                  run_id: str | None = None) -> None:
     """Queue an interrupted trial's parameters to run again and end its MLflow run KILLED."""
-    if trial.params:  # interrupted before sampling anything: nothing to re-run
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    # A queued trial holds its parameters as fixed ones until it samples them.
+    params = trial.params or study._storage.get_trial(trial._trial_id).system_attrs.get(
+        "fixed_params")
+    if params:  # interrupted before sampling anything: nothing to re-run
+        study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
     run_id = run_id or trial.user_attrs.get("mlflow_run_id")
     if run_id:
         tracker.end_trial(run_id, state="INTERRUPTED", reason=reason)
