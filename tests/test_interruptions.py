@@ -4,6 +4,7 @@ MLflow run left RUNNING, the interrupted trial's parameters re-run, the budget c
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -276,3 +277,26 @@ def test_a_stop_request_once_the_trial_has_trained_lets_it_complete(sigterm_hand
     assert trial_run.info.status == "FINISHED"
     assert MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}").list_artifacts(
         trial_run.info.run_id)  # its weights
+
+
+def test_an_interrupt_while_the_tracking_store_is_created_lets_its_tables_finish(
+        sigterm_handled, tmp_path, monkeypatch):
+    # Interrupted in the middle of MLflow's migrations, a new SQLite store was left unusable
+    # ("table _alembic_tmp_experiments already exists").
+    import mlflow.store.db.utils
+
+    def schema_version(path):
+        with sqlite3.connect(path) as db:
+            return db.execute("select version_num from alembic_version").fetchall()
+
+    tracking.StudyTracker(f"sqlite:///{tmp_path / 'whole.db'}").client.search_experiments()
+    upgrade_db = mlflow.store.db.utils._upgrade_db
+
+    def interrupted(engine):
+        request_stop()
+        return upgrade_db(engine)
+
+    monkeypatch.setattr(mlflow.store.db.utils, "_upgrade_db", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tracking.StudyTracker(f"sqlite:///{tmp_path / 'interrupted.db'}")
+    assert schema_version(tmp_path / "interrupted.db") == schema_version(tmp_path / "whole.db")

@@ -29,8 +29,8 @@ class _Group(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: a trial that was running is marked failed and will be "
-                       "re-run; run the same command again to resume", err=True)
+            click.echo("interrupted: a trial that was running, if any, is marked failed and "
+                       "queued to run again; run the same command to resume", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
 

@@ -49,7 +49,8 @@ class StudyTracker:
             if not folder.is_dir():
                 raise StorageError(f"MLflow tracking store {tracking_uri} cannot be used: the "
                                    f"folder {folder} does not exist")
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        with interrupts.held():  # creates a SQL store's tables on first use
+            self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = None
         self.parent_run_id = None
         self.trial_run_id = None  # the child run this process opened last
