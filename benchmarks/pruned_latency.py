@@ -14,8 +14,8 @@ import statistics
 
 import torch
 
-from prunesearch import costs, export, models
-from prunesearch import study as study_module
+from prunesearch import costs, export, models, results, storage
+from prunesearch.records import StudyRecord, TrialRecord
 
 
 def main() -> None:
@@ -25,25 +25,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="dense/pruned alternations")
     args = parser.parse_args()
 
-    storage = study_module.open_storage(study_module.resolve_storage(args.storage),
-                                        must_exist=True)
-    study = study_module.load_study(args.study, storage)
-    spec = study.user_attrs["model"]
+    study = storage.open_study(args.study, args.storage)
+    spec = StudyRecord.of(study).model
     example = torch.zeros(1, 3, 32, 32)
     dense = export.shrink(models.build(spec["name"], width=spec["width"]), example).eval()
-    repeats = ", ".join(f"{n} at batch {b}" for b, n in costs.LATENCY_REPEATS.items())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
-          f"{args.rounds} rounds, each timing dense then pruned ({repeats})")
+          f"{args.rounds} rounds, each timing dense then pruned (costs.latency_ms: "
+          f"{costs.LATENCY_MIN_RUN_S} s of runs at batch 1 and at {costs.LATENCY_BIG_BATCH})")
     print(f"dense {spec['name']} width {spec['width']}: "
           f"{sum(p.numel() for p in dense.parameters()):,} parameters, "
           f"{costs.macs(dense, example) / 1e6:.1f} M MACs per image")
     print(f"{'trial':>5} {'method':<20} {'amount':>6} {'sparsity':>8} {'MACs cut':>8} "
           f"{'dense b1':>8} {'b1 ms':>7} {'b1 x':>6} {'dense b64':>9} {'b64 ms':>7} "
           f"{'b64 x':>6}")
-    for trial in study_module.completed(study):
-        model, _ = study_module.trial_model(study, trial.number)
+    for trial in results.completed(study):
+        model, _ = results.trial_model(study, trial.number)
         slim = export.shrink(model, example).eval()
-        final = trial.user_attrs["final"]
+        record = TrialRecord.of(trial)
+        final = record.final
         figures = []
         for batch in (1, costs.LATENCY_BIG_BATCH):
             rounds = [(costs.latency_ms(dense, example, batch),
@@ -51,7 +50,7 @@ def main() -> None:
             figures += [statistics.median(d for d, _ in rounds),
                         statistics.median(p for _, p in rounds),
                         statistics.median(d / p for d, p in rounds)]
-        schedule = trial.user_attrs["schedule"]
+        schedule = record.schedule
         print(f"{trial.number:>5} {schedule['method']:<20} {schedule['amount']:>6.2f} "
               f"{final['sparsity']:>8.1%} {final['macs_reduction']:>8.1%} "
               f"{figures[0]:>8.2f} {figures[1]:>7.2f} {figures[2]:>5.2f}x "

@@ -16,6 +16,10 @@ Measures in one run, on this machine, and prints a table (and writes JSON):
   h) the layout (channels_last) and evaluation batch size prunesearch uses vs the others.
 
     python benchmarks/speed.py --data-dir ../shared/data/cifar10-subset [--json speed.json]
+
+With --device cuda it measures what a GPU gives instead (benchmarks/gpu.py: pipelines side by
+side at fp32 and bf16, a trial's time by part, trials per hour against --jobs on one GPU); a
+--data-dir without CIFAR-10 gets --gpu-images random CIFAR-shaped images (timing only).
 """
 
 import argparse
@@ -41,11 +45,12 @@ from torch import nn
 from torch.nn.utils import prune
 from torchvision import transforms
 
-from prunesearch import costs, dense, loop, methods, models, studyfile, train
+from prunesearch import costs, dense, loop, methods, models, results, studyfile, train
 from prunesearch import data as data_module
 from prunesearch import study as study_module
 from prunesearch.export import shrink
 from prunesearch.methods.channels import couplings
+from prunesearch.records import TrialRecord
 from prunesearch.schedule import Schedule
 from prunesearch.data import train_batches
 
@@ -202,26 +207,33 @@ def trial_cold_vs_warm(data_dir: Path) -> dict:
             model = models.build(spec.model.name, width=spec.model.width)
             model.load_state_dict(checkpoint.trained_state)
             loop.run(schedule=schedule, model=model, data=data,
+                     dense_accuracy=(checkpoint.val_accuracy, checkpoint.test_accuracy),
                      rewind_state=checkpoint.rewind_state,
                      fresh_state=lambda i: checkpoint.rewind_state,
-                     optimizer=dense.optimizer_settings(spec), augmented=True, seed=0)
+                     optimizer=dense.optimizer_settings(spec, torch.device("cpu")),
+                     augmented=True, seed=0)
             timings[f"{label}_s"] = time.perf_counter() - start
             timings[f"{label}_dense_s"] = dense_s
     return timings
+
+
+def run_study(spec, folder: Path, data_dir: Path, device: str = "cpu") -> optuna.Study:
+    """`spec` run to its budget through prunesearch, with its stores in `folder`."""
+    return study_module.optimize(spec, study_module.RunSettings(
+        study=spec.path, n_trials=spec.n_trials, storage_url=f"sqlite:///{folder / 'o.db'}",
+        tracking_uri=f"sqlite:///{folder / 'm.db'}", data_dir=data_dir,
+        cache_dir=folder / "cache", device=device))
 
 
 def study_vs_notebook(spec, data_dir: Path) -> dict:
     """A study through prunesearch, then the same trials the notebook way."""
     data = study_data(spec, data_dir)
     with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
         start = time.perf_counter()
-        study = study_module.optimize(
-            spec, n_trials=None, timeout=None, storage_url=f"sqlite:///{folder / 'o.db'}",
-            tracking_uri=f"sqlite:///{folder / 'm.db'}", data_dir=data_dir,
-            cache_dir=folder / "cache", device="cpu")
+        study = run_study(spec, Path(folder), data_dir)
         ours = time.perf_counter() - start
-        schedules = [Schedule(**t.user_attrs["schedule"]) for t in study_module.completed(study)]
+        schedules = [Schedule.from_dict(TrialRecord.of(t).schedule)
+                     for t in results.completed(study)]
     start = time.perf_counter()
     dense_s = sum(notebook_trial(spec, data, schedule) for schedule in schedules)
     notebook = time.perf_counter() - start
@@ -281,7 +293,8 @@ def structured_latency(rounds: int = 3) -> list[dict]:
         model = models.build("cifar_cnn", width=32)
         dense_model = models.build("cifar_cnn", width=32).eval()
         targets = loop.prunable_targets(model, include_classifier=False)
-        context = methods.Context(norm=1, couplings=couplings(model, targets, example))
+        context = methods.Context(options=methods.get("ln_structured").Options(norm=1),
+                                  couplings=couplings(model, targets, example))
         methods.get("ln_structured").apply(model, targets, amount, context)
         slim = shrink(model, example).eval()
         macs_ratio = costs.macs(dense_model, example) / costs.macs(slim, example)
@@ -428,8 +441,16 @@ def main() -> None:
                         help="trials of l1-iterative in (d)")
     parser.add_argument("--l1-train-images", type=int, default=300,
                         help="training images of l1-iterative in (d), to fit the 10 minutes")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--gpu-images", type=int, default=50_000,
+                        help="--device cuda without CIFAR-10 in --data-dir: random images")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.device == "cuda":
+        import gpu
+
+        args.json.write_text(json.dumps(gpu.run(args), indent=2))
+        return
 
     split = data_module.load(data_dir=args.data_dir, val_size=0.1, train_subset=None,
                              seed=0).train

@@ -1,6 +1,7 @@
 """Tiny CIFAR-format data and tiny study files, written by the tests themselves."""
 
 import pickle
+import socket
 import textwrap
 from pathlib import Path
 
@@ -79,3 +80,21 @@ def write_study(folder: Path, *, retrain_epochs: str = "{ low = 0, high = 1 }",
 @pytest.fixture
 def tiny_study(workdir) -> Path:
     return write_study(workdir)
+
+
+class PortTaken(Exception):
+    """The server could not start on the port it was given."""
+
+
+def on_a_free_port(start, attempts: int = 5):
+    """`start(port)` on a port that was free a moment ago; should another process take it in
+    between (`start` raises PortTaken), again on another."""
+    for attempt in range(attempts):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            return start(port)
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise

@@ -1,30 +1,32 @@
-"""The speed benchmark's sections on tiny data: they must keep running, and comparing like with
-like, as the code they measure changes. Its figures come from running it, never from here."""
+"""The benchmarks' sections on tiny data: they must keep running, and comparing like with like,
+as the code they measure changes. Their figures come from running them, never from here."""
 
 import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
-from prunesearch import data, studyfile
+from prunesearch import data
 
-SPEED = Path(__file__).parents[1] / "benchmarks" / "speed.py"
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def speed():
-    spec = importlib.util.spec_from_file_location("speed", SPEED)
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_throughput_times_all_three_pipelines_on_the_same_images(speed, cifar_dir):
-    split = data.load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0).train
-    result = speed.throughput(speed.TutorialNet, split, rounds=1)
-    rates = [result[key] for key in ("prunesearch_img_s", "dataloader_img_s", "ceiling_img_s",
-                                     "data_only_prunesearch_img_s", "data_only_dataloader_img_s")]
-    assert all(rate > 0 for rate in rates)
+@pytest.fixture(scope="module")
+def tiny_split(cifar_dir):
+    return data.load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0).train
+
+
+def test_cpu_throughput_ratios_compare_the_same_rounds(tiny_split):
+    speed = load("speed")
+    result = speed.throughput(speed.TutorialNet, tiny_split, rounds=1)
     # One round: each ratio is the quotient of that round's rates.
     assert result["vs_dataloader"] == pytest.approx(
         result["prunesearch_img_s"] / result["dataloader_img_s"])
@@ -32,19 +34,13 @@ def test_throughput_times_all_three_pipelines_on_the_same_images(speed, cifar_di
         result["prunesearch_img_s"] / result["ceiling_img_s"])
 
 
-def test_study_vs_notebook_replays_the_study_trials(speed, workdir, cifar_dir, tiny_study):
-    spec = studyfile.load(str(tiny_study))
-    result = speed.study_vs_notebook(spec, cifar_dir)
-    assert result["trials"] == spec.n_trials
-    assert result["notebook_s"] > result["notebook_dense_s"] > 0
-    assert result["prunesearch_trained_images"] >= spec.dense.epochs * 200  # 250 - 50 held out
-    assert result["caching_bound"] > 1  # two trials: one dense training fewer
-
-
-def test_layout_and_eval_batch_compares_against_the_defaults(speed, cifar_dir):
-    split = data.load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0).train
-    result = speed.layout_and_eval_batch(split, rounds=1)
-    assert result["eval_batch_sizes"][0] == 128
-    assert all(result[key] > 0 for key in ("train_step_nchw_over_channels_last",
-                                           "eval_nchw_over_channels_last",
-                                           "eval_bigger_batch_over_default"))
+def test_gpu_pipelines_compare_each_pipeline_with_the_bare_step_at_its_settings(tiny_split):
+    gpu = load("gpu")
+    split = data.Split(tiny_split.images[:64], tiny_split.labels[:64])
+    result = gpu.pipelines(split, torch.device("cpu"), rounds=1, notebook_workers=0)
+    for precision, batch in (("fp32", 128), ("bf16", 512)):
+        assert result[f"of_bare_{precision}_b{batch}"] == pytest.approx(
+            result[f"prunesearch_{precision}_b{batch}_img_s"]
+            / result[f"bare_{precision}_b{batch}_img_s"])
+    assert result["bf16_b512_vs_notebook"] == pytest.approx(
+        result["prunesearch_bf16_b512_img_s"] / result["notebook_fp32_b128_img_s"])

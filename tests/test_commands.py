@@ -1,9 +1,9 @@
 """`validate`, `studies`, `status` and `ui` through the real entry point."""
 
+import dataclasses
 import json
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,11 +11,13 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
+from prunesearch import studyfile
 from prunesearch.cli import main
 
-from conftest import write_study
+from conftest import PortTaken, on_a_free_port, write_study
 
 
 def invoke(*args):
@@ -87,30 +89,29 @@ def test_status_shows_progress_dense_accuracy_and_front_by_file_or_stored_name(w
     assert unknown.output.strip() == "error: no study 'nope' in this storage; studies there: tiny"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def start_ui(workdir, port: int):
+    """`prunesearch ui` on `port`, once it answers: (server, port, experiment)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prunesearch", "ui", "--study", "tiny", "--port", str(port)],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny"
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return server, port, json.load(response)["experiment"]
+        except OSError:
+            if server.poll() is not None:
+                raise PortTaken(server.communicate()[0])
+            time.sleep(0.5)
+    server.kill()
+    pytest.fail("the MLflow UI did not answer within a minute")
 
 
 def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
     write_study(workdir)
     assert invoke("optimize", "--study", "tiny.toml", "--n-trials", "1").exit_code == 0
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prunesearch", "ui", "--study", "tiny", "--port", str(port)],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server, port, experiment = on_a_free_port(lambda port: start_ui(workdir, port))
     try:
-        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny"
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    experiment = json.load(response)["experiment"]
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the MLflow UI did not answer within a minute")
         search = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", method="POST",
             data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
@@ -152,6 +153,9 @@ BAD_INPUT = {
     "unknown device": (["--device", "tpu"], 2, "'tpu' is not one of 'auto', 'cpu', 'cuda'"),
     "unknown option": (["--trails", "3"], 2, "optimize: No such option '--trails'"),
 }
+if not torch.cuda.is_available():
+    BAD_INPUT["cuda without a GPU"] = (["--device", "cuda"], 2,
+                                       "--device cuda: no CUDA device is available")
 
 
 @pytest.mark.parametrize("options, code, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
@@ -198,4 +202,36 @@ def test_bad_data_folder_is_one_line_and_writes_nothing(workdir, cifar_dir, tmp_
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert sorted(p.name for p in workdir.iterdir()) == before
+
+
+def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path):
+    from prunesearch.cli import run_settings
+    from prunesearch.study import RunSettings
+
+    spec = studyfile.load(str(tiny_study))
+    # Every field away from its default, so that one the command line drops shows.
+    settings = RunSettings(study=spec.path.resolve(), n_trials=7, timeout=12.5,
+                           storage_url=f"sqlite:///{tmp_path / 'o.db'}",
+                           tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+                           data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
+                           device="cpu", allow_spec_change=True)
+    defaults = {f.name: f.default for f in dataclasses.fields(RunSettings)}
+    assert all(getattr(settings, name) != default for name, default in defaults.items())
+    command, *argv = settings.to_argv()
+    params = main.commands[command].make_context(command, argv).params
+    assert run_settings(studyfile.load(params["study"]), **params) == settings
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the study would run")
+def test_latency_on_a_gpu_without_one_is_one_line_and_writes_nothing(workdir):
+    path = write_study(workdir)
+    path.write_text(path.read_text().replace('sampler = "tpe"',
+                                             'sampler = "tpe"\nlatency_device = "cuda"'))
+    before = sorted(p.name for p in workdir.iterdir())
+    result = invoke("optimize", "--study", str(path))
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"error: {path}: latency_device = 'cuda' but no CUDA "
+                                     "device is available; use 'cpu' or run on a machine with "
+                                     "a GPU")
     assert sorted(p.name for p in workdir.iterdir()) == before

@@ -10,7 +10,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import write_study
+from conftest import PortTaken, on_a_free_port, write_study
 from test_interruptions import wait_for_running_trial
 
 def server_binary(name: str) -> str | None:
@@ -35,12 +34,6 @@ def server_binary(name: str) -> str | None:
 INITDB, PG_CTL = server_binary("initdb"), server_binary("pg_ctl")
 pytestmark = pytest.mark.skipif(INITDB is None or PG_CTL is None,
                                 reason="PostgreSQL server binaries (initdb, pg_ctl) not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def as_server_user(command: list[str]) -> list[str]:
@@ -55,14 +48,19 @@ def postgres():
     folder = Path(tempfile.mkdtemp(prefix="prunesearch-postgres-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
-    port = free_port()
     subprocess.run(as_server_user([INITDB, "-D", str(folder / "data"), "-A", "trust",
                                    "-U", "prunesearch"]), check=True, capture_output=True)
-    subprocess.run(as_server_user(
-        [PG_CTL, "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start",
-         "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"]),
-        check=True, capture_output=True)
-    url = f"postgresql://prunesearch@127.0.0.1:{port}"
+
+    def start_server(port: int) -> int:
+        started = subprocess.run(as_server_user(
+            [PG_CTL, "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start", "-o",
+             f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"]),
+            capture_output=True)
+        if started.returncode != 0:
+            raise PortTaken((folder / "log").read_text(errors="replace")[-2000:])
+        return port
+
+    url = f"postgresql://prunesearch@127.0.0.1:{on_a_free_port(start_server)}"
     try:
         with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
             for database in ("optuna", "mlflow"):
@@ -77,25 +75,29 @@ def postgres():
 @pytest.fixture(scope="module")
 def mlflow_server(postgres, tmp_path_factory):
     """`mlflow server` on the PostgreSQL database `mlflow`, artifacts served from a folder."""
-    port = free_port()
     artifacts = tmp_path_factory.mktemp("artifacts")
     log = open(artifacts.parent / "mlflow-server.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=log, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+
+    def start_server(port: int):
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+             f"{postgres}/mlflow", "--artifacts-destination", str(artifacts),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=log, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
         for _ in range(240):
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
+                    return server, url
             except OSError:
-                assert server.poll() is None, "mlflow server exited"
+                if server.poll() is not None:
+                    raise PortTaken("mlflow server exited")
                 time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start within two minutes")
+        os.killpg(server.pid, signal.SIGTERM)
+        pytest.fail("mlflow server did not start within two minutes")
+
+    server, url = on_a_free_port(start_server)
+    try:
         yield url
     finally:
         if server.poll() is None:

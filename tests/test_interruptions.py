@@ -2,6 +2,7 @@
 MLflow run left RUNNING, the interrupted trial's parameters re-run, the budget completed."""
 
 import os
+import random
 import re
 import signal
 import sqlite3
@@ -15,8 +16,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from conftest import write_study
-from prunesearch import interrupts, tracking
-from prunesearch import study as study_module
+from prunesearch import interrupts, recovery, tracking
 from prunesearch.cli import main
 
 RUNNING = optuna.trial.TrialState.RUNNING
@@ -173,24 +173,21 @@ def request_stop():
     time.sleep(0.01)  # the Python-level handler runs at the next bytecode boundary
 
 
-def test_a_stop_request_during_a_held_block_takes_effect_when_it_ends(sigterm_handled):
-    finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts.held():
-            request_stop()
-            finished = True
-    assert finished
+def test_a_stop_request_is_only_recorded_until_the_work_checks_for_it(sigterm_handled):
+    request_stop()  # the handler returns: whatever was running goes on
+    assert interrupts.requested()
+    with pytest.raises(interrupts.StopRequested):
+        interrupts.check()
 
 
-def test_cleanup_after_a_stop_request_is_not_cut_short_by_another(sigterm_handled):
-    with pytest.raises(KeyboardInterrupt):
-        request_stop()
-    with interrupts.held():  # e.g. ending the interrupted trial's run KILLED
+def test_a_second_stop_request_stops_at_once(sigterm_handled):
+    request_stop()
+    with pytest.raises(interrupts.StopRequested, match="second SIGTERM"):
         request_stop()
 
 
-def test_an_interrupt_while_a_trial_run_opens_lets_it_open_whole(sigterm_handled, tmp_path,
-                                                                  monkeypatch):
+def test_a_stop_request_while_a_trial_run_opens_lets_it_open_whole(sigterm_handled, tmp_path,
+                                                                   monkeypatch):
     # Interrupted inside MLflow's SQL, the SQLite store stayed locked and the run RUNNING.
     tracker = tracking.StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     tracker.open_study(study_name="s", parent_run_id=None, description="")
@@ -201,14 +198,11 @@ def test_an_interrupt_while_a_trial_run_opens_lets_it_open_whole(sigterm_handled
         return log_batch(*args, **kwargs)
 
     monkeypatch.setattr(tracker.client, "log_batch", interrupted_log_batch)
-    with pytest.raises(KeyboardInterrupt):
-        tracker.start_trial(study_name="s", trial_number=0, params={"amount": 0.5},
-                            dense={"iteration": 0, "sparsity": 0.0})
-    run = tracker.client.get_run(tracker.trial_run_id)
-    assert run.data.params == {"amount": "0.5"}
-    assert run.data.metrics == {"sparsity": 0.0}
-    tracker.end_trial(tracker.trial_run_id, state="INTERRUPTED", reason="test")
-    assert tracker.client.get_run(tracker.trial_run_id).info.status == "KILLED"
+    run_id = tracker.start_trial(study_name="s", trial_number=0, params={"amount": 0.5})
+    assert interrupts.requested()
+    assert tracker.client.get_run(run_id).data.params == {"amount": "0.5"}
+    tracker.end_trial(run_id, state="INTERRUPTED", reason="test")
+    assert tracker.client.get_run(run_id).info.status == "KILLED"
 
 
 def stop_requested_once_optuna_created_a_trial(monkeypatch):
@@ -253,7 +247,7 @@ def test_a_queued_retry_lost_before_it_sampled_is_queued_again(tmp_path):
     lost = study.trials[taken.number]
     assert lost.params == {}
 
-    study_module._interrupted(study, lost, tracker=None, reason="its worker stopped")
+    recovery.requeue(study, lost, tracker=None, reason="its worker stopped")
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [(t.system_attrs["fixed_params"], t.user_attrs["retry_of"]) for t in waiting] == [
         (queued, taken.number)]
@@ -279,7 +273,7 @@ def test_a_stop_request_once_the_trial_has_trained_lets_it_complete(sigterm_hand
         trial_run.info.run_id)  # its weights
 
 
-def test_an_interrupt_while_the_tracking_store_is_created_lets_its_tables_finish(
+def test_a_stop_request_while_the_tracking_store_is_created_lets_its_tables_finish(
         sigterm_handled, tmp_path, monkeypatch):
     # Interrupted in the middle of MLflow's migrations, a new SQLite store was left unusable
     # ("table _alembic_tmp_experiments already exists").
@@ -297,6 +291,45 @@ def test_an_interrupt_while_the_tracking_store_is_created_lets_its_tables_finish
         return upgrade_db(engine)
 
     monkeypatch.setattr(mlflow.store.db.utils, "_upgrade_db", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        tracking.StudyTracker(f"sqlite:///{tmp_path / 'interrupted.db'}")
+    tracking.StudyTracker(f"sqlite:///{tmp_path / 'interrupted.db'}")
+    assert interrupts.requested()  # taken later, where the work checks
     assert schema_version(tmp_path / "interrupted.db") == schema_version(tmp_path / "whole.db")
+
+
+def assert_stores_whole(workdir) -> None:
+    """Both SQLite stores pass their integrity check, and nothing in them is RUNNING."""
+    for name in ("prunesearch.db", "mlflow.db"):
+        if (workdir / name).exists():
+            with sqlite3.connect(workdir / name) as db:
+                assert db.execute("pragma integrity_check").fetchall() == [("ok",)], name
+    if (workdir / "prunesearch.db").exists():
+        url = f"sqlite:///{workdir / 'prunesearch.db'}"
+        if "tiny" in optuna.get_all_study_names(url):
+            study = optuna.load_study(study_name="tiny", storage=url)
+            assert RUNNING not in [t.state for t in study.trials]
+    if (workdir / "mlflow.db").exists():
+        client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("tiny")
+        if experiment is not None:
+            runs = client.search_runs([experiment.experiment_id])
+            assert all(run.info.status != "RUNNING" for run in runs)
+
+
+def test_sigterm_at_random_moments_leaves_the_stores_whole_and_the_study_resumable(workdir):
+    # Moments spread over a run's life: imports, creating the stores and their schemas,
+    # dense training, trials, recording them. Seeded, so a failure can be replayed.
+    study = write_study(workdir, retrain_epochs="1")
+    moments = random.Random(20261125)
+    for _ in range(4):
+        worker = start_worker(workdir, study, n_trials=3)
+        time.sleep(moments.uniform(1.0, 14.0))
+        worker.send_signal(signal.SIGTERM)
+        # 130: stopped; 0: it had finished; -SIGTERM: killed while still importing, before
+        # its handler was installed and before it wrote anything.
+        assert worker.wait(timeout=120) in (0, 130, -signal.SIGTERM), \
+            (workdir / "worker.log").read_text()
+        assert_stores_whole(workdir)
+    rerun = start_worker(workdir, study, n_trials=3)
+    assert rerun.wait(timeout=300) == 0, (workdir / "worker.log").read_text()
+    assert_stores_whole(workdir)
+    assert_nothing_left_running(workdir, complete=3)

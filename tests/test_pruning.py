@@ -7,6 +7,7 @@ import torch
 from prunesearch import methods, models, reinit
 from prunesearch.data import load
 from prunesearch.methods import Context
+from prunesearch.methods.structured import NormOptions
 from prunesearch.methods.channels import couplings, live_channels
 from prunesearch.loop import prunable_targets, run
 from prunesearch.schedule import Choice, Fixed, Schedule
@@ -34,8 +35,9 @@ def pruner(name: str, model, *, include_classifier: bool = True, norm: int = 1):
     method = methods.get(name)
     targets = prunable_targets(model, include_classifier=include_classifier
                                and not method.structured)
+    options = {"norm": norm} if method.Options is NormOptions else {}
     context = Context(
-        norm=norm, batches=random_batches,
+        options=method.Options(**options), batches=random_batches,
         couplings=couplings(model, targets, EXAMPLE) if method.structured else {})
     return targets, lambda amount: method.apply(model, targets, amount, context)
 
@@ -149,7 +151,7 @@ def schedule(**changes) -> Schedule:
 def test_pruned_weights_stay_exactly_zero_through_retraining(tiny_data):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    result = run(schedule=schedule(), model=model, data=tiny_data, rewind_state=init,
+    result = run(dense_accuracy=(0.5, 0.5), schedule=schedule(), model=model, data=tiny_data, rewind_state=init,
                  fresh_state=lambda i: init, optimizer=SETTINGS, augmented=True, seed=0)
     for module, _ in prunable_targets(model, include_classifier=True):
         assert torch.all(module.weight[module.weight_mask == 0] == 0)
@@ -201,7 +203,7 @@ def test_finetune_keeps_surviving_weights():
 def test_loop_runs_every_reinit_option(tiny_data, option):
     model = tiny_model()
     init = {k: v.clone() for k, v in tiny_model(seed=3).state_dict().items()}
-    result = run(schedule=schedule(reinit=option), model=model, data=tiny_data,
+    result = run(dense_accuracy=(0.5, 0.5), schedule=schedule(reinit=option), model=model, data=tiny_data,
                  rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
                  augmented=False, seed=0)
     assert 0 <= result.final.val_accuracy <= 1
@@ -211,7 +213,7 @@ def test_loop_runs_every_reinit_option(tiny_data, option):
 def test_loop_runs_every_method(tiny_data, name):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    result = run(schedule=schedule(method=name), model=model, data=tiny_data,
+    result = run(dense_accuracy=(0.5, 0.5), schedule=schedule(method=name), model=model, data=tiny_data,
                  rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
                  augmented=False, seed=0)
     targets = prunable_targets(model, include_classifier=not methods.get(name).structured)
@@ -224,11 +226,11 @@ def test_loop_reports_every_retraining_epoch_and_iteration(tiny_data):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
     epochs, iterations = [], []
-    run(schedule=schedule(iterations=2, retrain_epochs=2), model=model, data=tiny_data,
+    run(dense_accuracy=(0.5, 0.5), schedule=schedule(iterations=2, retrain_epochs=2), model=model, data=tiny_data,
         rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS, augmented=False,
         seed=0, on_epoch=lambda i, e, loss: epochs.append((i, e)),
         on_iteration=lambda result: iterations.append(result.iteration))
-    assert epochs == [(1, 1), (1, 2), (2, 1), (2, 2)] and iterations == [1, 2]
+    assert epochs == [(1, 1), (1, 2), (2, 1), (2, 2)] and iterations == [0, 1, 2]
 
 
 def test_method_options_are_sampled_only_for_the_methods_that_read_them():
@@ -245,3 +247,17 @@ def test_method_options_are_sampled_only_for_the_methods_that_read_them():
         assert ("prune_classifier" in trial.params) == (not structured)
         assert ("norm" in schedule.as_dict()) == structured
     assert {t.params["method"] for t in study.trials} == {"l1_unstructured", "ln_structured"}
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_method_only_adds_masks_and_never_changes_the_weights_it_masks(name):
+    model = tiny_model(width=8)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    _, prune_ = pruner(name, model)
+    prune_(0.3)
+    after = model.state_dict()
+    for key, value in before.items():  # each pruned tensor lives on as <name>_orig
+        assert torch.equal(after[key + "_orig" if key + "_orig" in after else key], value)
+    origs = {key: value.clone() for key, value in after.items() if key.endswith("_orig")}
+    prune_(0.3)
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in origs.items())

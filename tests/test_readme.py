@@ -1,20 +1,24 @@
-"""The README documents every study-file key and every command-line option there is."""
+"""The docs document every study-file key (and no key that does not exist) and every
+command-line option there is."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from prunesearch import studyfile
 from prunesearch.cli import main
-from prunesearch.schedule import SCHEDULE_FIELDS
+from prunesearch.schedule import SPACE_FIELDS
 
-README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+DOCS = Path(__file__).parents[1] / "docs"
+STUDY_FILES = (DOCS / "study-files.md").read_text(encoding="utf-8")
+COMMANDS = (DOCS / "commands.md").read_text(encoding="utf-8")
 
 STUDY_KEYS = (list(studyfile.TOP_LEVEL)
               + [f"{section}.{field.name}" for section, cls in studyfile.SECTIONS.items()
                  for field in dataclasses.fields(cls)]
-              + [f"space.{name}" for name in SCHEDULE_FIELDS])
+              + [f"space.{name}" for name in SPACE_FIELDS])
 CLI_OPTIONS = [(command.name, option)
                for command in main.commands.values()
                for parameter in command.params for option in parameter.opts]
@@ -22,9 +26,15 @@ CLI_OPTIONS = [(command.name, option)
 
 @pytest.mark.parametrize("key", STUDY_KEYS)
 def test_every_study_file_key_is_documented(key):
-    assert f"| `{key}` |" in README
+    assert f"| `{key}` |" in STUDY_FILES
+
+
+def test_the_key_table_lists_only_keys_that_exist():
+    table = re.findall(r"^\| `([a-z_.]+)` \|", STUDY_FILES, flags=re.MULTILINE)
+    shipped_studies = {path.stem for path in studyfile.available()}
+    assert set(table) - shipped_studies == set(STUDY_KEYS)
 
 
 @pytest.mark.parametrize("command, option", CLI_OPTIONS)
 def test_every_cli_option_is_documented(command, option):
-    assert f"`prunesearch {command}" in README and f"`{option}" in README
+    assert f"`prunesearch {command}" in COMMANDS and f"`{option}" in COMMANDS

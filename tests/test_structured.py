@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from prunesearch import costs, methods
 from prunesearch.export import shrink
 from prunesearch.methods.channels import live_channels
+from prunesearch.methods.structured import NormOptions
 from test_pruning import EXAMPLE, pruner, tiny_model
 
 STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)
@@ -114,7 +115,7 @@ def test_ln_structured_norm_changes_the_ranking():
     for norm in (1, 2):
         m = model()
         targets = [(m[0], "weight")]
-        context = methods.Context(norm=norm, couplings=methods.channels.couplings(
+        context = methods.Context(options=NormOptions(norm=norm), couplings=methods.channels.couplings(
             m, targets, example))
         methods.get("ln_structured").apply(m, targets, 0.5, context)
         kept[norm] = live_channels(m[0]).tolist()

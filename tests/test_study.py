@@ -2,6 +2,7 @@
 dense cache, resume and the Pareto output."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from prunesearch import costs, models, studyfile
+from prunesearch import costs, export, models, studyfile
 from prunesearch import data as data_module
 from prunesearch.cli import main
 from prunesearch.train import evaluate
@@ -36,18 +37,39 @@ def complete(study):
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
 
+@pytest.fixture(scope="module")
+def finished_tiny_study(tmp_path_factory, cifar_dir):
+    """The tiny study run to its two trials once for this module, in a folder of its own."""
+    folder = tmp_path_factory.mktemp("two-trials")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("PRUNESEARCH_DATA_DIR", str(cifar_dir))
+        patch.setenv("PRUNESEARCH_CACHE_DIR", str(folder / "cache"))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("PRUNESEARCH_STORAGE", raising=False)
+        output = invoke("optimize", "--study", str(write_study(folder))).output
+    return folder, output
+
+
 @pytest.fixture
-def two_trials(tiny_study):
-    """A study with two completed trials in the default stores of the working directory."""
-    result = invoke("optimize", "--study", str(tiny_study))
-    return result
+def two_trials(finished_tiny_study, tiny_study, workdir):
+    """A study with two completed trials in the default stores of the working directory: a
+    copy of the module's run, whose MLflow artifacts it shares, so not for tests that add
+    trials."""
+    folder, output = finished_tiny_study
+    for name in ("prunesearch.db", "mlflow.db"):
+        shutil.copy2(folder / name, workdir / name)
+    shutil.copytree(folder / "cache", workdir / "cache")
+    return output
 
 
-def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(two_trials, tiny_study,
-                                                                    workdir):
+def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(tiny_study, workdir):
+    # A run of its own: resuming writes to the study's MLflow artifacts, which the copies
+    # made by `two_trials` share with the module's run.
+    first = invoke("optimize", "--study", str(tiny_study))
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     assert len(complete(study)) == 2
-    assert "dense model trained" in two_trials.output
+    assert "dense model trained" in first.output
     checkpoint, = (workdir / "cache").glob("dense-*.pt")
     trained_at = checkpoint.stat().st_mtime_ns
 
@@ -270,7 +292,7 @@ def test_trials_below_the_accuracy_floor_never_reach_the_front(workdir):
     # No trial reaches 100% here.
     assert all(t.constraints["val_accuracy_floor"] > 0 for t in complete(study))
     assert study.best_trials == []
-    assert "[]" in invoke("pareto", "--study", "filters.toml", "--format", "json").output
+    assert json.loads(invoke("pareto", "--study", "filters.toml", "--format", "json").output) == []
 
 
 def test_grid_sampler_runs_every_combination_once(workdir):
@@ -353,20 +375,23 @@ def test_resuming_a_study_whose_file_changed_is_refused_unless_allowed(workdir):
 def test_jobs_runs_workers_that_share_the_study_and_train_the_dense_model_once(workdir):
     path = write_study(workdir, retrain_epochs="1")
     # A real process, so that the workers' output is captured with its own.
-    result = subprocess.run([sys.executable, "-m", "prunesearch", "optimize", "--study",
-                             str(path), "--n-trials", "3", "--jobs", "2"],
-                            cwd=workdir, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    coordinator = subprocess.Popen([sys.executable, "-m", "prunesearch", "optimize", "--study",
+                                    str(path), "--n-trials", "3", "--jobs", "2"],
+                                   cwd=workdir, stderr=subprocess.PIPE, text=True)
+    _, stderr = coordinator.communicate(timeout=600)
+    assert coordinator.returncode == 0, stderr
 
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     done = complete(study)
     assert 3 <= len(done) <= 4  # the budget, give or take one per other concurrent worker
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
+    # Trials ran in the workers, never in the process that started them (a worker that
+    # starts late may find the budget met and run none).
     workers = {t.user_attrs["worker"]["pid"] for t in done}
-    assert len(workers) == 2  # both workers ran trials
-    assert result.stderr.count("dense model trained") == 1
-    assert result.stderr.count("dense model from cache") == 2
-    assert "[worker 1/2] " in result.stderr and "[worker 2/2] " in result.stderr
+    assert 1 <= len(workers) <= 2 and coordinator.pid not in workers
+    assert stderr.count("dense model trained") == 1  # by the coordinator, before the workers
+    assert stderr.count("[worker 1/2] ") and stderr.count("[worker 2/2] ")
+    assert stderr.count("dense model from cache") == 2
     client = tracking_client(workdir)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
@@ -376,3 +401,53 @@ def test_jobs_runs_workers_that_share_the_study_and_train_the_dense_model_once(w
     for trial in done:
         assert children[trial.number].info.status == "FINISHED"
         assert "final_val_accuracy" in children[trial.number].data.metrics
+
+
+def test_changed_objectives_are_refused_even_with_allow_spec_change(workdir):
+    path = write_study(workdir, retrain_epochs="0")
+    invoke("optimize", "--study", str(path), "--n-trials", "1")
+    path.write_text(path.read_text().replace(
+        'sampler = "tpe"', 'sampler = "tpe"\nobjectives = ["val_accuracy", "macs_reduction"]'))
+    for allow in ([], ["--allow-spec-change"]):
+        refused = CliRunner().invoke(main, ["optimize", "--study", str(path), "--n-trials", "2",
+                                            *allow])
+        assert refused.exit_code == 2
+        assert refused.output.strip().splitlines()[-1].endswith(
+            "was run with objectives = val_accuracy, sparsity, but "
+            f"{path} now says val_accuracy, macs_reduction; give the study a new name")
+    assert len(optuna.load_study(study_name="tiny", storage=STORAGE).trials) == 1
+
+
+def test_timeout_stops_starting_trials_once_it_has_passed(workdir):
+    path = write_study(workdir, retrain_epochs="0")
+    result = invoke("optimize", "--study", str(path), "--n-trials", "5", "--timeout", "0.01")
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert len(study.trials) == 1 and len(complete(study)) == 1  # checked after each trial
+    assert "1 of 5 trials complete" in result.output
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "gp", "random"])
+def test_every_sampler_runs_a_multi_objective_study(workdir, sampler):
+    path = write_study(workdir, retrain_epochs="0")
+    path.write_text(path.read_text().replace('sampler = "tpe"', f'sampler = "{sampler}"'))
+    invoke("optimize", "--study", str(path), "--n-trials", "3")
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    assert len(complete(study)) == 3
+    assert len({t.params["amount"] for t in study.trials}) == 3  # sampled, not repeated
+
+
+def test_export_refuses_a_model_that_does_not_score_what_its_trial_recorded(
+        two_trials, tiny_study, workdir, monkeypatch):
+    # As when --data-dir is not the data the study ran on (on this tiny data a pruned model
+    # may score chance on any data, so the measurement itself is made to differ).
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    trial = complete(study)[0]
+    recorded = trial.user_attrs["final"]["test_accuracy"]
+    monkeypatch.setattr(export, "evaluate", lambda model, split: (recorded + 0.5) % 1)
+    result = CliRunner().invoke(main, ["export", "--study", "tiny", "--trial", str(trial.number),
+                                       "--output", str(workdir / "out")])
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert "\n" not in message and message.startswith("error: the rebuilt model scores")
+    assert message.endswith("is --data-dir the data the study ran on?")
+    assert not (workdir / "out").exists()

@@ -84,9 +84,10 @@ def data_dir_option(purpose: str):
         help=f"{purpose}  [default: ~/.cache/prunesearch/data]")
 
 
-STORAGE_OPTION = click.option(
-    "--storage", default=None, envvar="PRUNESEARCH_STORAGE", show_envvar=True,
-    help="Optuna storage URL  [default: sqlite:///prunesearch.db in the working directory]")
+STORAGE_OPTION_HELP = ("Optuna storage URL  [default: sqlite:///prunesearch.db in the working "
+                       "directory]")
+STORAGE_OPTION = click.option("--storage", default=None, envvar="PRUNESEARCH_STORAGE",
+                              show_envvar=True, help=STORAGE_OPTION_HELP)
 
 
 @main.command(epilog="""examples:
@@ -101,7 +102,8 @@ STORAGE_OPTION = click.option(
               help="completed trials to reach in total (overrides the study file's n_trials)")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="stop starting new trials after this many seconds")
-@STORAGE_OPTION
+@click.option("--storage", "storage_url", default=None, envvar="PRUNESEARCH_STORAGE",
+              show_envvar=True, help=STORAGE_OPTION_HELP)
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, else "
                    "sqlite:///mlflow.db in the working directory]")
@@ -116,7 +118,7 @@ STORAGE_OPTION = click.option(
 @click.option("--allow-spec-change", is_flag=True,
               help="resume the study even though its file's search space, data, model or "
                    "dense settings changed (objectives may not change)")
-def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir, device,
+def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir, device,
              jobs, allow_spec_change):
     """Run (or resume) a study until it has n_trials complete trials."""
     spec = studyfile.load(study)
@@ -124,32 +126,30 @@ def optimize(study, n_trials, timeout, storage, tracking_uri, data_dir, cache_di
 
     label = workers.worker_label()
     _configure_logging(prefix=f"[worker {label}] " if label else "")
-    from prunesearch import data, dense, interrupts, tracking
+    from prunesearch import interrupts, report, results
     from prunesearch import study as study_module
 
-    # SIGTERM ends the running trial the way Ctrl-C does: marked failed, re-queued.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupts.handler)
-
-    settings = dict(
-        n_trials=n_trials or spec.n_trials, timeout=timeout,
-        storage_url=study_module.resolve_storage(storage),
-        tracking_uri=tracking.resolve_uri(tracking_uri),
-        data_dir=(data_dir or data.default_data_dir()).resolve(),
-        cache_dir=(cache_dir or dense.default_cache_dir()).resolve(), device=device)
-    worker_argv = ["optimize", "--study", str(spec.path.resolve()),
-                   "--n-trials", str(settings["n_trials"]), "--storage", settings["storage_url"],
-                   "--tracking-uri", settings["tracking_uri"],
-                   "--data-dir", str(settings["data_dir"]),
-                   "--cache-dir", str(settings["cache_dir"]), "--device", device,
-                   *(["--timeout", str(timeout)] if timeout else [])]
-    result = study_module.optimize(spec, **settings, allow_spec_change=allow_spec_change,
-                                   jobs=jobs, worker_argv=worker_argv)
-    from prunesearch import report
-
-    rows = study_module.pareto_rows(result)
+    interrupts.install()
+    settings = run_settings(spec, n_trials=n_trials, timeout=timeout, storage_url=storage_url,
+                            tracking_uri=tracking_uri, data_dir=data_dir, cache_dir=cache_dir,
+                            device=device, allow_spec_change=allow_spec_change)
+    rows = results.pareto_rows(study_module.optimize(spec, settings, jobs=jobs))
     if rows:
         click.echo(report.to_table(rows))
+
+
+def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir,
+                 device, allow_spec_change, **_):
+    """`optimize`'s options, defaults resolved, as the RunSettings its workers get too."""
+    from prunesearch import data, dense, storage, tracking
+    from prunesearch.study import RunSettings
+
+    return RunSettings(
+        study=spec.path.resolve(), n_trials=n_trials or spec.n_trials, timeout=timeout,
+        storage_url=storage.resolve(storage_url), tracking_uri=tracking.resolve_uri(tracking_uri),
+        data_dir=(data_dir or data.default_data_dir()).resolve(),
+        cache_dir=(cache_dir or dense.default_cache_dir()).resolve(), device=device,
+        allow_spec_change=allow_spec_change)
 
 
 @main.command(epilog="""examples:
@@ -179,15 +179,12 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
     JSON and CSV give accuracies, sparsity and MACs removed as fractions in [0, 1]; the table
     in percent. Test accuracy is shown, never selected on.
     """
-    from prunesearch import report
-    from prunesearch import study as study_module
+    from prunesearch import report, results
+    from prunesearch import storage as storage_module
 
     name = _study_name(study)
-    storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
-                                            must_exist=True)
-    loaded = study_module.load_study(name, storage_obj)
-    rows = study_module.pareto_rows(loaded, every_trial=every_trial,
-                                    per_iteration=per_iteration)
+    loaded = storage_module.open_study(name, storage)
+    rows = results.pareto_rows(loaded, every_trial=every_trial, per_iteration=per_iteration)
     if plot_path is not None:
         _write_plots(loaded, plot_path)
     formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
@@ -198,12 +195,12 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
 
 
 def _write_plots(study, path: Path) -> None:
-    from prunesearch import report
-    from prunesearch import study as study_module
+    from prunesearch import report, results
     from prunesearch.objectives import joined, plot_axis
+    from prunesearch.records import StudyRecord
 
-    figures = (study_module.pareto_rows(study, every_trial=True), study_module.pareto_rows(study),
-               study.user_attrs.get("dense"))
+    figures = (results.pareto_rows(study, every_trial=True), results.pareto_rows(study),
+               StudyRecord.of(study).dense)
     objectives = study.metric_names or []
     axis = (plot_axis(objectives), joined(objectives))
     report.plot_pareto(*figures, path, *axis)
@@ -240,14 +237,11 @@ def validate(study):
 def status(study, storage):
     """Show a study's progress (completed of budget, failed, running, elapsed, time left),
     the dense model's accuracy and the current Pareto front."""
-    from prunesearch import report
-    from prunesearch import study as study_module
+    from prunesearch import report, results
+    from prunesearch import storage as storage_module
 
     name = _study_name(study)
-    storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
-                                            must_exist=True)
-    click.echo(report.status_text(name, study_module.status(
-        study_module.load_study(name, storage_obj))))
+    click.echo(report.status_text(name, results.status(storage_module.open_study(name, storage))))
 
 
 @main.command(epilog="""examples:
@@ -270,15 +264,22 @@ def status(study, storage):
 def export(study, number, output_dir, storage, tracking_uri, data_dir):
     """Write trial N's pruned model, genuinely smaller when structured, loadable with plain
     torch; its test accuracy is checked against the recorded one first."""
-    from prunesearch import data
-    from prunesearch import study as study_module
+    from prunesearch import data, export as export_module, results
+    from prunesearch import storage as storage_module
+    from prunesearch.loop import FIGURES
+    from prunesearch.records import StudyRecord, TrialRecord
 
     name = _study_name(study)
-    storage_obj = study_module.open_storage(study_module.resolve_storage(storage),
-                                            must_exist=True)
-    summary = study_module.export_trial(
-        study_module.load_study(name, storage_obj), number, output_dir=output_dir,
-        data_dir=data_dir or data.default_data_dir(), tracking_uri=tracking_uri)
+    loaded = storage_module.open_study(name, storage)
+    model, trial = results.trial_model(loaded, number, tracking_uri=tracking_uri)
+    test = data.load_test(data_dir or data.default_data_dir())
+    record = TrialRecord.of(trial)
+    summary = export_module.write_package(
+        model, data.normalize(test.images[:1]), test,
+        recorded_test_accuracy=record.final["test_accuracy"], output_dir=output_dir,
+        info={"study": name, "trial": number, "model": StudyRecord.of(loaded).model,
+              "schedule": record.schedule,
+              "figures": {key: record.final[key] for key in FIGURES if key in record.final}})
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
                f" (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
@@ -307,14 +308,14 @@ def ui(study, storage, tracking_uri, host, port):
     import subprocess
     import sys
 
+    from prunesearch import storage as storage_module
     from prunesearch import tracking
-    from prunesearch import study as study_module
+    from prunesearch.records import StudyRecord
 
     experiment = None
     if study is not None:
-        loaded = study_module.load_study(_study_name(study), study_module.open_storage(
-            study_module.resolve_storage(storage), must_exist=True))
-        tracking_uri = tracking_uri or loaded.user_attrs.get("mlflow_tracking_uri")
+        loaded = storage_module.open_study(_study_name(study), storage)
+        tracking_uri = tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri
         experiment = tracking.StudyTracker(tracking.resolve_uri(tracking_uri)) \
             .experiment_id_of(loaded.study_name)
     uri = tracking.resolve_uri(tracking_uri)
@@ -364,15 +365,15 @@ def _description(path: Path) -> str:
 def studies(storage):
     """List the study files available by name, and the studies in the storage with their
     trial counts."""
-    from prunesearch import report
-    from prunesearch import study as study_module
+    from prunesearch import report, results
+    from prunesearch import storage as storage_module
 
     files = [(path.stem, str(path), _description(path)) for path in studyfile.available()]
     click.echo("study files (--study NAME):")
     click.echo(report.columns(["name", "file", "description"], files, indent=2))
-    url = study_module.resolve_storage(storage)
+    url = storage_module.resolve(storage)
     try:
-        rows = study_module.progress(study_module.open_storage(url, must_exist=True))
+        rows = results.progress(storage_module.open_storage(url, must_exist=True))
     except PrunesearchError:
         if storage is not None:
             raise

@@ -8,25 +8,25 @@
 - MACs: multiply-accumulates of the conv and linear layers for one image, counting only
   nonzero weights (each does one MAC per output position); after structured pruning that is
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
-- latency: median wall time of a forward pass on the CPU, in eval mode, at batch 1 and at
-  batch LATENCY_BIG_BATCH, after warm-up, of the model as it would be deployed
+- latency: median wall time of a forward pass on the study's `latency_device` (CPU by
+  default, or a CUDA GPU, synchronised), in eval mode, at batch 1 and at batch
+  LATENCY_BIG_BATCH, timed by `torch.utils.benchmark.Timer` (warm-up, blocks of runs sized to
+  the clock, the caller's thread count), of the model as it would be deployed
   (`export.shrink`: masks folded, pruned channels removed; unstructured zeros stay and run
   through the same dense kernels, so they do not make it faster).
 """
 
-import statistics
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils import benchmark
 
 from prunesearch import export
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
 LATENCY_BIG_BATCH = 64
-LATENCY_REPEATS = {1: 30, LATENCY_BIG_BATCH: 10}
-LATENCY_WARMUP = 3
+LATENCY_MIN_RUN_S = 0.1  # seconds of timed runs per figure, after the Timer's warm-up
 
 
 @dataclass(frozen=True)
@@ -86,29 +86,29 @@ def macs(model: nn.Module, example_input: torch.Tensor) -> int:
 
 
 def latency_ms(model: nn.Module, example_input: torch.Tensor, batch_size: int) -> float:
-    """Median CPU wall time (milliseconds) of a forward pass of `model` at `batch_size`."""
-    images = torch.randn(batch_size, *example_input.shape[1:])
-    model = model.cpu().eval()
-    times = []
+    """Median wall time (milliseconds) of a forward pass of `model` at `batch_size`, on the
+    device `model` and `example_input` are on (the Timer synchronises a GPU)."""
+    images = torch.randn(batch_size, *example_input.shape[1:], device=example_input.device)
+    model.eval()
     with torch.inference_mode():
-        for repeat in range(LATENCY_WARMUP + LATENCY_REPEATS[batch_size]):
-            start = time.perf_counter()
-            model(images)
-            if repeat >= LATENCY_WARMUP:
-                times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        timer = benchmark.Timer(stmt="model(images)", globals={"model": model, "images": images},
+                                num_threads=torch.get_num_threads())
+        return 1000 * timer.blocked_autorange(min_run_time=LATENCY_MIN_RUN_S).median
 
 
-def measure(model: nn.Module, example_input: torch.Tensor) -> Costs:
-    """Every figure of the module docstring for `model` (masked or dense)."""
+def measure(model: nn.Module, example_input: torch.Tensor, *,
+            latency_device: torch.device | str = "cpu") -> Costs:
+    """Every figure of the module docstring for `model` (masked or dense), on any device;
+    latency timed on `latency_device`."""
     nonzero, total = weight_counts(model)
-    shipped = export.shrink(model, example_input).cpu()
-    cpu_input = example_input[:1].cpu()
+    shipped = export.shrink(model, example_input)
+    on_device = shipped.to(latency_device)
+    device_input = example_input[:1].to(latency_device)
     return Costs(
         sparsity=1 - nonzero / total,
         weights_remaining=nonzero,
         params_remaining=params_remaining(model),
-        macs=macs(shipped, cpu_input),
-        latency_b1_ms=latency_ms(shipped, cpu_input, 1),
-        latency_b64_ms=latency_ms(shipped, cpu_input, LATENCY_BIG_BATCH),
+        macs=macs(on_device, device_input),
+        latency_b1_ms=latency_ms(on_device, device_input, 1),
+        latency_b64_ms=latency_ms(on_device, device_input, LATENCY_BIG_BATCH),
     )

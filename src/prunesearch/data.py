@@ -6,6 +6,7 @@ subset whose checksums differ from the full set's. Augmentation (random crop wit
 zero padding, horizontal flip) runs on whole batches of tensors, not image by image.
 """
 
+import functools
 import hashlib
 import os
 import pickle
@@ -186,31 +187,46 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     torch.nn.utils.prune needs): faster on CPU, see benchmarks/speed.py (h) and the README's
     Performance section.
     """
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1) * 255
+    mean, std = _mean_std(images.device)
     return ((images.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+@functools.cache
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEAN and STD in uint8 units on `device`, made once: a tensor built from Python numbers
+    for every batch would be a host-to-GPU copy at every step."""
+    return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255,
+            torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255)
+
+
+def generator_on(device: torch.device | str, seed: int) -> torch.Generator:
+    """A seeded generator on `device`: batches drawn with it on a GPU never wait for the host
+    (a CPU generator's numbers would be copied to the GPU at every step)."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, a whole batch at once."""
+    """Random crop with zero padding and random horizontal flip, a whole batch at once; the
+    random numbers are drawn on the images' device, with `generator` (on that device)."""
     n, c, h, w = images.shape
     pad = CROP_PADDING
+    device = images.device
     padded = F.pad(images, (pad, pad, pad, pad))
-    shift_y = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
-    shift_x = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
-    rows = shift_y[:, None] + torch.arange(h, device=images.device)
-    cols = shift_x[:, None] + torch.arange(w, device=images.device)
+    shift_y = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+    shift_x = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+    rows = shift_y[:, None] + torch.arange(h, device=device)
+    cols = shift_x[:, None] + torch.arange(w, device=device)
     cropped = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * pad))
     cropped = cropped.gather(3, cols[:, None, None, :].expand(n, c, h, w))
-    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    flip = torch.rand(n, generator=generator, device=device) < 0.5
     return torch.where(flip[:, None, None, None], cropped.flip(3), cropped)
 
 
 def train_batches(split: Split, *, batch_size: int, generator: torch.Generator,
                   augmented: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of shuffled, normalised (and augmented) batches; the last partial batch is
-    kept so that tiny data sets still train."""
-    order = torch.randperm(len(split), generator=generator).to(split.labels.device)
+    kept so that tiny data sets still train. `generator` lives on the split's device."""
+    order = torch.randperm(len(split), generator=generator, device=split.labels.device)
     for start in range(0, len(split), batch_size):
         index = order[start:start + batch_size]
         images = split.images[index]

@@ -19,10 +19,10 @@ import torch
 from filelock import FileLock
 
 from prunesearch import models
-from prunesearch.data import CifarData
+from prunesearch.data import CifarData, generator_on
 from prunesearch.errors import StudyFileError
 from prunesearch.studyfile import StudySpec
-from prunesearch.train import OptimizerSettings, TrainingDiverged, evaluate, train_epochs
+from prunesearch.train import OptimizerSettings, resolve_precision, TrainingDiverged, evaluate, train_epochs
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when the checkpoint's content or meaning changes
@@ -44,10 +44,11 @@ def default_cache_dir() -> Path:
     return cache / "prunesearch" / "dense"
 
 
-def optimizer_settings(spec: StudySpec) -> OptimizerSettings:
+def optimizer_settings(spec: StudySpec, device: torch.device) -> OptimizerSettings:
     dense = spec.dense
     return OptimizerSettings(lr=dense.lr, batch_size=dense.batch_size,
-                             momentum=dense.momentum, weight_decay=dense.weight_decay)
+                             momentum=dense.momentum, weight_decay=dense.weight_decay,
+                             precision=resolve_precision(dense.precision, device))
 
 
 def initial_state(spec: StudySpec, seed: int) -> dict:
@@ -108,8 +109,8 @@ def _train(spec: StudySpec, data: CifarData, device: torch.device) -> dict:
             snapshots[epoch] = _cpu_copy(model.state_dict())
 
     train_epochs(model, data.train, epochs=spec.dense.epochs,
-                 settings=optimizer_settings(spec),
-                 generator=torch.Generator().manual_seed(spec.seed),
+                 settings=optimizer_settings(spec, device),
+                 generator=generator_on(data.train.labels.device, spec.seed),
                  augmented=spec.data.augment, on_epoch=on_epoch)
     val_accuracy, test_accuracy = evaluate(model, data.val), evaluate(model, data.test)
     log.info("dense model trained: val %.1f%%, test %.1f%%", 100 * val_accuracy,

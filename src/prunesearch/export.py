@@ -53,7 +53,8 @@ def dead_channels(model: nn.Module, example_input: torch.Tensor,
 
 def _zero(dependent) -> bool:
     tensor = getattr(dependent.module, dependent.tensor_name)
-    return bool(tensor.index_select(0, torch.tensor(dependent.index)).eq(0).all())
+    return bool(tensor.index_select(
+        0, torch.tensor(dependent.index, device=tensor.device)).eq(0).all())
 
 
 def shrink(model: nn.Module, example_input: torch.Tensor) -> nn.Module:

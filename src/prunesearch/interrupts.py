@@ -1,57 +1,41 @@
-"""Ctrl-C and SIGTERM as a request to stop.
+"""Ctrl-C and SIGTERM as a request to stop, honoured where the work chooses.
 
-The handler raises KeyboardInterrupt at once, as Python's own does, and also remembers the
-request: Python can raise it inside code that swallows exceptions (a weakref callback during
-garbage collection, a __del__), and then `check()`, called between training steps and between
-trials, still stops the work a moment later instead of letting it run on. Inside `held()` it
-only remembers: a write to a store cut in two can leave its database locked, and a trial
-created but never told stays RUNNING. `released()` lifts that for work that may stop anywhere.
+The signal handler only records the request. The work calls `check()` at chosen points (every
+training step, every evaluation batch, between prune-retrain iterations, between trials), and
+there `StopRequested` is raised. So a stop never lands inside a database write, a schema
+migration or Optuna's bookkeeping: whatever a store is doing when the signal comes, it
+finishes. A second request while the first is pending raises at once: the user insists, for
+example while the process waits on a store that does not answer.
 """
 
-from contextlib import contextmanager
+import signal
 
 _requested = False
-_holding = 0
+
+
+class StopRequested(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, taken at a point where stopping leaves everything whole."""
 
 
 def handler(signum, frame) -> None:
     global _requested
+    if _requested:
+        raise StopRequested(f"stopped at once by a second {signal.Signals(signum).name}")
     _requested = True
-    if not _holding:
-        raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Route Ctrl-C and SIGTERM to `handler` (SIGTERM then stops a worker the way Ctrl-C
+    does: its running trial is ended and queued again)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+def requested() -> bool:
+    return _requested
 
 
 def check(*_) -> None:
-    """Raise KeyboardInterrupt if a stop was requested (usable as an Optuna callback)."""
+    """Raise StopRequested if a stop was requested (usable as an Optuna callback)."""
     if _requested:
-        raise KeyboardInterrupt
-
-
-@contextmanager
-def held():
-    """Let the block finish before a stop request that arrives during it takes effect: for
-    writes to a database, which an interruption midway can leave holding its lock (an SQLite
-    MLflow store then refuses every later write, also the one ending the run KILLED), and for
-    Optuna's bookkeeping around a trial. Usable as a decorator."""
-    global _holding
-    already_requested = _requested
-    _holding += 1
-    try:
-        yield
-    finally:
-        _holding -= 1
-    if _requested and not already_requested and not _holding:
-        raise KeyboardInterrupt
-
-
-@contextmanager
-def released():
-    """Inside a held block, let a stop request take effect at once again, including one that
-    arrived while held: for a trial's own work, which its caller ends cleanly however it stops."""
-    global _holding
-    outer, _holding = _holding, 0
-    try:
-        check()
-        yield
-    finally:
-        _holding = outer
+        raise StopRequested

@@ -3,7 +3,6 @@
 Test accuracy is deliberately absent: it is reported, never optimised.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -24,7 +23,7 @@ OBJECTIVES = {
                           "sparsity"),
     "macs_reduction": Objective("maximize", "MACs removed (% of the dense model's)",
                                 "macs_reduction"),
-    "speedup": Objective("maximize", "CPU speed-up at batch 64 (dense latency / pruned, x)",
+    "speedup": Objective("maximize", "speed-up at batch 64 (dense latency / pruned, x)",
                          "speedup_b64", scale=1.0),
 }
 

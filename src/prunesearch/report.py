@@ -1,6 +1,6 @@
 """What the commands print: a study file's resolved settings, and the Pareto front as a table,
-JSON, CSV and a plot. Front rows are plain dicts built by `study`: {"trial", "params",
-"mlflow_run_id"} and every name of ROW_FIGURES; accuracies, sparsity and MACs reduction are
+JSON, CSV and a plot. Front rows are plain dicts built by `results`: {"trial", "params",
+"mlflow_run_id"} and every name of loop.FIGURES; accuracies, sparsity and MACs reduction are
 fractions in [0, 1], speed-ups ratios."""
 
 import csv
@@ -10,13 +10,11 @@ import json
 from pathlib import Path
 
 from prunesearch import methods, studyfile
+from prunesearch.loop import FIGURES, PERCENT_FIGURES
 from prunesearch.objectives import OBJECTIVES, Objective
-from prunesearch.schedule import SCHEDULE_FIELDS
+from prunesearch.schedule import SPACE_FIELDS
 from prunesearch.settings import format_value
 
-PERCENT_FIGURES = ("sparsity", "macs_reduction", "val_accuracy", "test_accuracy")
-ROW_FIGURES = (*PERCENT_FIGURES, "speedup_b1", "speedup_b64", "weights_remaining",
-               "params_remaining", "macs", "latency_b1_ms", "latency_b64_ms")
 
 
 def study_summary(spec) -> str:
@@ -24,7 +22,7 @@ def study_summary(spec) -> str:
     and the search space with each parameter's kind."""
     lines = [f"{spec.path}: valid",
              f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
-             f" maximise {' and '.join(spec.objectives)}"
+             f" maximise {' and '.join(spec.objectives)}, latency on {spec.latency_device}"
              + (f", validation accuracy >= {spec.accuracy_floor}"
                 if spec.accuracy_floor is not None else "")]
     for section in ("data", "model", "dense"):
@@ -32,10 +30,10 @@ def study_summary(spec) -> str:
         lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
                                                  for key, value in values.items()))
     lines.append("search space:")
-    width = max(len(name) for name in SCHEDULE_FIELDS)
+    width = max(len(name) for name in SPACE_FIELDS)
     for name, described in studyfile.describe_space(spec).items():
-        readers = [m for m, impl in methods.REGISTRY.items() if name in impl.options]
-        only = f"  (only with {', '.join(readers)})" if readers else ""
+        readers = methods.readers(name)
+        only = f"  (only with {', '.join(readers)})" if name in methods.OPTION_FIELDS else ""
         lines.append(f"  {name:<{width}}  {described}{only}")
     return "\n".join(lines)
 
@@ -48,9 +46,9 @@ def to_csv(rows: list[dict]) -> str:
     params = sorted({key for row in rows for key in row["params"]})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", "iteration", *ROW_FIGURES, *params])
+    writer.writerow(["trial", "iteration", *FIGURES, *params])
     for row in rows:
-        writer.writerow([row["trial"], row["iteration"], *(row[key] for key in ROW_FIGURES),
+        writer.writerow([row["trial"], row["iteration"], *(row[key] for key in FIGURES),
                          *(row["params"].get(p, "") for p in params)])
     return out.getvalue()
 

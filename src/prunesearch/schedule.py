@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from prunesearch import methods, reinit
-from prunesearch.settings import format_value, setting
+from prunesearch.settings import field_types, format_value, setting
 
 
 @dataclass(frozen=True)
@@ -30,24 +30,34 @@ class Schedule:
     retrain_lr: float = setting(
         default=0.01, help="peak learning rate of each retraining phase (cosine decay)",
         allowed="a number > 0", check=lambda v: v > 0)
-    prune_classifier: bool = setting(
-        default=True, help="unstructured methods: also prune the final linear layer's weights "
-                           "(structured methods never remove its outputs, the classes)",
-        allowed="true or false")
-    norm: int = setting(
-        default=1, help="ln_structured, global_structured: rank channels by their L1 or L2 norm",
-        allowed="1 or 2", check=lambda v: v in (1, 2))
+    options: dict = dataclasses.field(default_factory=dict)
+    """Values of the method's own options (its `Options` dataclass); unset ones default."""
+
+    def method_options(self):
+        """The method's options, an instance of its `Options`, defaults filled in."""
+        return methods.get(self.method).Options(**self.options)
 
     def as_dict(self) -> dict:
-        """The fields this schedule's method reads: options of other methods are left out."""
-        used = methods.get(self.method).options
-        return {name: value for name, value in dataclasses.asdict(self).items()
-                if name not in METHOD_OPTIONS or name in used}
+        """Every field, and every option of this schedule's method (none of other methods'),
+        in one flat dict: a trial's parameters as logged and stored."""
+        plain = {name: value for name, value in dataclasses.asdict(self).items()
+                 if name != "options"}
+        return {**plain, **dataclasses.asdict(self.method_options())}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Schedule":
+        """The inverse of `as_dict`."""
+        fields = {name: values[name] for name in SCHEDULE_FIELDS if name in values}
+        return cls(**fields, options={k: v for k, v in values.items() if k not in fields})
 
 
-SCHEDULE_FIELDS = {field.name: field for field in dataclasses.fields(Schedule)}
-METHOD_OPTIONS = {option for method in methods.REGISTRY.values() for option in method.options}
-"""Fields only some methods read; a trial samples them only when its method does."""
+SCHEDULE_FIELDS = {field.name: field for field in dataclasses.fields(Schedule)
+                   if field.name != "options"}
+"""The fields every schedule has; methods' options (methods.OPTION_FIELDS) come beside them."""
+SPACE_FIELDS = {**SCHEDULE_FIELDS, **methods.OPTION_FIELDS}
+"""What a study file's [space] may set: the schedule's fields and every method's options."""
+SPACE_TYPES = {name: type_ for cls in (Schedule, *(m.Options for m in methods.REGISTRY.values()))
+               for name, type_ in field_types(cls).items() if name in SPACE_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -4,24 +4,41 @@ from collections.abc import Mapping
 
 import optuna
 
+import dataclasses
+
 from prunesearch import methods
-from prunesearch.schedule import METHOD_OPTIONS, Choice, Fixed, ParamSpec, Schedule
+from prunesearch.schedule import Choice, Fixed, ParamSpec, Schedule
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, ParamSpec]) -> Schedule:
     """Sample every searched parameter (fixed ones are not Optuna parameters) into a Schedule;
-    fields the space leaves out take the Schedule's defaults.
+    fields the space leaves out take their defaults.
 
-    The method is drawn first; an option only some methods read (e.g. `norm`) is sampled only
-    in trials whose method reads it, so Optuna sees it as conditional on the method.
+    The method is drawn first; its own options (e.g. `norm`) are sampled only in trials of a
+    method that reads them, so Optuna sees them as conditional on the method.
     """
     method = _sample(trial, "method", space["method"])
-    used = methods.get(method).options
-    values = {"method": method}
-    for name, param in space.items():
-        if name != "method" and (name not in METHOD_OPTIONS or name in used):
-            values[name] = _sample(trial, name, param)
-    return Schedule(**values)
+    options = {field.name for field in dataclasses.fields(methods.get(method).Options)}
+    values = {name: _sample(trial, name, param) for name, param in space.items()
+              if name != "method" and (name not in methods.OPTION_FIELDS or name in options)}
+    return Schedule.from_dict({"method": method, **values})
+
+
+def make_sampler(name: str, seed: int, space: Mapping[str, ParamSpec]
+                 ) -> optuna.samplers.BaseSampler:
+    """The study file's `sampler`; constant_liar keeps concurrent TPE workers from proposing
+    the same point."""
+    if name == "grid":
+        return optuna.samplers.GridSampler(
+            {key: list(param.choices) for key, param in space.items()
+             if isinstance(param, Choice)}, seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _sample(trial: optuna.Trial, name: str, param: ParamSpec):

@@ -17,12 +17,13 @@ else:  # pragma: no cover - Python 3.10
 from prunesearch import methods, models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import OBJECTIVES
-from prunesearch.schedule import (METHOD_OPTIONS, SCHEDULE_FIELDS, Choice, Fixed, ParamSpec,
-                                  Range, Schedule)
+from prunesearch.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
+from prunesearch.train import PRECISIONS
 from prunesearch.settings import (coerce, field_types, format_value, is_required, setting,
                                   valid)
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
+LATENCY_DEVICES = ("cpu", "cuda")
 SHIPPED_DIR = Path(__file__).parent / "studies"
 
 
@@ -64,6 +65,10 @@ class DenseSpec:
     rewind_epoch: int = setting(
         default=0, help="dense epoch whose weights `rewind` restores (0: initialisation)",
         allowed="an integer >= 0 and <= dense.epochs", check=lambda v: v >= 0)
+    precision: str = setting(
+        default="auto", help="training precision (also retraining): auto = bf16 autocast on a "
+                             "GPU that supports it, fp32 on a CPU; evaluation is always fp32",
+        allowed=f"one of {list(PRECISIONS)}", check=lambda v: v in PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,10 @@ class StudySpec:
         default=("val_accuracy", "sparsity"), help="what the study maximises",
         allowed=f"a list of distinct names from {sorted(OBJECTIVES)}",
         check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
+    latency_device: str = setting(
+        default="cpu", help="where latency and the speedup objective are measured: the device "
+                            "the pruned model will be deployed on",
+        allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
     accuracy_floor: float | None = setting(
         default=None, help="validation accuracy a trial must reach to count (an Optuna "
                            "constraint): trials below it never enter the Pareto front",
@@ -169,7 +178,7 @@ def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
         if isinstance(param, Range):
             raise StudyFileError.bad_value(path, f"space.{name}", table[name],
                                            "sampler grid needs a list of values, not a range")
-        if isinstance(param, Choice) and name in METHOD_OPTIONS:
+        if isinstance(param, Choice) and name in methods.OPTION_FIELDS:
             raise StudyFileError.bad_value(path, f"space.{name}", table[name],
                                            "sampler grid needs one value for a method option")
 
@@ -213,9 +222,9 @@ def _checked_value(field, type_, value, path: Path, key: str):
 
 
 def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
-    types = field_types(Schedule)
+    types = SPACE_TYPES
     space = {}
-    for name, field in SCHEDULE_FIELDS.items():
+    for name, field in SPACE_FIELDS.items():
         if name not in table:
             if is_required(field):
                 ranged = " or a range table { low = ..., high = ... }" \
@@ -226,9 +235,9 @@ def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
             continue
         space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
     for key in table:
-        if key not in SCHEDULE_FIELDS:
+        if key not in SPACE_FIELDS:
             raise StudyFileError.bad_value(path, f"space.{key}", table[key],
-                                           f"unknown key; allowed: {', '.join(SCHEDULE_FIELDS)}")
+                                           f"unknown key; allowed: {', '.join(SPACE_FIELDS)}")
     _check_method_options(space, table, path)
     return space
 
@@ -237,12 +246,12 @@ def _check_method_options(space: dict[str, ParamSpec], table: dict, path: Path) 
     """An option no searched method reads would be silently ignored: refuse it."""
     method = space["method"]
     searched = method.choices if isinstance(method, Choice) else (method.value,)
-    for name in sorted(space.keys() & METHOD_OPTIONS):
-        if not any(name in methods.get(m).options for m in searched):
-            readers = sorted(m for m, impl in methods.REGISTRY.items() if name in impl.options)
+    for name in sorted(space.keys() & methods.OPTION_FIELDS.keys()):
+        readers = methods.readers(name)
+        if not set(readers) & set(searched):
             raise StudyFileError.bad_value(
                 path, f"space.{name}", table[name],
-                f"only read by {', '.join(readers)}, and space.method has none of them")
+                f"only read by {', '.join(sorted(readers))}, and space.method has none of them")
 
 
 def _parse_param(field, type_, value, path: Path, key: str) -> ParamSpec:
@@ -286,7 +295,7 @@ def fingerprint(spec: StudySpec) -> dict[str, str]:
     """What a study must keep to be resumed: every setting that changes what its trials mean
     (search space, objectives, accuracy floor, data, model, dense training, seed), as the
     study file spells it. Name, description, budget and sampler may change."""
-    settings = {"objectives": ", ".join(spec.objectives),
+    settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
                 "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed)}
     for section in SECTIONS:
         for key, value in dataclasses.asdict(getattr(spec, section)).items():
@@ -300,4 +309,4 @@ def describe_space(spec: StudySpec) -> dict[str, str]:
     """Every Schedule field: how the study searches it, or the default it takes."""
     return {name: spec.space[name].describe() if name in spec.space
             else f"{'default':<12} {format_value(field.default)}"
-            for name, field in SCHEDULE_FIELDS.items()}
+            for name, field in SPACE_FIELDS.items()}

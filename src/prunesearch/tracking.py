@@ -3,7 +3,8 @@
 One experiment per study, one parent run per study (its id is kept on the Optuna study, so
 any process finds it again), one child run per trial. Every call goes through MlflowClient
 with explicit run ids: no global "active run" state, so several processes can share a study.
-Every method that writes is `interrupts.held()`: a stop request waits until the write is whole.
+A stop request never cuts a write short: it is taken only where the work checks for it
+(see interrupts), never in here.
 """
 
 import logging
@@ -13,15 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from prunesearch import interrupts, report
+from prunesearch import report
+from prunesearch.loop import FIGURES
 from prunesearch.objectives import joined, plot_axis
 from prunesearch.errors import ExportError, StorageError
 
 log = logging.getLogger(__name__)
 DEFAULT_TRACKING_FILE = "mlflow.db"
-ITERATION_METRICS = ("sparsity", "val_accuracy", "test_accuracy", "train_loss",
-                     "weights_remaining", "params_remaining", "macs", "macs_reduction",
-                     "latency_b1_ms", "latency_b64_ms", "speedup_b1", "speedup_b64")
 
 
 def resolve_uri(tracking_uri: str | None) -> str:
@@ -49,13 +48,10 @@ class StudyTracker:
             if not folder.is_dir():
                 raise StorageError(f"MLflow tracking store {tracking_uri} cannot be used: the "
                                    f"folder {folder} does not exist")
-        with interrupts.held():  # creates a SQL store's tables on first use
-            self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = None
         self.parent_run_id = None
-        self.trial_run_id = None  # the child run this process opened last
 
-    @interrupts.held()
     def open_study(self, *, study_name: str, parent_run_id: str | None,
                    description: str) -> str:
         """Find (or create) the study's experiment and parent run; return the parent's id.
@@ -92,7 +88,6 @@ class StudyTracker:
         except MlflowException:
             return False
 
-    @interrupts.held()
     def log_study_params(self, params: dict) -> None:
         from mlflow.entities import Param
 
@@ -101,11 +96,8 @@ class StudyTracker:
         if new:
             self.client.log_batch(self.parent_run_id, params=new)
 
-    @interrupts.held()
-    def start_trial(self, *, study_name: str, trial_number: int, params: dict,
-                    dense: dict) -> str:
-        """A child run for one trial, with its schedule as params and the dense starting point
-        as step 0 of every per-iteration metric."""
+    def start_trial(self, *, study_name: str, trial_number: int, params: dict) -> str:
+        """A child run for one trial, with its schedule as params."""
         from mlflow.entities import Param
 
         run = self.client.create_run(
@@ -113,24 +105,22 @@ class StudyTracker:
             tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
                   "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
                   "prunesearch.role": "trial"})
-        run_id = self.trial_run_id = run.info.run_id
+        run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        self.log_iteration(run_id, dense)
         return run_id
 
-    @interrupts.held()
     def log_iteration(self, run_id: str, figures: dict) -> None:
-        """Per-iteration metrics at step = iteration (NaN ones, e.g. no retraining, skipped)."""
+        """A loop.IterationResult (as a dict) as metrics at step = iteration (iteration 0: the
+        dense model); NaN ones (e.g. no retraining) skipped."""
         from mlflow.entities import Metric
 
         step = figures["iteration"]
         timestamp = _now_ms()
         metrics = [Metric(key, float(figures[key]), timestamp, step)
-                   for key in ITERATION_METRICS
+                   for key in FIGURES
                    if key in figures and not math.isnan(float(figures[key]))]
         self.client.log_batch(run_id, metrics=metrics)
 
-    @interrupts.held()
     def end_trial(self, run_id: str, *, state: str, final: dict | None = None,
                   reason: str | None = None) -> None:
         """Close a child run: state COMPLETE -> FINISHED; FAIL -> FAILED; interrupted -> KILLED."""
@@ -140,14 +130,13 @@ class StudyTracker:
             timestamp = _now_ms()
             self.client.log_batch(run_id, metrics=[
                 Metric(f"final_{key}", float(final[key]), timestamp, 0)
-                for key in ITERATION_METRICS if not math.isnan(float(final[key]))])
+                for key in FIGURES if not math.isnan(float(final[key]))])
         self.client.set_tag(run_id, "prunesearch.state", state)
         if reason:
             self.client.set_tag(run_id, "prunesearch.fail_reason", reason[:5000])
         status = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
         self.client.set_terminated(run_id, status=status)
 
-    @interrupts.held()
     def log_weights(self, run_id: str, path: Path) -> None:
         """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
         self.client.log_artifact(run_id, str(path), artifact_path="model")
@@ -170,12 +159,10 @@ class StudyTracker:
                               f"{str(error).splitlines()[0]}") from None
         raise ExportError(f"MLflow run {run_id} in {self.uri} has no model/*.pt artifact")
 
-    @interrupts.held()
     def end_study(self, status: str) -> None:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
 
-    @interrupts.held()
     def update_pareto(self, *, all_rows: list[dict], front: list[dict], dense: dict,
                       previous_front_run_ids: set[str], objectives: list[str]) -> None:
         """Plot (PNG, and interactive HTML with plotly) and table of the front on the parent

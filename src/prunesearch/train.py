@@ -9,6 +9,7 @@ from torch import nn
 
 from prunesearch import interrupts, progress
 from prunesearch.data import Split, eval_batches, train_batches
+from prunesearch.errors import UsageError
 
 EVAL_BATCH_SIZE = 128  # faster on CPU than larger batches: benchmarks/speed.py (h)
 
@@ -17,14 +18,36 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """SGD with Nesterov momentum and a cosine learning-rate decay over each training phase."""
+    """SGD with Nesterov momentum and a cosine learning-rate decay over each training phase;
+    forward passes in `precision` ("bf16": bfloat16 autocast, "fp32": none)."""
 
     lr: float
     batch_size: int
     momentum: float
     weight_decay: float
+    precision: str = "fp32"
+
+
+def resolve_device(device: str) -> torch.device:
+    """--device: "auto" is the GPU when there is one."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto": bf16 on a GPU that supports it (several times faster for small CNNs, see
+    docs/performance.md), fp32 elsewhere (bf16 autocast on a CPU is slower, not faster)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def train_epochs(
@@ -50,6 +73,8 @@ def train_epochs(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
+    device_type = split.labels.device.type
+    bf16 = settings.precision == "bf16"
     mean_loss = math.nan
     for epoch in range(1, epochs + 1):
         # Summed on the device and read once per epoch: no host sync per step.
@@ -59,7 +84,8 @@ def train_epochs(
         for images, labels in progress.steps(batches, total=steps_per_epoch,
                                              label=f"epoch {epoch}/{epochs}"):
             interrupts.check()
-            loss = loss_fn(model(images), labels)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -74,10 +100,12 @@ def train_epochs(
 
 
 def evaluate(model: nn.Module, split: Split) -> float:
-    """Top-1 accuracy in [0, 1] on `split`."""
+    """Top-1 accuracy in [0, 1] on `split`, always in fp32: the accuracy recorded is the one
+    the exported model scores, whatever precision it was trained in."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
     with torch.inference_mode():
         for images, labels in eval_batches(split, batch_size=EVAL_BATCH_SIZE):
+            interrupts.check()
             correct += (model(images).argmax(1) == labels).sum()
     return correct.item() / len(split)

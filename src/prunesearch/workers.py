@@ -10,11 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
+from prunesearch import interrupts
 from prunesearch.errors import PrunesearchError
 
 WORKER_ENV = "PRUNESEARCH_WORKER"  # "k/N" in worker k of N started by --jobs
 THREADS_ENV = "PRUNESEARCH_THREADS"  # torch threads a worker may use
+POLL_S = 0.2  # how often the starting process looks at its workers and for a stop request
 
 
 class WorkersFailed(PrunesearchError):
@@ -42,24 +45,31 @@ def threads_for(jobs: int) -> int:
 def run(argv: list[str], jobs: int) -> None:
     """Run `prunesearch *argv` as `jobs` workers until all end.
 
-    Workers get a session of their own: an interruption reaches them once, forwarded from here
-    as SIGTERM, and each ends its running trial cleanly before exiting.
+    Workers get a session of their own: a stop request reaches them once, forwarded from here
+    as SIGTERM, and each ends its running trial cleanly before exiting; then StopRequested.
     """
     environment = {**os.environ, THREADS_ENV: str(threads_for(jobs))}
     workers = [subprocess.Popen([sys.executable, "-m", "prunesearch", *argv],
                                 env={**environment, WORKER_ENV: f"{k}/{jobs}"},
                                 start_new_session=True)
                for k in range(1, jobs + 1)]
+    forwarded = False
     try:
-        codes = [worker.wait() for worker in workers]
-    except KeyboardInterrupt:
+        while any(worker.poll() is None for worker in workers):
+            if interrupts.requested() and not forwarded:
+                for worker in workers:
+                    if worker.poll() is None:
+                        worker.send_signal(signal.SIGTERM)
+                forwarded = True
+            time.sleep(POLL_S)
+    finally:  # a second Ctrl-C here still leaves no worker behind
         for worker in workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait()
-        raise
-    failed = [f"worker {k}: exit {code}" for k, code in enumerate(codes, 1) if code != 0]
+                worker.wait()
+    interrupts.check()
+    failed = [f"worker {k}: exit {worker.returncode}" for k, worker in enumerate(workers, 1)
+              if worker.returncode != 0]
     if failed:
         raise WorkersFailed(f"{len(failed)} of {jobs} workers stopped with an error "
                             f"({', '.join(failed)}); their messages are above")

@@ -1,6 +1,8 @@
 """Pruning-method registry: a new method is one file here plus one line in REGISTRY."""
 
-from prunesearch.methods.base import Context, PruningMethod, Target
+import dataclasses
+
+from prunesearch.methods.base import Context, NoOptions, PruningMethod, Target
 from prunesearch.methods.magnitude import GlobalL1Method, L1UnstructuredMethod
 from prunesearch.methods.random import RandomStructuredMethod, RandomUnstructuredMethod
 from prunesearch.methods.structured import GlobalStructuredMethod, LnStructuredMethod
@@ -20,6 +22,18 @@ REGISTRY: dict[str, PruningMethod] = {
 }
 
 
+OPTION_FIELDS: dict[str, dataclasses.Field] = {
+    field.name: field for method in REGISTRY.values()
+    for field in dataclasses.fields(method.Options)}
+"""Every method option by name, as its method declares it."""
+
+
+def readers(option: str) -> list[str]:
+    """The methods that read `option`."""
+    return [name for name, method in REGISTRY.items()
+            if option in {field.name for field in dataclasses.fields(method.Options)}]
+
+
 def get(name: str) -> PruningMethod:
     """The method called `name`; a KeyError lists the valid names."""
     try:
@@ -28,5 +42,6 @@ def get(name: str) -> PruningMethod:
         raise KeyError(f"unknown pruning method {name!r}; one of {sorted(REGISTRY)}") from None
 
 
-__all__ = ["REGISTRY", "Context", "PruningMethod", "Target", "get"]
+__all__ = ["OPTION_FIELDS", "REGISTRY", "Context", "NoOptions", "PruningMethod", "Target",
+           "get", "readers"]
 

@@ -1,4 +1,4 @@
-"""The contract every pruning method keeps."""
+"""The contract every pruning method keeps, and the options methods declare."""
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,13 +14,18 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
-class Context:
-    """What a method may need beyond the model: its options from the schedule, the channel
-    couplings (structured methods) and a few training batches (loss-based rankings)."""
+class NoOptions:
+    """A method that reads no option."""
 
-    norm: int = 1
+
+@dataclass(frozen=True)
+class Context:
+    """What a method may need beyond the model: its options (an instance of its `Options`),
+    the channel couplings (structured methods) and training batches (loss-based rankings)."""
+
+    options: object = NoOptions()
     couplings: dict = field(default_factory=dict)
-    batches: Callable[[], Batches] = lambda: ()
+    batches: Callable[[int], Batches] = lambda count: ()
 
 
 class PruningMethod:
@@ -33,17 +38,24 @@ class PruningMethod:
     when `structured`. It must not change `weight_orig` values, and never call
     `prune.remove`: masks must hold through retraining.
 
-    `options` names the Schedule fields the method reads (e.g. "norm"); the search space
-    samples them only in trials of a method that reads them.
+    `Options` is a frozen dataclass of `settings.setting` fields: the method's own options,
+    with their help text and allowed values. Study files set them as `space.<option>` keys,
+    validated from this declaration, and trials sample them only when their method reads
+    them; `context.options` holds one instance. Methods sharing an option share its class.
     """
 
     name: str
     structured: bool = False
-    options: tuple[str, ...] = ()
+    Options: type = NoOptions
 
     def apply(self, model: nn.Module, targets: list[Target], amount: float,
               context: Context) -> None:
         raise NotImplementedError
+
+    def prunes_classifier(self, options) -> bool:
+        """Whether the classifier's weights are targets too (structured methods: never, its
+        outputs are the classes)."""
+        return False
 
 
 def pruning_hooks(model: nn.Module) -> Iterator[tuple[nn.Module, prune.BasePruningMethod]]:

@@ -5,13 +5,13 @@ from torch.nn.utils import prune
 
 from prunesearch.methods import channels
 from prunesearch.methods.base import PruningMethod
+from prunesearch.methods.magnitude import UnstructuredMethod
 
 
-class RandomUnstructuredMethod(PruningMethod):
+class RandomUnstructuredMethod(UnstructuredMethod):
     """Per layer, zero an `amount` fraction of the remaining weights chosen at random."""
 
     name = "random_unstructured"
-    options = ("prune_classifier",)
 
     def apply(self, model, targets, amount, context):
         for module, tensor_name in targets:

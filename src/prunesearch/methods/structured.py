@@ -2,10 +2,19 @@
 of small norm matter least (Li et al., ICLR 2017). Norms are taken over the filter's live
 weights, so inputs already removed upstream do not count."""
 
+from dataclasses import dataclass
+
 import torch
 
 from prunesearch.methods import channels
 from prunesearch.methods.base import PruningMethod
+from prunesearch.settings import setting
+
+
+@dataclass(frozen=True)
+class NormOptions:
+    norm: int = setting(default=1, help="rank channels by their L1 or L2 norm",
+                        allowed="1 or 2", check=lambda v: v in (1, 2))
 
 
 def channel_norms(module, norm: int) -> torch.Tensor:
@@ -18,12 +27,12 @@ class LnStructuredMethod(PruningMethod):
 
     name = "ln_structured"
     structured = True
-    options = ("norm",)
+    Options = NormOptions
 
     def apply(self, model, targets, amount, context):
         for module, _ in targets:
             count = channels.capped_count(len(channels.live_channels(module)), amount)
-            channels.prune_lowest(module, channel_norms(module, context.norm), count)
+            channels.prune_lowest(module, channel_norms(module, context.options.norm), count)
             channels.mask_dependents(module, context.couplings)
 
 
@@ -38,15 +47,17 @@ class GlobalStructuredMethod(PruningMethod):
 
     name = "global_structured"
     structured = True
-    options = ("norm",)
+    Options = NormOptions
 
     def apply(self, model, targets, amount, context):
         candidates, scores = [], {}
         for position, (module, _) in enumerate(targets):
             live = channels.live_channels(module)
-            norms = channel_norms(module, context.norm)
+            norms = channel_norms(module, context.options.norm)
             scores[module] = norms / norms[live].mean().clamp_min(1e-12)
-            candidates += [(float(scores[module][c]), position, int(c)) for c in live]
+            # One transfer per layer: on a GPU, a float() per channel would sync each time.
+            candidates += [(score, position, channel) for score, channel in
+                           zip(scores[module][live].tolist(), live.tolist())]
         budget = round(amount * len(candidates))
         live_left = {module: len(channels.live_channels(module)) for module, _ in targets}
         chosen = dict.fromkeys(live_left, 0)

@@ -2,11 +2,21 @@
 activation a_j to zero, which changes the loss by about |sum over positions of a_j * dL/da_j|.
 Averaged over a few training batches, that is how much the channel helps the loss."""
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from prunesearch.methods import channels
 from prunesearch.methods.base import PruningMethod
+from prunesearch.settings import setting
+
+
+@dataclass(frozen=True)
+class TaylorOptions:
+    ranking_batches: int = setting(
+        default=8, help="unaugmented training batches the importance is averaged over",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
 
 
 def taylor_scores(model: nn.Module, modules: list[nn.Module], batches) -> dict:
@@ -51,11 +61,13 @@ class TaylorStructuredMethod(PruningMethod):
 
     name = "taylor_structured"
     structured = True
+    Options = TaylorOptions
 
     def apply(self, model, targets, amount, context):
         activations = {module: channels.activation_module(module, context.couplings)
                        for module, _ in targets}
-        scores = taylor_scores(model, list(activations.values()), context.batches())
+        batches = context.batches(context.options.ranking_batches)
+        scores = taylor_scores(model, list(activations.values()), batches)
         for module, _ in targets:
             count = channels.capped_count(len(channels.live_channels(module)), amount)
             channels.prune_lowest(module, scores[activations[module]], count)

@@ -1,0 +1,81 @@
+"""The one place that names what a study and its trials store in Optuna (user attributes).
+
+Read with `StudyRecord.of(study)` / `TrialRecord.of(trial)`; write with `save_study(study,
+field=value, ...)` / `save_trial(trial, ...)`, which refuse a name that is not a field, so a
+typo cannot store a second, silently unread attribute.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """Set by `optimize` when a run starts, read by every command."""
+
+    mlflow_parent_run_id: str | None = None  # the study's MLflow run
+    mlflow_tracking_uri: str | None = None
+    budget: int | None = None  # completed trials the last `optimize` aimed for
+    model: dict | None = None  # ModelSpec as a dict: what `export` rebuilds
+    spec: dict | None = None  # studyfile.fingerprint: refuses a changed study file
+    dense: dict | None = None  # the dense model's IterationResult (iteration 0) as a dict
+    pareto_run_ids: tuple = ()  # MLflow runs tagged as on the front
+
+    @classmethod
+    def of(cls, study) -> "StudyRecord":
+        return _read(cls, study.user_attrs)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """Set by the objective as the trial goes, and by recovery when it is interrupted."""
+
+    schedule: dict | None = None  # Schedule.as_dict()
+    worker: dict | None = None  # {"host", "pid"}: finds trials whose process died
+    mlflow_run_id: str | None = None
+    final: dict | None = None  # the last IterationResult as a dict
+    curve: tuple = ()  # every IterationResult (iteration >= 1) as dicts
+    fail_reason: str | None = None
+    retry_of: int | None = None  # the interrupted trial whose parameters this one re-runs
+
+    @classmethod
+    def of(cls, trial) -> "TrialRecord":
+        return _read(cls, trial.user_attrs)
+
+
+def _read(cls, attrs: dict):
+    names = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{name: value for name, value in attrs.items() if name in names})
+
+
+def save_study(study, **values) -> None:
+    _save(StudyRecord, study.set_user_attr, values)
+
+
+def save_trial(trial, **values) -> None:
+    _save(TrialRecord, trial.set_user_attr, values)
+
+
+def save_frozen_trial(storage, trial, **values) -> None:
+    """On a trial this process does not run (found RUNNING, its worker dead)."""
+    _save(TrialRecord, lambda key, value: storage.set_trial_user_attr(
+        trial._trial_id, key, value), values)
+
+
+def trial_attrs(**values) -> dict:
+    """`values` checked as TrialRecord fields: user attributes for a trial not yet created
+    (`study.enqueue_trial(..., user_attrs=...)`)."""
+    return _checked(TrialRecord, values)
+
+
+def _save(cls, set_user_attr, values: dict) -> None:
+    for name, value in _checked(cls, values).items():
+        set_user_attr(name, value)
+
+
+def _checked(cls, values: dict) -> dict:
+    names = {field.name for field in dataclasses.fields(cls)}
+    for name in values:
+        if name not in names:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+    return values
