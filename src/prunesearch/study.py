@@ -25,7 +25,8 @@ from prunesearch import dense as dense_module
 from prunesearch import export, interrupts, loop, models, records, recovery, results, space
 from prunesearch import storage as storage_module
 from prunesearch import studyfile, workers
-from prunesearch.errors import TrialsFailing, UsageError
+from prunesearch.errors import UsageError
+from prunesearch.failures import ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialFailed
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.records import StudyRecord
 from prunesearch.studyfile import StudySpec
@@ -33,7 +34,6 @@ from prunesearch.tracking import StudyTracker
 from prunesearch.train import resolve_device
 
 log = logging.getLogger(__name__)
-MAX_FAILURES_IN_A_ROW = 3  # a worker stops when this many of its trials fail in a row
 
 
 @dataclass(frozen=True)
@@ -58,45 +58,6 @@ class RunSettings:
                 "--device", self.device,
                 *(["--timeout", repr(self.timeout)] if self.timeout is not None else []),
                 *(["--allow-spec-change"] if self.allow_spec_change else [])]
-
-
-class TrialFailed(Exception):
-    """A trial's training or pruning failed (e.g. diverged); Optuna marks it FAIL and the
-    study goes on."""
-
-
-class _OneLineTrialFailures(logging.Filter):
-    """Optuna logs a failed trial with its traceback, then again with its value (None); for a
-    TrialFailed the one-line reason is enough (the traceback is kept on the trial's MLflow
-    run), and an interruption needs none."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (TrialFailed, KeyboardInterrupt)):
-            record.exc_info = None
-        return not record.getMessage().endswith("failed with value None.")
-
-
-ONE_LINE_TRIAL_FAILURES = _OneLineTrialFailures()  # one instance: added once however often
-
-
-class _FailureGuard:
-    """Stops this worker when MAX_FAILURES_IN_A_ROW of its trials fail in a row: by then it is
-    not bad luck but a setting (or a bug) that would fail every trial, forever, as the budget
-    counts only completed ones."""
-
-    def __init__(self):
-        self.in_a_row = 0
-
-    def __call__(self, study: optuna.Study, trial) -> None:
-        if trial.state == TrialState.COMPLETE:
-            self.in_a_row = 0
-        elif trial.state == TrialState.FAIL:
-            self.in_a_row += 1
-            if self.in_a_row >= MAX_FAILURES_IN_A_ROW:
-                raise TrialsFailing(
-                    f"{self.in_a_row} trials in a row failed, the last (trial {trial.number}) "
-                    f"with {records.TrialRecord.of(trial).fail_reason or 'no reason recorded'}; "
-                    "each trial's traceback is on its MLflow run (tag prunesearch.fail_reason)")
 
 
 def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna.Study:
@@ -211,7 +172,7 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
         callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
                                                   states=(TrialState.COMPLETE,)),
                    lambda study, trial: _after_trial(study, trial, tracker, settings.n_trials),
-                   _FailureGuard(), interrupts.check])
+                   FailureGuard(), interrupts.check])
 
 
 class _Objective:
