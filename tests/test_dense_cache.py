@@ -1,14 +1,18 @@
 """Two workers that need the same dense model together: exactly one trains it, the other
-waits and reads the finished file; nothing half-written is left behind."""
+waits and reads the finished file; nothing half-written is left behind. A damaged cache file
+is trained again, never loaded."""
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
 import torch
+from click.testing import CliRunner
 
 from prunesearch import data as data_module
 from prunesearch import dense, studyfile
+from prunesearch.cli import main
 
 
 def load_dense(study_path: str, data_dir: str, cache_dir: str, barrier) -> tuple[bool, float]:
@@ -37,3 +41,28 @@ def test_two_workers_starting_together_train_the_dense_model_once(tiny_study, ci
     assert results[0][1] == results[1][1]  # the waiting worker read the finished weights
     assert len(list(cache_dir.glob("dense-*.pt"))) == 1
     assert not list(cache_dir.glob("*.tmp"))
+
+
+def cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:5000])  # a copy interrupted
+
+
+def one_byte_changed(path: Path) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # a disk error
+    path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("damage", [cut_short, one_byte_changed])
+def test_a_damaged_dense_cache_is_trained_again_never_loaded(workdir, tiny_study, damage):
+    first = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study), "--n-trials", "1"])
+    assert first.exit_code == 0, first.output
+    checkpoint, = (workdir / "cache").glob("dense-*.pt")
+    damage(checkpoint)
+
+    again = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study), "--n-trials", "2"])
+
+    assert again.exit_code == 0, again.output
+    assert f"dense cache {checkpoint} fails its checksum" in again.output
+    assert "dense model trained" in again.output
+    assert dense._read(checkpoint) is not None  # whole again

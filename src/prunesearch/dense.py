@@ -3,11 +3,14 @@
 The cache key covers everything dense training depends on: model, dense-training settings,
 data split settings, the data's own fingerprint and the seed. A file lock makes concurrent
 workers wait for the one that trains; the file is written to a temporary name and renamed, so
-nobody reads a half-written checkpoint.
+nobody reads a half-written checkpoint. Its first line is the SHA-256 of the rest: a file cut
+short or damaged later (an interrupted copy, a disk error) fails the check and the dense model
+is trained again, never loaded.
 """
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -25,7 +28,7 @@ from prunesearch.studyfile import StudySpec
 from prunesearch.train import OptimizerSettings, resolve_precision, TrainingDiverged, evaluate, train_epochs
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1  # bump when the checkpoint's content or meaning changes
+CACHE_VERSION = 2  # bump when the checkpoint's content or meaning changes (2: checksummed)
 
 
 @dataclass(frozen=True)
@@ -77,22 +80,41 @@ def load_or_train(spec: StudySpec, data: CifarData, *, cache_dir: Path,
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"dense-{cache_key(spec, data)}.pt"
     with FileLock(f"{path}.lock"):
-        cache_hit = path.exists()
+        saved = _read(path) if path.exists() else None
+        cache_hit = saved is not None
+        if path.exists() and not cache_hit:
+            log.warning("dense cache %s fails its checksum (cut short or damaged): training "
+                        "the dense model again", path)
         if not cache_hit:
             try:
                 saved = _train(spec, data, device)
             except TrainingDiverged as error:
                 raise StudyFileError(spec.path, f"dense training diverged ({error}); "
                                                 "lower dense.lr") from None
-            handle, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-            os.close(handle)
-            torch.save(saved, tmp)
-            os.replace(tmp, path)
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+            _write(path, saved)
     if cache_hit:
         log.info("dense model from cache %s: val %.1f%%, test %.1f%%", path,
                  100 * saved["val_accuracy"], 100 * saved["test_accuracy"])
     return DenseCheckpoint(**saved, path=path, cache_hit=cache_hit)
+
+
+def _write(path: Path, saved: dict) -> None:
+    """`saved` behind its checksum line, through a temporary file renamed into place."""
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    payload = buffer.getvalue()
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as file:
+        file.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict | None:
+    """The checkpoint at `path`, or None if it fails its checksum."""
+    digest, _, payload = path.read_bytes().partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        return None
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def _train(spec: StudySpec, data: CifarData, device: torch.device) -> dict:
