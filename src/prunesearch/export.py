@@ -66,11 +66,15 @@ def shrink(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
     graph = trace(slim, example_input)
     dead = dead_channels(slim, example_input, graph)
     modules = dict(slim.named_modules())
+    removed = set()  # layers whose outputs a group removed already (a residual sum's members)
     for name, channels in dead.items():
-        if channels:
-            module = modules[name]
+        module = modules[name]
+        if channels and module not in removed:
             prune_fn = graph.get_pruner_of_module(module).prune_out_channels
-            graph.get_pruning_group(module, prune_fn, idxs=channels).prune()
+            group = graph.get_pruning_group(module, prune_fn, idxs=channels)
+            removed |= {item.dep.target.module for item in group
+                        if item.dep.handler.__name__ == "prune_out_channels"}
+            group.prune()
     return slim
 
 

@@ -46,8 +46,11 @@ class ModelSpec:
     name: str = setting(default="cifar_cnn", help="model from the registry",
                         allowed=f"one of {sorted(models.REGISTRY)}",
                         check=lambda v: v in models.REGISTRY)
-    width: int = setting(default=32, help="channels of the first stage (later stages 2x, 4x)",
-                         allowed="an integer >= 1", check=lambda v: v >= 1)
+    width: int | None = setting(
+        default=None, help="channels of the first stage, later stages in proportion; leave "
+                           "out for the model as published (cifar_cnn 32, resnet20 and "
+                           "resnet56 16, vgg16_bn 64)",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ def parse(raw: dict, path: Path) -> StudySpec:
         table = _table(raw, section, path)
         values[section] = cls(**_parse_fields(cls, dataclasses.fields(cls), table, path,
                                               prefix=f"{section}."))
+    model = values["model"]
+    if model.width is None:
+        values["model"] = dataclasses.replace(model, width=models.default_width(model.name))
     dense = values["dense"]
     if dense.rewind_epoch > dense.epochs:
         raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,

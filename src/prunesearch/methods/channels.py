@@ -92,6 +92,40 @@ def prune_lowest(module: nn.Module, channel_scores: torch.Tensor, count: int) ->
                         importance_scores=scores)
 
 
+def groups(targets: list[Target], found: Couplings) -> list[list[nn.Module]]:
+    """The targets whose output channels are one channel: layers whose outputs are added
+    together (a residual sum, through identity or projection shortcuts), so that a channel
+    removed from one goes from all of them. Each group in target order; a layer nothing is
+    added to is a group of its own (every layer of a plain CNN)."""
+    modules = [module for module, _ in targets]
+    leader = {module: module for module in modules}
+
+    def root(module):
+        while leader[module] is not module:
+            module = leader[module]
+        return module
+
+    for module in modules:
+        for dep in found[module][0]:
+            if dep.dim == 0 and dep.tensor_name == "weight" and dep.module in leader:
+                leader[root(dep.module)] = root(module)
+    members: dict[nn.Module, list[nn.Module]] = {}
+    for module in modules:
+        members.setdefault(root(module), []).append(module)
+    return list(members.values())
+
+
+def prune_group(group: list[nn.Module], channel_scores: torch.Tensor, count: int,
+                found: Couplings) -> None:
+    """Prune the same `count` lowest-scoring live channels from every layer of `group`, then
+    mask what depends on them (all members first: masking a member's dependents earlier would
+    count its channels as pruned in the next member before it chose its own)."""
+    for module in group:
+        prune_lowest(module, channel_scores, count)
+    for module in group:
+        mask_dependents(module, found)
+
+
 def capped_count(live: int, amount: float) -> int:
     """Channels to prune from a layer with `live` channels: `amount` of them, rounded, but
     never the last one."""

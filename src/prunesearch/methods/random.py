@@ -1,6 +1,7 @@
 """Random pruning: the controls every ranking has to beat (torch's global RNG, which the
 pruning loop seeds)."""
 
+import torch
 from torch.nn.utils import prune
 
 from prunesearch.methods import channels
@@ -19,14 +20,15 @@ class RandomUnstructuredMethod(UnstructuredMethod):
 
 
 class RandomStructuredMethod(PruningMethod):
-    """Per layer, remove an `amount` fraction of the remaining output channels at random."""
+    """Per layer (per group of layers added together), remove an `amount` fraction of the
+    remaining output channels at random."""
 
     name = "random_structured"
     structured = True
 
     def apply(self, model, targets, amount, context):
-        for module, _ in targets:
-            count = channels.capped_count(len(channels.live_channels(module)), amount)
-            if count > 0:
-                prune.random_structured(module, "weight", amount=count, dim=0)
-            channels.mask_dependents(module, context.couplings)
+        for group in channels.groups(targets, context.couplings):
+            weight = group[0].weight
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            scores = torch.rand(weight.shape[0], device=weight.device)
+            channels.prune_group(group, scores, count, context.couplings)

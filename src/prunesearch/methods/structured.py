@@ -22,18 +22,19 @@ def channel_norms(module, norm: int) -> torch.Tensor:
 
 
 class LnStructuredMethod(PruningMethod):
-    """Per layer, remove the `amount` fraction of remaining output channels of smallest L1 or
-    L2 norm (`norm`); every layer ends with the same fraction of its channels."""
+    """Per layer (per group of layers added together), remove the `amount` fraction of
+    remaining output channels of smallest L1 or L2 norm (`norm`, summed over the group);
+    every layer ends with the same fraction of its channels."""
 
     name = "ln_structured"
     structured = True
     Options = NormOptions
 
     def apply(self, model, targets, amount, context):
-        for module, _ in targets:
-            count = channels.capped_count(len(channels.live_channels(module)), amount)
-            channels.prune_lowest(module, channel_norms(module, context.options.norm), count)
-            channels.mask_dependents(module, context.couplings)
+        for group in channels.groups(targets, context.couplings):
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            scores = sum(channel_norms(module, context.options.norm) for module in group)
+            channels.prune_group(group, scores, count, context.couplings)
 
 
 class GlobalStructuredMethod(PruningMethod):
@@ -42,7 +43,8 @@ class GlobalStructuredMethod(PruningMethod):
     Raw norms are not comparable between layers (a 3x3x128 filter has more weights than a
     3x3x3 one, and BatchNorm makes each layer's scale arbitrary), so each channel's norm is
     divided by the mean norm of its layer's live channels: a score below 1 means weaker than
-    its layer's average. The lowest scores go first, but a layer's last channel is never taken.
+    its layer's average. Layers added together (a residual sum) are scored as one, by the sum
+    of their norms. The lowest scores go first, but a layer's last channel is never taken.
     """
 
     name = "global_structured"
@@ -50,24 +52,23 @@ class GlobalStructuredMethod(PruningMethod):
     Options = NormOptions
 
     def apply(self, model, targets, amount, context):
-        candidates, scores = [], {}
-        for position, (module, _) in enumerate(targets):
-            live = channels.live_channels(module)
-            norms = channel_norms(module, context.options.norm)
-            scores[module] = norms / norms[live].mean().clamp_min(1e-12)
-            # One transfer per layer: on a GPU, a float() per channel would sync each time.
+        groups = channels.groups(targets, context.couplings)
+        candidates, scores, live_left = [], [], []
+        for position, group in enumerate(groups):
+            live = channels.live_channels(group[0])
+            norms = sum(channel_norms(module, context.options.norm) for module in group)
+            scores.append(norms / norms[live].mean().clamp_min(1e-12))
+            # One transfer per group: on a GPU, a float() per channel would sync each time.
             candidates += [(score, position, channel) for score, channel in
-                           zip(scores[module][live].tolist(), live.tolist())]
+                           zip(scores[position][live].tolist(), live.tolist())]
+            live_left.append(len(live))
         budget = round(amount * len(candidates))
-        live_left = {module: len(channels.live_channels(module)) for module, _ in targets}
-        chosen = dict.fromkeys(live_left, 0)
+        chosen = [0] * len(groups)
         for _, position, _ in sorted(candidates):
             if budget == 0:
                 break
-            module = targets[position][0]
-            if live_left[module] - chosen[module] > 1:
-                chosen[module] += 1
+            if live_left[position] - chosen[position] > 1:
+                chosen[position] += 1
                 budget -= 1
-        for module, _ in targets:
-            channels.prune_lowest(module, scores[module], chosen[module])
-            channels.mask_dependents(module, context.couplings)
+        for position, group in enumerate(groups):
+            channels.prune_group(group, scores[position], chosen[position], context.couplings)

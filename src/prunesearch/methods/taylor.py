@@ -57,7 +57,8 @@ def taylor_scores(model: nn.Module, modules: list[nn.Module], batches) -> dict:
 
 class TaylorStructuredMethod(PruningMethod):
     """Per layer, remove the `amount` fraction of remaining output channels whose first-order
-    Taylor importance, over a few training batches, is smallest."""
+    Taylor importance, over a few training batches, is smallest. Layers added together (a
+    residual sum) are ranked as one, by the sum of their channels' importances."""
 
     name = "taylor_structured"
     structured = True
@@ -68,7 +69,7 @@ class TaylorStructuredMethod(PruningMethod):
                        for module, _ in targets}
         batches = context.batches(context.options.ranking_batches)
         scores = taylor_scores(model, list(activations.values()), batches)
-        for module, _ in targets:
-            count = channels.capped_count(len(channels.live_channels(module)), amount)
-            channels.prune_lowest(module, scores[activations[module]], count)
-            channels.mask_dependents(module, context.couplings)
+        for group in channels.groups(targets, context.couplings):
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            group_scores = sum(scores[activations[module]] for module in group)
+            channels.prune_group(group, group_scores, count, context.couplings)
