@@ -1,6 +1,8 @@
 """The registry's networks: their size as published, and every pruning method on each of them,
 residual sums included (a channel removed from a sum goes from every layer adding to it)."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -114,3 +116,118 @@ def test_a_resnet_study_runs_and_exports_a_smaller_network(workdir):
     assert program(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     state = torch.load(workdir / "out" / "state_dict.pt")
     assert state["stem.0.weight"].shape[0] < 4  # channels removed from the residual stream
+
+
+OWN_MODEL = '''
+from torch import nn
+
+
+def tiny_net(channels=4, hidden=8):
+    net = nn.Sequential()
+    net.body = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.BatchNorm2d(channels),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(channels, hidden), nn.ReLU())
+    net.head = nn.Linear(hidden, 10)
+    return net
+
+
+def not_a_model():
+    return 42
+
+
+def wrong_output():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 7))
+
+
+NOT_CALLABLE = 3
+'''
+
+OWN_STUDY = """
+name = "own"
+seed = 0
+n_trials = 1
+[data]
+val_size = 50
+[model]
+{model}
+[dense]
+epochs = 1
+batch_size = 32
+[space]
+method = "ln_structured"
+amount = 0.5
+iterations = 1
+retrain_epochs = 1
+reinit = "finetune"
+"""
+
+
+def test_your_own_model_from_a_file_next_to_the_study_is_pruned_and_exported(workdir):
+    from click.testing import CliRunner
+
+    from prunesearch.cli import main
+
+    (workdir / "nets.py").write_text(OWN_MODEL)
+    (workdir / "own.toml").write_text(OWN_STUDY.format(
+        model='name = "nets.py:tiny_net"\nclassifier = "head"\nchannels = 6'))
+    spec = studyfile.load(str(workdir / "own.toml"))
+    assert spec.model.options == {"channels": 6} and spec.model.classifier == "head"
+    result = CliRunner().invoke(main, ["optimize", "--study", "own.toml"])
+    assert result.exit_code == 0, result.output
+    exported = CliRunner().invoke(main, ["export", "--study", "own", "--trial", "0",
+                                         "--output", "out"])
+    assert exported.exit_code == 0, exported.output
+    state = torch.load(workdir / "out" / "state_dict.pt")
+    assert state["body.0.weight"].shape[0] == 3  # half of the 6 filters, removed
+    assert state["head.weight"].shape == (10, 4)  # the 10 classes stay; half the 8 hidden go
+
+
+def test_a_torchvision_model_gets_a_cifar_stem_and_prunes(tmp_path):
+    (tmp_path / "tv.toml").write_text(OWN_STUDY.format(model='name = "torchvision:resnet18"'))
+    spec = studyfile.load(str(tmp_path / "tv.toml"))
+    assert spec.model.classifier == "fc"
+    model = models.from_spec(dataclasses.asdict(spec.model))
+    assert model.conv1.kernel_size == (3, 3) and isinstance(model.maxpool, nn.Identity)
+    targets, prune_by = pruner("ln_structured", model, classifier="fc")
+    prune_by(0.5)
+    slim = shrink(model.eval(), EXAMPLE, classifier="fc").eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert (model(images) - slim(images)).abs().max() <= 1e-4
+    assert slim.fc.out_features == 10 and slim.conv1.out_channels == 32
+
+
+BAD_MODELS = {
+    "cannot import": ('name = "no_such_module:build"', "model.name",
+                      "cannot import no_such_module (ModuleNotFoundError"),
+    "missing file": ('name = "absent.py:build"', "model.name", "no such file"),
+    "not callable": ('name = "nets.py:NOT_CALLABLE"', "model.name", "is not callable"),
+    "no module returned": ('name = "nets.py:not_a_model"', "model.name",
+                           "returned a int, not a torch.nn.Module"),
+    "wrong output": ('name = "nets.py:wrong_output"', "model.name",
+                     "returns (2, 7), not 2 x 10 class scores"),
+    "bad keyword": ('name = "nets.py:tiny_net"\ndepth = 3', "model.name",
+                    "unexpected keyword argument 'depth'"),
+    "classifier not found": ('name = "nets.py:tiny_net"\nclassifier = "fc"',
+                             "model.classifier", "no linear or conv layer called 'fc'"),
+    "unknown torchvision model": ('name = "torchvision:resnet7"', "model.name",
+                                  "torchvision has no classification model 'resnet7'"),
+}
+
+
+@pytest.mark.parametrize("model, key, message", BAD_MODELS.values(), ids=BAD_MODELS.keys())
+def test_a_model_that_cannot_be_used_is_one_line_exit_2_and_writes_nothing(workdir, model,
+                                                                           key, message):
+    from click.testing import CliRunner
+
+    from prunesearch.cli import main
+
+    (workdir / "nets.py").write_text(OWN_MODEL)
+    (workdir / "bad.toml").write_text(OWN_STUDY.format(model=model))
+    before = sorted(p.name for p in workdir.iterdir())
+    result = CliRunner().invoke(main, ["optimize", "--study", "bad.toml"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: bad.toml: " + key), lines
+    assert message in lines[0]
+    assert sorted(p.name for p in workdir.iterdir() if p.name != "__pycache__") == before

@@ -30,11 +30,12 @@ def random_batches(count: int = 2):
              torch.randint(0, 10, (16,), generator=generator)) for _ in range(count)]
 
 
-def pruner(name: str, model, *, include_classifier: bool = True, norm: int = 1):
+def pruner(name: str, model, *, include_classifier: bool = True, norm: int = 1,
+           classifier: str = "classifier"):
     """(targets, prune(amount)) for method `name` on `model`, set up as the loop does."""
     method = methods.get(name)
     targets = prunable_targets(model, include_classifier=include_classifier
-                               and not method.structured)
+                               and not method.structured, classifier=classifier)
     options = {"norm": norm} if method.Options is NormOptions else {}
     context = Context(
         options=method.Options(**options), batches=random_batches,

@@ -17,7 +17,8 @@ COMMANDS = (DOCS / "commands.md").read_text(encoding="utf-8")
 
 STUDY_KEYS = (list(studyfile.TOP_LEVEL)
               + [f"{section}.{field.name}" for section, cls in studyfile.SECTIONS.items()
-                 for field in dataclasses.fields(cls)]
+                 for field in dataclasses.fields(cls)
+                 if field.name != "options"]  # model.options: a custom builder's own keys
               + [f"space.{name}" for name in SPACE_FIELDS])
 CLI_OPTIONS = [(command.name, option)
                for command in main.commands.values()

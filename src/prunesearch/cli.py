@@ -274,12 +274,13 @@ def export(study, number, output_dir, storage, tracking_uri, data_dir):
     model, trial = results.trial_model(loaded, number, tracking_uri=tracking_uri)
     test = data.load_test(data_dir or data.default_data_dir())
     record = TrialRecord.of(trial)
+    model_spec = StudyRecord.of(loaded).model
     summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
         recorded_test_accuracy=record.final["test_accuracy"], output_dir=output_dir,
-        info={"study": name, "trial": number, "model": StudyRecord.of(loaded).model,
-              "schedule": record.schedule,
-              "figures": {key: record.final[key] for key in FIGURES if key in record.final}})
+        info={"study": name, "trial": number, "model": model_spec, "schedule": record.schedule,
+              "figures": {key: record.final[key] for key in FIGURES if key in record.final}},
+        classifier=model_spec.get("classifier", "classifier"))
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
                f" (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "

@@ -97,11 +97,11 @@ def latency_ms(model: nn.Module, example_input: torch.Tensor, batch_size: int) -
 
 
 def measure(model: nn.Module, example_input: torch.Tensor, *,
-            latency_device: torch.device | str = "cpu") -> Costs:
+            latency_device: torch.device | str = "cpu", classifier: str = "classifier") -> Costs:
     """Every figure of the module docstring for `model` (masked or dense), on any device;
-    latency timed on `latency_device`."""
+    latency timed on `latency_device`; `classifier` names the output layer."""
     nonzero, total = weight_counts(model)
-    shipped = export.shrink(model, example_input)
+    shipped = export.shrink(model, example_input, classifier=classifier)
     on_device = shipped.to(latency_device)
     device_input = example_input[:1].to(latency_device)
     return Costs(

@@ -58,7 +58,7 @@ def initial_state(spec: StudySpec, seed: int) -> dict:
     """A freshly initialised model's weights; the same `seed` gives the same weights."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = models.build(spec.model.name, width=spec.model.width)
+        model = models.from_spec(dataclasses.asdict(spec.model))
     return _cpu_copy(model.state_dict())
 
 
@@ -120,7 +120,7 @@ def _read(path: Path) -> dict | None:
 def _train(spec: StudySpec, data: CifarData, device: torch.device) -> dict:
     torch.manual_seed(spec.seed)
     init_state = initial_state(spec, spec.seed)
-    model = models.build(spec.model.name, width=spec.model.width)
+    model = models.from_spec(dataclasses.asdict(spec.model))
     model.load_state_dict(init_state)
     model.to(device)
     snapshots = {0: init_state}

@@ -36,14 +36,14 @@ def without_masks(model: nn.Module) -> nn.Module:
     return exported
 
 
-def dead_channels(model: nn.Module, example_input: torch.Tensor,
-                  graph: tp.DependencyGraph) -> dict[str, list[int]]:
-    """Per conv or linear layer (the classifier aside: its outputs are the classes), the output
-    channels that output exactly zero: their weights, bias and following BatchNorm scale and
-    shift are all zero, as structured pruning leaves them."""
-    classifier = getattr(model, "classifier", None)
+def dead_channels(model: nn.Module, example_input: torch.Tensor, graph: tp.DependencyGraph,
+                  classifier: str = "classifier") -> dict[str, list[int]]:
+    """Per conv or linear layer (the output layer, named `classifier`, aside: its outputs are
+    the classes), the output channels that output exactly zero: their weights, bias and
+    following BatchNorm scale and shift are all zero, as structured pruning leaves them."""
+    output_layer = dict(model.named_modules()).get(classifier)
     targets = [(module, "weight") for module in model.modules()
-               if isinstance(module, PRUNABLE_TYPES) and module is not classifier]
+               if isinstance(module, PRUNABLE_TYPES) and module is not output_layer]
     found = couplings(model, targets, example_input, graph)
     names = {module: name for name, module in model.named_modules()}
     return {names[module]: [channel for channel, dependents in enumerate(found[module])
@@ -57,14 +57,15 @@ def _zero(dependent) -> bool:
         0, torch.tensor(dependent.index, device=tensor.device)).eq(0).all())
 
 
-def shrink(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+def shrink(model: nn.Module, example_input: torch.Tensor, *,
+           classifier: str = "classifier") -> nn.Module:
     """A smaller dense copy of `model`: masks folded, then every channel that outputs exactly
     zero deleted with its dependents (bias, BatchNorm, the next layers' inputs) by
     torch-pruning's dependency graph. It computes what `model` computes; after unstructured
     pruning no channel is entirely zero, so only the masks are folded."""
     slim = without_masks(model)
     graph = trace(slim, example_input)
-    dead = dead_channels(slim, example_input, graph)
+    dead = dead_channels(slim, example_input, graph, classifier)
     modules = dict(slim.named_modules())
     removed = set()  # layers whose outputs a group removed already (a residual sum's members)
     for name, channels in dead.items():
@@ -87,7 +88,8 @@ def save_weights(model: nn.Module, path: Path) -> Path:
 
 
 def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
-                  recorded_test_accuracy: float, output_dir: Path, info: dict) -> dict:
+                  recorded_test_accuracy: float, output_dir: Path, info: dict,
+                  classifier: str = "classifier") -> dict:
     """Shrink `model` (masks already folded or not), check that it still scores the recorded
     test accuracy, and write what a user needs without prunesearch:
 
@@ -95,7 +97,7 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
     - state_dict.pt: the smaller model's weights;
     - trial.json: `info` plus the layer shapes and both accuracies.
     """
-    slim = shrink(model, example_input).cpu().eval()
+    slim = shrink(model, example_input, classifier=classifier).cpu().eval()
     measured = evaluate(slim, test)
     if abs(measured - recorded_test_accuracy) > 1 / len(test) + 1e-9:
         raise ExportError(

@@ -4,6 +4,7 @@ each iteration's figures leave through `on_iteration`."""
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
+from functools import partial
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -71,13 +72,14 @@ def _result(iteration: int, now: costs.Costs, dense: costs.Costs, *, val_accurac
         val_accuracy=val_accuracy, test_accuracy=test_accuracy, train_loss=train_loss)
 
 
-def prunable_targets(model: nn.Module, *, include_classifier: bool) -> list[Target]:
+def prunable_targets(model: nn.Module, *, include_classifier: bool,
+                     classifier: str = "classifier") -> list[Target]:
     """The (module, "weight") pairs a schedule prunes: every conv and linear weight, the
-    model's `classifier` left out unless `include_classifier` (structured methods never take
-    it: its outputs are the classes)."""
-    classifier = getattr(model, "classifier", None)
+    output layer (the module named `classifier`) left out unless `include_classifier`
+    (structured methods never take it: its outputs are the classes)."""
+    output_layer = dict(model.named_modules()).get(classifier)
     return [(module, "weight") for _, module in costs.prunable_modules(model)
-            if include_classifier or module is not classifier]
+            if include_classifier or module is not output_layer]
 
 
 def run(
@@ -92,6 +94,7 @@ def run(
     augmented: bool,
     seed: int,
     latency_device: torch.device | str = "cpu",
+    classifier: str = "classifier",
     on_iteration: Callable[[IterationResult], None] = lambda result: None,
     on_epoch: Callable[[int, int, float], None] = lambda iteration, epoch, loss: None,
 ) -> Result:
@@ -103,7 +106,8 @@ def run(
     is still unpruned (weights, or channels for a structured method), applies the re-init
     option (`fresh_state(iteration)` gives a fresh initialisation for `random`), retrains with
     the masks in place, measures the costs and evaluates on the validation and test splits.
-    Figures leave through `on_iteration(result)` (iteration 0 included) and
+    `classifier` names the output layer. Figures leave through `on_iteration(result)`
+    (iteration 0 included) and
     `on_epoch(iteration, epoch, train_loss)`; a stop request is honoured between iterations
     and at every training step.
     """
@@ -112,13 +116,16 @@ def run(
     torch.manual_seed(seed)
     method = methods.get(schedule.method)
     options = schedule.method_options()
-    targets = prunable_targets(model, include_classifier=method.prunes_classifier(options))
+    targets = prunable_targets(model, include_classifier=method.prunes_classifier(options),
+                               classifier=classifier)
     example_input = normalize(data.val.images[:1])
     context = Context(
         options=options,
         couplings=couplings(model, targets, example_input) if method.structured else {},
         batches=lambda count: _ranking_batches(data, optimizer.batch_size, generator, count))
-    dense_costs = costs.measure(model, example_input, latency_device=latency_device)
+    measure = partial(costs.measure, example_input=example_input,
+                      latency_device=latency_device, classifier=classifier)
+    dense_costs = measure(model)
     val_accuracy, test_accuracy = dense_accuracy
     dense = _result(0, dense_costs, dense_costs, val_accuracy=val_accuracy,
                     test_accuracy=test_accuracy, train_loss=math.nan)
@@ -133,7 +140,7 @@ def run(
         train_loss = train_epochs(model, data.train, epochs=schedule.retrain_epochs,
                                   settings=retrain, generator=generator, augmented=augmented,
                                   on_epoch=lambda epoch, loss: on_epoch(iteration, epoch, loss))
-        now = costs.measure(model, example_input, latency_device=latency_device)
+        now = measure(model)
         result = _result(iteration, now, dense_costs, val_accuracy=evaluate(model, data.val),
                          test_accuracy=evaluate(model, data.test), train_loss=train_loss)
         history.append(result)

@@ -99,7 +99,7 @@ def trial_model(study: optuna.Study, number: int, *, tracking_uri: str | None = 
     tracker = StudyTracker(tracking_uri or record.mlflow_tracking_uri)
     with tempfile.TemporaryDirectory() as folder:
         weights = tracker.download_weights(TrialRecord.of(trial).mlflow_run_id, Path(folder))
-        model = models.build(record.model["name"], width=record.model["width"])
+        model = models.from_spec(record.model)
         model.load_state_dict(torch.load(weights, map_location="cpu"))
     return model, trial
 

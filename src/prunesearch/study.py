@@ -229,7 +229,7 @@ class _Objective:
                      trial.number, iteration, schedule.iterations, epoch,
                      schedule.retrain_epochs, loss)
 
-        model = models.build(spec.model.name, width=spec.model.width)
+        model = models.from_spec(dataclasses.asdict(spec.model))
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
         result = loop.run(
@@ -240,7 +240,7 @@ class _Objective:
                 spec, seed=spec.seed + 1000 * iteration),
             optimizer=dense_module.optimizer_settings(spec, self.device),
             augmented=spec.data.augment, seed=spec.seed, latency_device=spec.latency_device,
-            on_iteration=on_iteration, on_epoch=on_epoch)
+            classifier=spec.model.classifier, on_iteration=on_iteration, on_epoch=on_epoch)
         return model, result
 
     def _finish(self, trial: optuna.Trial, run_id: str, model: torch.nn.Module,
@@ -252,8 +252,7 @@ class _Objective:
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
         with tempfile.TemporaryDirectory() as folder:
-            self.tracker.log_weights(run_id, export.save_weights(
-                model, Path(folder) / f"{spec.model.name}-width{spec.model.width}.pt"))
+            self.tracker.log_weights(run_id, export.save_weights(model, Path(folder) / "weights.pt"))
         self.tracker.end_trial(run_id, state="COMPLETE", final=final)
         return [OBJECTIVES[name].value(result) for name in spec.objectives]
 

@@ -43,14 +43,30 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str = setting(default="cifar_cnn", help="model from the registry",
-                        allowed=f"one of {sorted(models.REGISTRY)}",
-                        check=lambda v: v in models.REGISTRY)
+    """The network. Keys other than these are keyword arguments of a custom builder."""
+
+    name: str = setting(
+        default="cifar_cnn", help="a registry model; a torchvision classification builder, "
+                                  "torchvision:NAME; or your own, package.module:callable or "
+                                  "file.py:callable (a path relative to the study file)",
+        allowed=f"one of {sorted(models.REGISTRY)}, torchvision:NAME, module:callable or "
+                "file.py:callable",
+        check=lambda v: v in models.REGISTRY or models.custom.is_custom(v))
     width: int | None = setting(
         default=None, help="channels of the first stage, later stages in proportion; leave "
                            "out for the model as published (cifar_cnn 32, resnet20 and "
-                           "resnet56 16, vgg16_bn 64)",
+                           "resnet56 16, vgg16_bn 64); a custom builder gets it as a keyword",
         allowed="an integer >= 1", check=lambda v: v >= 1)
+    classifier: str | None = setting(
+        default=None, help="the output layer, whose outputs are the classes (never pruned "
+                           "away), as a module name such as fc or head.linear; leave out: a "
+                           "module called classifier, else the last nn.Linear",
+        allowed="the name of a linear or conv layer of the model")
+    cifar_stem: bool = setting(
+        default=True, help="torchvision models with conv1 and maxpool (ResNets): a 3x3 "
+                           "stride-1 first convolution and no max-pooling, for 32x32 images",
+        allowed="true or false")
+    options: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,11 +178,11 @@ def parse(raw: dict, path: Path) -> StudySpec:
     values = _parse_fields(StudySpec, TOP_LEVEL.values(), scalars, path, prefix="")
     for section, cls in SECTIONS.items():
         table = _table(raw, section, path)
+        if section == "model":
+            values[section] = _parse_model(table, path)
+            continue
         values[section] = cls(**_parse_fields(cls, dataclasses.fields(cls), table, path,
                                               prefix=f"{section}."))
-    model = values["model"]
-    if model.width is None:
-        values["model"] = dataclasses.replace(model, width=models.default_width(model.name))
     dense = values["dense"]
     if dense.rewind_epoch > dense.epochs:
         raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
@@ -175,6 +191,39 @@ def parse(raw: dict, path: Path) -> StudySpec:
     if values.get("sampler") == "grid":
         _check_grid(values["space"], _table(raw, "space", path), path)
     return StudySpec(**values, path=path)
+
+
+def _parse_model(table: dict, path: Path) -> ModelSpec:
+    """[model], resolved: a registry model's width, a model file's absolute path, the output
+    layer's name; a custom model is built once here, so that it fails now, in one line."""
+    fields = [f for f in dataclasses.fields(ModelSpec) if f.name != "options"]
+    declared = {f.name for f in fields}
+    name = table.get("name", "cifar_cnn")
+    custom = isinstance(name, str) and models.custom.is_custom(name)
+    options = {k: v for k, v in table.items() if k not in declared} if custom else {}
+    known = {k: v for k, v in table.items() if k not in options}
+    spec = ModelSpec(**_parse_fields(ModelSpec, fields, known, path, prefix="model."),
+                     options=options)
+    if not custom:
+        width = spec.width or models.default_width(spec.name)
+        if spec.classifier not in (None, "classifier"):
+            raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
+                                           f"{spec.name} names its output layer classifier")
+        return dataclasses.replace(spec, width=width, classifier="classifier")
+    where, _, attribute = spec.name.rpartition(":")
+    if where.endswith(".py") and not Path(where).is_absolute():
+        spec = dataclasses.replace(spec, name=f"{(path.parent / where).resolve()}:{attribute}")
+    try:
+        model = models.from_spec(dataclasses.asdict(spec))
+        models.custom.check_output(model, num_classes=10)
+    except models.custom.ModelError as error:
+        raise StudyFileError.bad_value(path, "model.name", name, str(error)) from None
+    try:
+        classifier = models.custom.classifier_name(model, spec.classifier)
+    except models.custom.ModelError as error:
+        raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
+                                       str(error)) from None
+    return dataclasses.replace(spec, classifier=classifier)
 
 
 def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
