@@ -36,7 +36,7 @@ def test_cpu_throughput_ratios_compare_the_same_rounds(tiny_split):
 
 def test_gpu_pipelines_compare_each_pipeline_with_the_bare_step_at_its_settings(tiny_split):
     gpu = load("gpu")
-    split = data.Split(tiny_split.images[:64], tiny_split.labels[:64])
+    split = data.Split(tiny_split.images[:16], tiny_split.labels[:16])
     result = gpu.pipelines(split, torch.device("cpu"), rounds=1, notebook_workers=0)
     for precision, batch in (("fp32", 128), ("bf16", 512)):
         assert result[f"of_bare_{precision}_b{batch}"] == pytest.approx(

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from prunesearch import data as data_module
 from prunesearch import dense, studyfile
-from prunesearch.cli import main
 
 
 def load_dense(study_path: str, data_dir: str, cache_dir: str, barrier) -> tuple[bool, float]:
@@ -54,15 +52,17 @@ def one_byte_changed(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [cut_short, one_byte_changed])
-def test_a_damaged_dense_cache_is_trained_again_never_loaded(workdir, tiny_study, damage):
-    first = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study), "--n-trials", "1"])
-    assert first.exit_code == 0, first.output
-    checkpoint, = (workdir / "cache").glob("dense-*.pt")
-    damage(checkpoint)
+def test_a_damaged_dense_cache_is_trained_again_never_loaded(tiny_study, cifar_dir, tmp_path,
+                                                             damage, caplog):
+    spec = studyfile.load(str(tiny_study))
+    data = data_module.load(data_dir=cifar_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+    first = dense.load_or_train(spec, data, cache_dir=tmp_path, device=torch.device("cpu"))
+    damage(first.path)
 
-    again = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study), "--n-trials", "2"])
+    again = dense.load_or_train(spec, data, cache_dir=tmp_path, device=torch.device("cpu"))
 
-    assert again.exit_code == 0, again.output
-    assert f"dense cache {checkpoint} fails its checksum" in again.output
-    assert "dense model trained" in again.output
-    assert dense._read(checkpoint) is not None  # whole again
+    assert not again.cache_hit  # trained again, the damaged file never loaded
+    assert f"dense cache {first.path} fails its checksum" in caplog.text
+    assert dense._read(first.path) is not None  # whole again
+    assert all(torch.equal(again.trained_state[k], v) for k, v in first.trained_state.items())

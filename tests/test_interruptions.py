@@ -320,7 +320,7 @@ def test_sigterm_at_random_moments_leaves_the_stores_whole_and_the_study_resumab
     # dense training, trials, recording them. Seeded, so a failure can be replayed.
     study = write_study(workdir, retrain_epochs="1")
     moments = random.Random(20261125)
-    for _ in range(4):
+    for _ in range(3):
         worker = start_worker(workdir, study, n_trials=3)
         time.sleep(moments.uniform(1.0, 14.0))
         worker.send_signal(signal.SIGTERM)

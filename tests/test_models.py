@@ -81,8 +81,7 @@ def test_layers_added_together_lose_the_same_channels():
 RESNET_STUDY = """
 name = "resnet"
 seed = 0
-n_trials = 2
-sampler = "grid"
+n_trials = 1
 objectives = ["val_accuracy", "macs_reduction"]
 [data]
 val_size = 50
@@ -90,12 +89,12 @@ val_size = 50
 name = "resnet20"
 width = 4
 [dense]
-epochs = 2
+epochs = 1
 batch_size = 32
 [space]
-method = ["global_structured", "taylor_structured"]
+method = "global_structured"
 amount = 0.4
-iterations = 2
+iterations = 1
 retrain_epochs = 1
 reinit = "rewind"
 """
