@@ -298,10 +298,8 @@ def structured_latency(rounds: int = 3) -> list[dict]:
         methods.get("ln_structured").apply(model, targets, amount, context)
         slim = shrink(model, example).eval()
         macs_ratio = costs.macs(dense_model, example) / costs.macs(slim, example)
-        measured = [(costs.latency_ms(dense_model, example, costs.LATENCY_BIG_BATCH),
-                     costs.latency_ms(slim, example, costs.LATENCY_BIG_BATCH))
-                    for _ in range(rounds)]
-        latency_ratio = statistics.median(d / p for d, p in measured)
+        latency_ratio = costs.time_against(slim, dense_model, example, costs.LATENCY_BIG_BATCH,
+                                           rounds=rounds).speedup
         rows.append({"amount": amount, "macs_ratio": macs_ratio, "latency_ratio": latency_ratio,
                      "latency_of_macs": latency_ratio / macs_ratio})
     return rows

@@ -5,7 +5,8 @@
 #
 # On a machine that has torch with CUDA but not prunesearch's other dependencies and no package
 # index (e.g. a lent GPU machine): run ../shared/tools/gpu-wheels.sh first where there is one,
-# bring .whl/ along, and this script installs from it.
+# then `pip download -d .whl --no-deps --only-binary=:all: tenacity 'filelock>=3.21'` (not in
+# that script's list), bring .whl/ along, and this script installs from it.
 #
 #   bash scripts/gpu-check.sh [OUT_DIR] [DATA_DIR]
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 out="${1:-${OUT:-gpu-check}}"
 data="${2:-data-absent}"
 mkdir -p "$out"
-if [[ -d .whl ]] && ! python3 -c "import optuna, mlflow, torch_pruning" 2>/dev/null; then
+if [[ -d .whl ]] && ! python3 -c "import optuna, mlflow, torch_pruning, tenacity; from filelock import ReadWriteLock" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
 fi

@@ -142,10 +142,12 @@ BAD_INPUT = {
                                     "the folder /nonexistent/dir does not exist"),
     "tracking store on a missing folder": (["--tracking-uri", "sqlite:////nonexistent/m.db"], 1,
                                            "the folder /nonexistent does not exist"),
-    "PostgreSQL server unreachable": (["--storage", "postgresql://u:secret@127.0.0.1:9/db"], 1,
+    "PostgreSQL server unreachable": (["--storage", "postgresql://u:secret@127.0.0.1:9/db",
+                                       "--outage-wait", "0"], 1,
                                       "storage 'postgresql://u:***@127.0.0.1:9/db' cannot be used "
                                       "((psycopg.OperationalError) connection failed"),
-    "tracking server unreachable": (["--tracking-uri", "http://127.0.0.1:9"], 1,
+    "tracking server unreachable": (["--tracking-uri", "http://127.0.0.1:9",
+                                     "--outage-wait", "0"], 1,
                                     "MLflow tracking server http://127.0.0.1:9 cannot be reached"),
     "no trials": (["--n-trials", "0"], 2, "optimize: Invalid value for '--n-trials': 0 is not"),
     "negative trials": (["--n-trials", "-3"], 2, "Invalid value for '--n-trials'"),
@@ -215,7 +217,7 @@ def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path)
                            storage_url=f"sqlite:///{tmp_path / 'o.db'}",
                            tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
                            data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
-                           device="cpu", allow_spec_change=True)
+                           device="cpu", allow_spec_change=True, outage_wait_s=42.0)
     defaults = {f.name: f.default for f in dataclasses.fields(RunSettings)}
     assert all(getattr(settings, name) != default for name, default in defaults.items())
     command, *argv = settings.to_argv()

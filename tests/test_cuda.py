@@ -94,3 +94,29 @@ def test_bf16_training_on_the_gpu_learns_and_evaluates_in_fp32(workdir, cifar_di
                        on_epoch=lambda epoch, loss: losses.append(loss))
     assert losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast, not a cast
+
+
+def test_a_trial_out_of_gpu_memory_fails_frees_the_memory_and_the_next_one_runs(workdir,
+                                                                                 monkeypatch):
+    from prunesearch import loop
+
+    retrain = loop.train_epochs
+    calls = []
+
+    def too_big_once(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # a real allocation the card cannot give
+            model.hoard = torch.empty(2**42, device="cuda")
+        return retrain(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epochs", too_big_once)
+    (workdir / "gpu.toml").write_text(GPU_STUDY.format(method="l1_unstructured").replace(
+        'sampler = "grid"', 'sampler = "random"'))  # a failed grid point ends a grid study
+    baseline = torch.cuda.memory_allocated()
+    result = CliRunner().invoke(main, ["optimize", "--study", "gpu.toml", "--device", "cuda"])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="gpu", storage=f"sqlite:///{workdir / 'prunesearch.db'}")
+    failed, = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert failed.user_attrs["fail_reason"].startswith("out of GPU memory with model cifar_cnn")
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+    assert torch.cuda.memory_allocated() - baseline < 64 * 2**20  # nothing of it held on to

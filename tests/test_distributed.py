@@ -1,13 +1,16 @@
 """One study shared by separate workers through a real PostgreSQL server and a real MLflow
 tracking server (backed by PostgreSQL), as on several machines: a worker SIGKILLed mid-trial,
-a restart, and the budget met with nothing left RUNNING.
+both servers restarted at random moments under three workers, and each service gone for
+longer than the workers wait; each time a rerun meets the budget with nothing left RUNNING,
+nothing recorded twice.
 
-The PostgreSQL server is a throwaway cluster (initdb) on a free loopback port; the test is
+The PostgreSQL server is a throwaway cluster (initdb) on a free loopback port; the tests are
 skipped only where PostgreSQL's binaries are not installed.
 """
 
 import glob
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -15,7 +18,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import optuna
 import psycopg
@@ -24,6 +29,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import PortTaken, on_a_free_port, write_study
 from test_interruptions import wait_for_running_trial
+
+TrialState = optuna.trial.TrialState
+
 
 def server_binary(name: str) -> str | None:
     """On PATH, or where Debian's postgresql package puts it."""
@@ -39,6 +47,20 @@ pytestmark = pytest.mark.skipif(INITDB is None or PG_CTL is None,
 def as_server_user(command: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run it as the `postgres` user then."""
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@dataclass
+class Server:
+    """A service on a fixed loopback port that a test can stop and start again there."""
+
+    url: str
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+    def restart(self, down_s: float = 0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +82,19 @@ def postgres():
             raise PortTaken((folder / "log").read_text(errors="replace")[-2000:])
         return port
 
-    url = f"postgresql://prunesearch@127.0.0.1:{on_a_free_port(start_server)}"
+    def stop() -> None:  # "fast": every connection is cut, as when a server restarts
+        subprocess.run(as_server_user([PG_CTL, "-D", str(folder / "data"), "-m", "fast",
+                                       "stop"]), capture_output=True)
+
+    port = on_a_free_port(start_server)
+    url = f"postgresql://prunesearch@127.0.0.1:{port}"
     try:
         with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
             for database in ("optuna", "mlflow"):
                 connection.execute(f"create database {database}")
-        yield url
+        yield Server(url, stop, lambda: start_server(port))
     finally:
-        subprocess.run(as_server_user([PG_CTL, "-D", str(folder / "data"), "-m", "fast",
-                                       "stop"]), capture_output=True)
+        stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -76,19 +102,20 @@ def postgres():
 def mlflow_server(postgres, tmp_path_factory):
     """`mlflow server` on the PostgreSQL database `mlflow`, artifacts served from a folder."""
     artifacts = tmp_path_factory.mktemp("artifacts")
-    log = open(artifacts.parent / "mlflow-server.log", "wb")
+    log = open(artifacts.parent / "mlflow-server.log", "ab")
+    process = {}
 
-    def start_server(port: int):
+    def start_server(port: int) -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-             f"{postgres}/mlflow", "--artifacts-destination", str(artifacts),
+             f"{postgres.url}/mlflow", "--artifacts-destination", str(artifacts),
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             stdout=log, stderr=log, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
         for _ in range(240):
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    return server, url
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    process["server"] = server
+                    return port
             except OSError:
                 if server.poll() is not None:
                     raise PortTaken("mlflow server exited")
@@ -96,35 +123,74 @@ def mlflow_server(postgres, tmp_path_factory):
         os.killpg(server.pid, signal.SIGTERM)
         pytest.fail("mlflow server did not start within two minutes")
 
-    server, url = on_a_free_port(start_server)
-    try:
-        yield url
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
+    def stop() -> None:
+        server = process.pop("server", None)
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=60)
 
+    port = on_a_free_port(start_server)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", stop, lambda: start_server(port))
+    finally:
+        stop()
 
-def start(workdir, study_path, storage, tracking, n_trials):
+
+def start(workdir, study_path, storage, tracking, n_trials, *options):
     log = open(workdir / "worker.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "prunesearch", "optimize", "--study", str(study_path),
-         "--n-trials", str(n_trials), "--storage", storage, "--tracking-uri", tracking],
-        cwd=workdir, stdout=log, stderr=log)
+         "--n-trials", str(n_trials), "--storage", storage, "--tracking-uri", tracking,
+         *options], cwd=workdir, stdout=log, stderr=log)
+
+
+def study_file(workdir, name: str, retrain_epochs: str = "4"):
+    path = write_study(workdir, retrain_epochs=retrain_epochs, name=f"{name}.toml")
+    path.write_text(path.read_text().replace('name = "tiny"', f'name = "{name}"'))
+    return path
+
+
+def assert_whole(name: str, storage: str, tracking: str, budget: int) -> list:
+    """Every trial COMPLETE, WAITING, or FAIL with its parameters queued again; the budget
+    met; no trial and no MLflow run RUNNING; one MLflow run per trial, finished with its
+    metrics and weights for each complete one. The complete trials."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING,
+                                               TrialState.FAIL}
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= budget
+    retried = {t.user_attrs.get("retry_of") for t in study.trials}
+    for trial in study.trials:
+        if trial.state == TrialState.FAIL and trial.params:
+            assert trial.number in retried, trial.user_attrs
+    client = MlflowClient(tracking_uri=tracking)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    assert all(run.info.status != "RUNNING" for run in runs)
+    trial_runs = [int(r.data.tags["prunesearch.trial"]) for r in runs
+                  if r.data.tags.get("prunesearch.role") == "trial"]
+    assert len(trial_runs) == len(set(trial_runs))  # never recorded twice
+    children = {int(r.data.tags["prunesearch.trial"]): r for r in runs
+                if r.data.tags.get("prunesearch.role") == "trial"}
+    for trial in complete:
+        run = children[trial.number]
+        assert run.info.status == "FINISHED" and "final_val_accuracy" in run.data.metrics
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "model")]
+    return complete
 
 
 def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_sigkill(
         workdir, postgres, mlflow_server):
-    storage, budget = f"{postgres}/optuna", 4
+    storage, budget = f"{postgres.url}/optuna", 4
     study_path = write_study(workdir, retrain_epochs="4")
     # First start alone: it creates the study, the experiment and the dense model (cached),
     # as the README tells; the others then join.
-    workers = [start(workdir, study_path, storage, mlflow_server, budget)]
+    workers = [start(workdir, study_path, storage, mlflow_server.url, budget)]
     victim = wait_for_running_trial(workdir, workers[0], storage=storage)
-    workers += [start(workdir, study_path, storage, mlflow_server, budget) for _ in range(2)]
+    workers += [start(workdir, study_path, storage, mlflow_server.url, budget)
+                for _ in range(2)]
     workers[0].send_signal(signal.SIGKILL)
     workers[0].wait()
-    restarted = start(workdir, study_path, storage, mlflow_server, budget)
+    restarted = start(workdir, study_path, storage, mlflow_server.url, budget)
     for worker in [*workers[1:], restarted]:
         assert worker.wait(timeout=600) == 0, (workdir / "worker.log").read_text()
 
@@ -139,7 +205,7 @@ def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_sigkill(
         "fail_reason"]
     assert any(t.user_attrs.get("retry_of") == victim.number for t in study.trials)
 
-    client = MlflowClient(tracking_uri=mlflow_server)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert all(run.info.status != "RUNNING" for run in runs)
     children = {int(r.data.tags["prunesearch.trial"]): r for r in runs
@@ -149,3 +215,74 @@ def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_sigkill(
         assert run.info.status == "FINISHED" and "final_val_accuracy" in run.data.metrics
         assert [a.path for a in client.list_artifacts(run.info.run_id, "model")]
     assert children[victim.number].info.status == "KILLED"
+
+
+def test_both_servers_restarting_at_random_moments_under_three_workers_lose_nothing(
+        workdir, postgres, mlflow_server):
+    storage, budget, name = f"{postgres.url}/optuna", 6, "chaos"
+    study_path = study_file(workdir, name, retrain_epochs="2")
+    options = ("--outage-wait", "120")
+    workers = [start(workdir, study_path, storage, mlflow_server.url, budget, *options)]
+    wait_for_running_trial(workdir, workers[0], storage=storage, study_name=name)
+    workers += [start(workdir, study_path, storage, mlflow_server.url, budget, *options)
+                for _ in range(2)]
+    chaos = random.Random(16)
+    restarts = 0
+    while any(worker.poll() is None for worker in workers) and restarts < 6:
+        time.sleep(chaos.uniform(1, 4))
+        server = postgres if restarts % 2 == 0 else mlflow_server
+        server.restart(down_s=chaos.uniform(1, 3))
+        restarts += 1
+    codes = [worker.wait(timeout=600) for worker in workers]
+    log = (workdir / "worker.log").read_text()
+    assert "unreachable during" in log and "reachable again" in log  # the outages were met
+    if any(codes):  # a worker that gave up: a rerun finishes the study
+        assert start(workdir, study_path, storage, mlflow_server.url, budget).wait(600) == 0, log
+    assert_whole(name, storage, mlflow_server.url, budget)
+
+
+def test_mlflow_gone_past_the_wait_stops_the_worker_in_one_line_and_a_rerun_finishes(
+        workdir, postgres, mlflow_server):
+    storage, budget, name = f"{postgres.url}/optuna", 2, "mlflow-away"
+    study_path = study_file(workdir, name)
+    worker = start(workdir, study_path, storage, mlflow_server.url, budget,
+                   "--outage-wait", "4")
+    victim = wait_for_running_trial(workdir, worker, storage=storage, study_name=name)
+    mlflow_server.stop()
+    try:
+        assert worker.wait(timeout=300) == 1
+    finally:
+        mlflow_server.start()
+    errors = [line for line in (workdir / "worker.log").read_text().splitlines()
+              if line.startswith("error:")]
+    assert len(errors) == 1 and f"MLflow tracking server {mlflow_server.url} unreachable" \
+        in errors[0] and "run the same command" in errors[0], errors
+    study = optuna.load_study(study_name=name, storage=storage)
+    failed = study.trials[victim.number]
+    assert failed.state == TrialState.FAIL and "unreachable" in failed.user_attrs["fail_reason"]
+    assert start(workdir, study_path, storage, mlflow_server.url, budget).wait(600) == 0
+    assert_whole(name, storage, mlflow_server.url, budget)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    assert client.get_run(failed.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+
+
+def test_the_database_gone_past_the_wait_stops_the_worker_and_a_rerun_requeues_its_trial(
+        workdir, postgres):
+    storage, budget, name = f"{postgres.url}/optuna", 2, "database-away"
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    study_path = study_file(workdir, name)
+    worker = start(workdir, study_path, storage, tracking, budget, "--outage-wait", "4")
+    victim = wait_for_running_trial(workdir, worker, storage=storage, study_name=name)
+    postgres.stop()
+    try:
+        assert worker.wait(timeout=300) == 1
+    finally:
+        postgres.start()
+    errors = [line for line in (workdir / "worker.log").read_text().splitlines()
+              if line.startswith("error:")]
+    assert len(errors) == 1 and "study database postgresql://prunesearch@127.0.0.1" \
+        in errors[0] and "unreachable" in errors[0], errors
+    assert start(workdir, study_path, storage, tracking, budget).wait(600) == 0
+    assert_whole(name, storage, tracking, budget)
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.trials[victim.number].state == TrialState.FAIL

@@ -31,7 +31,7 @@ def start_worker(workdir, study_path, n_trials: int, *options: str) -> subproces
 
 
 def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 120,
-                           storage: str | None = None):
+                           storage: str | None = None, study_name: str = "tiny"):
     """The first trial that is RUNNING with its MLflow run opened, i.e. mid-trial.
 
     Waits for the worker's "trial N: {...}" line (logged once the run is open) before touching
@@ -44,7 +44,7 @@ def wait_for_running_trial(workdir, worker: subprocess.Popen, timeout: float = 1
         assert worker.poll() is None, log.read_text()
         if started.search(log.read_text()):
             url = storage or f"sqlite:///{workdir / 'prunesearch.db'}"
-            study = optuna.load_study(study_name="tiny", storage=url)
+            study = optuna.load_study(study_name=study_name, storage=url)
             running = [t for t in study.get_trials(states=(RUNNING,))
                        if "mlflow_run_id" in t.user_attrs]
             if running:

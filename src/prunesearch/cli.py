@@ -118,8 +118,12 @@ STORAGE_OPTION = click.option("--storage", default=None, envvar="PRUNESEARCH_STO
 @click.option("--allow-spec-change", is_flag=True,
               help="resume the study even though its file's search space, data, model or "
                    "dense settings changed (objectives may not change)")
+@click.option("--outage-wait", "outage_wait_s", type=click.FloatRange(min=0), default=300.0,
+              show_default=True, envvar="PRUNESEARCH_OUTAGE_WAIT", show_envvar=True,
+              help="seconds to keep retrying an unreachable study database or MLflow server "
+                   "before the worker stops")
 def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir, device,
-             jobs, allow_spec_change):
+             jobs, allow_spec_change, outage_wait_s):
     """Run (or resume) a study until it has n_trials complete trials."""
     spec = studyfile.load(study)
     from prunesearch import workers
@@ -132,14 +136,15 @@ def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cach
     interrupts.install()
     settings = run_settings(spec, n_trials=n_trials, timeout=timeout, storage_url=storage_url,
                             tracking_uri=tracking_uri, data_dir=data_dir, cache_dir=cache_dir,
-                            device=device, allow_spec_change=allow_spec_change)
+                            device=device, allow_spec_change=allow_spec_change,
+                            outage_wait_s=outage_wait_s)
     rows = results.pareto_rows(study_module.optimize(spec, settings, jobs=jobs))
     if rows:
         click.echo(report.to_table(rows))
 
 
 def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir,
-                 device, allow_spec_change, **_):
+                 device, allow_spec_change, outage_wait_s, **_):
     """`optimize`'s options, defaults resolved, as the RunSettings its workers get too."""
     from prunesearch import data, dense, storage, tracking
     from prunesearch.study import RunSettings
@@ -149,7 +154,7 @@ def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir
         storage_url=storage.resolve(storage_url), tracking_uri=tracking.resolve_uri(tracking_uri),
         data_dir=(data_dir or data.default_data_dir()).resolve(),
         cache_dir=(cache_dir or dense.default_cache_dir()).resolve(), device=device,
-        allow_spec_change=allow_spec_change)
+        allow_spec_change=allow_spec_change, outage_wait_s=outage_wait_s)
 
 
 @main.command(epilog="""examples:

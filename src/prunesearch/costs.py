@@ -8,25 +8,34 @@
 - MACs: multiply-accumulates of the conv and linear layers for one image, counting only
   nonzero weights (each does one MAC per output position); after structured pruning that is
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
-- latency: median wall time of a forward pass on the study's `latency_device` (CPU by
-  default, or a CUDA GPU, synchronised), in eval mode, at batch 1 and at batch
-  LATENCY_BIG_BATCH, timed by `torch.utils.benchmark.Timer` (warm-up, blocks of runs sized to
-  the clock, the caller's thread count), of the model as it would be deployed
-  (`export.shrink`: masks folded, pruned channels removed; unstructured zeros stay and run
-  through the same dense kernels, so they do not make it faster).
+- latency: wall time of a forward pass on the study's `latency_device` (CPU by default, or a
+  CUDA GPU, synchronised), in eval mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the
+  model as it would be deployed (`export.shrink`: masks folded, pruned channels removed;
+  unstructured zeros stay and run through the same dense kernels, so they do not make it
+  faster). It is timed against the dense model in LATENCY_ROUNDS rounds of one block each
+  (`torch.utils.benchmark.Timer`, synchronised, warm-up first, order alternating), during a
+  quiet moment of the machine (see quiet): latency is the fastest block's time per run (the
+  least disturbed), the speed-up the dense model's over this one's, and its spread the
+  interquartile range of the per-round ratios.
 """
 
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
-from prunesearch import export
+# torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine that it
+# found no CUDA runtime: nothing prunesearch needs, and a stray line in every command's output.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+from prunesearch import export, quiet
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
 LATENCY_BIG_BATCH = 64
-LATENCY_MIN_RUN_S = 0.1  # seconds of timed runs per figure, after the Timer's warm-up
+LATENCY_ROUNDS = 7  # blocks per model and batch size
+LATENCY_BLOCK_S = 0.005  # seconds of runs per block (at least one run)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,23 @@ class Costs:
     macs: int
     latency_b1_ms: float
     latency_b64_ms: float
+    speedup_b1: float
+    speedup_b1_spread: float
+    speedup_b64: float
+    speedup_b64_spread: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A model's latency timed against a reference (see the module docstring)."""
+
+    latency_ms: float
+    reference_ms: float
+    spread: float  # interquartile range of the per-round speed-ups
+
+    @property
+    def speedup(self) -> float:
+        return self.reference_ms / self.latency_ms
 
 
 def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -85,30 +111,55 @@ def macs(model: nn.Module, example_input: torch.Tensor) -> int:
                for _, module in prunable_modules(model))
 
 
-def latency_ms(model: nn.Module, example_input: torch.Tensor, batch_size: int) -> float:
-    """Median wall time (milliseconds) of a forward pass of `model` at `batch_size`, on the
-    device `model` and `example_input` are on (the Timer synchronises a GPU)."""
+def time_against(model: nn.Module, reference: nn.Module, example_input: torch.Tensor,
+                 batch_size: int, *, rounds: int = LATENCY_ROUNDS) -> Timing:
+    """Time `model` and `reference` at `batch_size` in alternating blocks, on the device
+    `example_input` is on (call it inside `quiet.moment()` for figures others cannot move)."""
     images = torch.randn(batch_size, *example_input.shape[1:], device=example_input.device)
     model.eval()
+    reference.eval()
     with torch.inference_mode():
-        timer = benchmark.Timer(stmt="model(images)", globals={"model": model, "images": images},
-                                num_threads=torch.get_num_threads())
-        return 1000 * timer.blocked_autorange(min_run_time=LATENCY_MIN_RUN_S).median
+        timers = [benchmark.Timer(stmt="model(images)", globals={"model": m, "images": images},
+                                  num_threads=torch.get_num_threads())
+                  for m in (model, reference)]
+        # Warm-up (first-call allocations, kernel choice), which also sizes the blocks.
+        per_run = max(timer.timeit(2).mean for timer in timers)
+        number = max(1, round(LATENCY_BLOCK_S / per_run))
+        seconds = ([], [])
+        for round_ in range(rounds):
+            for k in (0, 1) if round_ % 2 == 0 else (1, 0):
+                seconds[k].append(timers[k].timeit(number).mean)
+    ratios = sorted(r / m for m, r in zip(*seconds))
+    quartile = len(ratios) // 4
+    return Timing(latency_ms=1000 * min(seconds[0]), reference_ms=1000 * min(seconds[1]),
+                  spread=ratios[-1 - quartile] - ratios[quartile])
 
 
-def measure(model: nn.Module, example_input: torch.Tensor, *,
+def deployed(model: nn.Module, example_input: torch.Tensor, *,
+             latency_device: torch.device | str = "cpu",
+             classifier: str = "classifier") -> nn.Module:
+    """`model` as it would ship (`export.shrink`), on `latency_device`: what is timed."""
+    return export.shrink(model, example_input, classifier=classifier).to(latency_device)
+
+
+def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Module,
             latency_device: torch.device | str = "cpu", classifier: str = "classifier") -> Costs:
     """Every figure of the module docstring for `model` (masked or dense), on any device;
-    latency timed on `latency_device`; `classifier` names the output layer."""
+    latency timed on `latency_device` against `reference` (the dense model, `deployed`);
+    `classifier` names the output layer."""
     nonzero, total = weight_counts(model)
-    shipped = export.shrink(model, example_input, classifier=classifier)
-    on_device = shipped.to(latency_device)
+    on_device = deployed(model, example_input, latency_device=latency_device,
+                         classifier=classifier)
     device_input = example_input[:1].to(latency_device)
+    with quiet.moment():
+        small, big = [time_against(on_device, reference, device_input, batch)
+                      for batch in (1, LATENCY_BIG_BATCH)]
     return Costs(
         sparsity=1 - nonzero / total,
         weights_remaining=nonzero,
         params_remaining=params_remaining(model),
         macs=macs(on_device, device_input),
-        latency_b1_ms=latency_ms(on_device, device_input, 1),
-        latency_b64_ms=latency_ms(on_device, device_input, LATENCY_BIG_BATCH),
+        latency_b1_ms=small.latency_ms, latency_b64_ms=big.latency_ms,
+        speedup_b1=small.speedup, speedup_b1_spread=small.spread,
+        speedup_b64=big.speedup, speedup_b64_spread=big.spread,
     )

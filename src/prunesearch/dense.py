@@ -23,7 +23,8 @@ from filelock import FileLock
 
 from prunesearch import models
 from prunesearch.data import CifarData, generator_on
-from prunesearch.errors import StudyFileError
+from prunesearch.diskspace import writing
+from prunesearch.errors import DiskFull, StudyFileError
 from prunesearch.studyfile import StudySpec
 from prunesearch.train import OptimizerSettings, resolve_precision, TrainingDiverged, evaluate, train_epochs
 
@@ -91,7 +92,10 @@ def load_or_train(spec: StudySpec, data: CifarData, *, cache_dir: Path,
             except TrainingDiverged as error:
                 raise StudyFileError(spec.path, f"dense training diverged ({error}); "
                                                 "lower dense.lr") from None
-            _write(path, saved)
+            try:
+                _write(path, saved)
+            except DiskFull as full:  # the model just trained is still good for this run
+                log.warning("%s; this run goes on without the cache", full)
     if cache_hit:
         log.info("dense model from cache %s: val %.1f%%, test %.1f%%", path,
                  100 * saved["val_accuracy"], 100 * saved["test_accuracy"])
@@ -103,10 +107,15 @@ def _write(path: Path, saved: dict) -> None:
     buffer = io.BytesIO()
     torch.save(saved, buffer)
     payload = buffer.getvalue()
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "wb") as file:
-        file.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-    os.replace(tmp, path)
+    with writing(path.parent, "the dense model cache"):
+        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _read(path: Path) -> dict | None:

@@ -51,3 +51,13 @@ class ExportError(PrunesearchError):
 
 class TrialsFailing(PrunesearchError):
     """Trial after trial fails: the study stops rather than fail forever."""
+
+
+class DiskFull(PrunesearchError):
+    """No space left where something had to be written."""
+
+    def __init__(self, folder, what: str):
+        self.folder = folder
+        super().__init__(f"disk full: no space left in {folder} while writing {what}; free "
+                         "some space there and run the same command again (a trial that was "
+                         "running is queued again)")

@@ -1,12 +1,15 @@
 """The failure policy: a trial that fails is recorded and the study goes on, until failures
-repeat; Optuna's log says so in one line."""
+repeat; Optuna's log says so in one line. A trial that cannot even be recorded is abandoned."""
 
+import gc
 import logging
+import traceback
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
-from prunesearch.errors import TrialsFailing
+from prunesearch.errors import PrunesearchError, TrialsFailing
 from prunesearch.records import TrialRecord
 
 MAX_FAILURES_IN_A_ROW = 3  # a worker stops when this many of its trials fail in a row
@@ -20,10 +23,11 @@ class TrialFailed(Exception):
 class _OneLineTrialFailures(logging.Filter):
     """Optuna logs a failed trial with its traceback, then again with its value (None); for a
     TrialFailed the one-line reason is enough (the traceback is kept on the trial's MLflow
-    run), and an interruption needs none."""
+    run), and an interruption, an outage or a full disk (PrunesearchError) needs none."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (TrialFailed, KeyboardInterrupt)):
+        if record.exc_info and isinstance(record.exc_info[1], (TrialFailed, KeyboardInterrupt,
+                                                               PrunesearchError)):
             record.exc_info = None
         return not record.getMessage().endswith("failed with value None.")
 
@@ -49,3 +53,22 @@ class FailureGuard:
                     f"{self.in_a_row} trials in a row failed, the last (trial {trial.number}) "
                     f"with {TrialRecord.of(trial).fail_reason or 'no reason recorded'}; "
                     "each trial's traceback is on its MLflow run (tag prunesearch.fail_reason)")
+
+
+class TrialAbandoned(BaseException):
+    """The study's database is away or its disk full: the trial cannot be recorded as failed,
+    so it is left RUNNING (for the next worker to fail and queue again, see recovery), and
+    Optuna, which would try to record it, is left at once (a BaseException passes its
+    handlers)."""
+
+    def __init__(self, stop: PrunesearchError):
+        self.stop = stop
+
+
+def release_memory(error: BaseException) -> None:
+    """Let go of what a failed trial's frames hold (its model, its batches), so that the next
+    trial has the memory back: after running out of GPU memory, it needs it."""
+    traceback.clear_frames(error.__traceback__)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

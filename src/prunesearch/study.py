@@ -22,11 +22,13 @@ from optuna.trial import TrialState
 
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
-from prunesearch import export, interrupts, loop, models, records, recovery, results, space
+from prunesearch import diskspace, export, interrupts, loop, models, records, recovery, results
+from prunesearch import quiet, services, space
 from prunesearch import storage as storage_module
 from prunesearch import studyfile, workers
-from prunesearch.errors import UsageError
-from prunesearch.failures import ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialFailed
+from prunesearch.errors import DiskFull, PrunesearchError, UsageError
+from prunesearch.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
+                                  TrialFailed, release_memory)
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.records import StudyRecord
 from prunesearch.studyfile import StudySpec
@@ -50,6 +52,7 @@ class RunSettings:
     device: str = "auto"  # auto, cpu or cuda
     timeout: float | None = None  # seconds after which no new trial starts
     allow_spec_change: bool = False
+    outage_wait_s: float = services.DEFAULT_WAIT_S  # how long to wait out a service outage
 
     def to_argv(self) -> list[str]:
         return ["optimize", "--study", str(self.study), "--n-trials", str(self.n_trials),
@@ -57,6 +60,7 @@ class RunSettings:
                 "--data-dir", str(self.data_dir), "--cache-dir", str(self.cache_dir),
                 "--device", self.device,
                 *(["--timeout", repr(self.timeout)] if self.timeout is not None else []),
+                "--outage-wait", repr(self.outage_wait_s),
                 *(["--allow-spec-change"] if self.allow_spec_change else [])]
 
 
@@ -72,10 +76,11 @@ def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna
     # Everything that can fail on user input is checked before any store is written.
     data = data_module.load(data_dir=settings.data_dir, val_size=spec.data.val_size,
                             train_subset=spec.data.train_subset, seed=spec.seed)
-    storage_module.check(settings.storage_url)
-    tracker = StudyTracker(settings.tracking_uri)
+    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s)
+    tracker = StudyTracker(settings.tracking_uri, outage_wait_s=settings.outage_wait_s)
     storage = storage_module.open_storage(
-        settings.storage_url, on_stale=lambda study, trial: recovery.requeue(
+        settings.storage_url, outage_wait_s=settings.outage_wait_s,
+        on_stale=lambda study, trial: recovery.requeue(
             study, trial, tracker, reason="its worker stopped sending heartbeats"))
     # The parent run, once open, ends with this process, never RUNNING. A worker started by
     # --jobs leaves that to the process that started it.
@@ -148,6 +153,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
                 data: data_module.CifarData, checkpoint: dense_module.DenseCheckpoint,
                 settings: RunSettings, device: torch.device) -> None:
     recovery.reap_dead_local_trials(study, storage, tracker)
+    tracker.end_orphan_trial_runs({t.number for t in study.get_trials(
+        deepcopy=False, states=(TrialState.FAIL,))})
     done = len(results.completed(study))
     if done >= settings.n_trials:
         log.info("study %s already has %d of %d trials complete", spec.name, done,
@@ -166,20 +173,26 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     study.sampler = space.make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
                                        space=spec.space)
     interrupts.check()
-    study.optimize(
-        _Objective(spec, data, checkpoint, tracker, device), n_trials=None,
-        timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
-        callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
-                                                  states=(TrialState.COMPLETE,)),
-                   lambda study, trial: _after_trial(study, trial, tracker, settings.n_trials),
-                   FailureGuard(), interrupts.check])
+    try:
+        study.optimize(
+            _Objective(spec, data, checkpoint, tracker, device), n_trials=None,
+            timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
+            callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
+                                                      states=(TrialState.COMPLETE,)),
+                       lambda study, trial: _after_trial(study, trial, tracker,
+                                                         settings.n_trials),
+                       FailureGuard(), interrupts.check])
+    except TrialAbandoned as abandoned:
+        raise abandoned.stop from None
 
 
 class _Objective:
     """One trial: sample a schedule, prune the cached dense model, log, return objectives.
 
     Whatever stops the trial after its MLflow run opened ends that run: a stop request
-    (the trial is queued again) or an error (the trial fails, the study goes on).
+    (the trial is queued again) or an error (the trial fails, the study goes on; out of GPU
+    memory says so, and the memory is freed for the next). A service that stays away or a
+    full disk stops the worker, the trial queued again (see _stopping).
     """
 
     def __init__(self, spec, data, checkpoint, tracker, device):
@@ -203,12 +216,31 @@ class _Objective:
             recovery.requeue(trial.study, trial, self.tracker,
                              reason="interrupted (Ctrl-C/SIGTERM)")
             raise
+        except (services.ServiceUnavailable, DiskFull) as stop:
+            raise self._stopping(trial, run_id, stop) from None
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                reason = (f"out of GPU memory with model {self.spec.model.name}, batch size "
+                          f"{self.spec.dense.batch_size}, schedule {trial.params}")
             records.save_trial(trial, fail_reason=reason)
             if run_id is not None:
                 self.tracker.end_trial(run_id, state="FAIL", reason=traceback.format_exc())
-            raise TrialFailed(reason) from error
+            release_memory(error)
+            raise TrialFailed(reason) from None
+
+    def _stopping(self, trial: optuna.Trial, run_id: str | None,
+                  stop: PrunesearchError) -> BaseException:
+        """What stops the worker when a service stays away or a disk is full: the trial failed
+        and queued again, where what is needed for that still answers; else abandoned."""
+        try:
+            records.save_trial(trial, fail_reason=str(stop))
+            unreachable = getattr(stop, "service", None) == self.tracker.service
+            recovery.requeue(trial.study, trial, None if unreachable else self.tracker,
+                             reason=f"could not be recorded ({stop})")
+            return stop  # Optuna records the trial failed and lets it through
+        except (services.ServiceUnavailable, DiskFull) as also:
+            return TrialAbandoned(also)
 
     def _prune(self, trial: optuna.Trial, schedule, run_id: str
                ) -> tuple[torch.nn.Module, loop.Result]:
@@ -252,7 +284,9 @@ class _Objective:
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
         with tempfile.TemporaryDirectory() as folder:
-            self.tracker.log_weights(run_id, export.save_weights(model, Path(folder) / "weights.pt"))
+            with diskspace.writing(folder, "the trial's weights"):
+                weights = export.save_weights(model, Path(folder) / "weights.pt")
+            self.tracker.log_weights(run_id, weights)
         self.tracker.end_trial(run_id, state="COMPLETE", final=final)
         return [OBJECTIVES[name].value(result) for name in spec.objectives]
 
@@ -265,7 +299,9 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, budget: int)
         return
     front = results.pareto_rows(study)
     record = StudyRecord.of(study)
-    tracker.update_pareto(all_rows=[results.trial_row(t) for t in done], front=front,
-                          dense=record.dense, previous_front_run_ids=set(record.pareto_run_ids),
-                          objectives=study.metric_names)
+    with quiet.working():  # drawing the front is a second of CPU: not while another times
+        tracker.update_pareto(all_rows=[results.trial_row(t) for t in done], front=front,
+                              dense=record.dense,
+                              previous_front_run_ids=set(record.pareto_run_ids),
+                              objectives=study.metric_names)
     records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front])

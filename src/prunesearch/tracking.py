@@ -4,20 +4,23 @@ One experiment per study, one parent run per study (its id is kept on the Optuna
 any process finds it again), one child run per trial. Every call goes through MlflowClient
 with explicit run ids: no global "active run" state, so several processes can share a study.
 A stop request never cuts a write short: it is taken only where the work checks for it
-(see interrupts), never in here.
+(see interrupts), never in here. Every call rides out an outage of the tracking server or
+store (see services); a run is created at most once however often its creation is retried.
 """
 
+import functools
 import logging
 import math
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from prunesearch import report
+from prunesearch import report, services
 from prunesearch.loop import FIGURES
 from prunesearch.objectives import joined, plot_axis
-from prunesearch.errors import ExportError, StorageError
+from prunesearch.errors import DiskFull, ExportError, StorageError
 
 log = logging.getLogger(__name__)
 DEFAULT_TRACKING_FILE = "mlflow.db"
@@ -30,8 +33,22 @@ def resolve_uri(tracking_uri: str | None) -> str:
             or f"sqlite:///{Path(DEFAULT_TRACKING_FILE).resolve()}")
 
 
+class _Retried:
+    """A client whose every method call goes through services.call."""
+
+    def __init__(self, client, service: str, wait_s: float):
+        self._client, self._service, self._wait_s = client, service, wait_s
+
+    def __getattr__(self, name: str):
+        member = getattr(self._client, name)
+        if not callable(member):
+            return member
+        return functools.partial(services.call, self._service, f"MLflow {name}", member,
+                                 wait_s=self._wait_s, is_transient=services.tracking_transient)
+
+
 class StudyTracker:
-    def __init__(self, tracking_uri: str):
+    def __init__(self, tracking_uri: str, *, outage_wait_s: float = services.DEFAULT_WAIT_S):
         from mlflow.tracking import MlflowClient
 
         # After the import, which sets mlflow's own levels: database set-up chatter off.
@@ -39,16 +56,23 @@ class StudyTracker:
             logging.getLogger(name).setLevel(logging.WARNING)
         # Artifact transfers are small and quick; their progress bars only clutter the output.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # Outages are waited out in services.call, which says so; MLflow's own silent retries
+        # (minutes by default) would only hide them.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
         self.uri = tracking_uri
         if tracking_uri.startswith(("http://", "https://")):
-            _check_server(tracking_uri)
+            _check_server(tracking_uri, outage_wait_s)
         elif tracking_uri.startswith("sqlite:///"):
             folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
             if not folder.is_dir():
                 raise StorageError(f"MLflow tracking store {tracking_uri} cannot be used: the "
                                    f"folder {folder} does not exist")
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.raw_client = MlflowClient(tracking_uri=tracking_uri)
+        self.service = ("MLflow tracking server " if tracking_uri.startswith("http")
+                        else "MLflow tracking store ") + tracking_uri
+        self.outage_wait_s = outage_wait_s
+        self.client = _Retried(self.raw_client, self.service, outage_wait_s)
         self.experiment_id = None
         self.parent_run_id = None
 
@@ -70,15 +94,41 @@ class StudyTracker:
             if parent_run_id is not None and self._run_exists(parent_run_id):
                 self.client.update_run(parent_run_id, status="RUNNING")
             else:
-                parent_run_id = self.client.create_run(
-                    self.experiment_id, run_name=study_name,
+                parent_run_id = self._create_run_once(
+                    run_name=study_name,
                     tags={"prunesearch.study": study_name, "prunesearch.role": "study",
-                          "mlflow.note.content": description}).info.run_id
+                          "mlflow.note.content": description})
         except MlflowException as error:
             raise StorageError(f"MLflow tracking store {self.uri} cannot be used: "
                                f"{str(error).splitlines()[0]}") from None
         self.parent_run_id = parent_run_id
         return parent_run_id
+
+    def _create_run_once(self, *, run_name: str, tags: dict) -> str:
+        """A new run's id. A retry first looks for the run an attempt whose answer was lost
+        may have made (by a tag unique to this creation), so no run is made twice."""
+        attempt = uuid.uuid4().hex
+        tags = {**tags, "prunesearch.attempt": attempt}
+
+        def create() -> str:
+            made = self.raw_client.search_runs(
+                [self.experiment_id], f"tags.`prunesearch.attempt` = '{attempt}'",
+                max_results=1)
+            return (made[0] if made else self.raw_client.create_run(
+                self.experiment_id, run_name=run_name, tags=tags)).info.run_id
+
+        return services.call(self.service, "MLflow create_run", create,
+                             wait_s=self.outage_wait_s, is_transient=services.tracking_transient)
+
+    def end_orphan_trial_runs(self, failed_trials: set[int]) -> None:
+        """End KILLED the runs still RUNNING of trials that failed: their worker stopped before
+        it could reach MLflow to end them (an outage past the wait)."""
+        for run in self.client.search_runs(
+                [self.experiment_id], "attributes.status = 'RUNNING' and "
+                "tags.`prunesearch.role` = 'trial'"):
+            if int(run.data.tags.get("prunesearch.trial", -1)) in failed_trials:
+                self.end_trial(run.info.run_id, state="INTERRUPTED",
+                               reason="its worker stopped before it could end this run")
 
     def _run_exists(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException
@@ -100,12 +150,11 @@ class StudyTracker:
         """A child run for one trial, with its schedule as params."""
         from mlflow.entities import Param
 
-        run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{trial_number}",
+        run_id = self._create_run_once(
+            run_name=f"trial-{trial_number}",
             tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
                   "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
                   "prunesearch.role": "trial"})
-        run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run_id
 
@@ -139,7 +188,16 @@ class StudyTracker:
 
     def log_weights(self, run_id: str, path: Path) -> None:
         """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
-        self.client.log_artifact(run_id, str(path), artifact_path="model")
+        self._log_artifact(run_id, path, artifact_path="model")
+
+    def _log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """log_artifact; a full disk named by the run's artifact folder (MLflow's own error
+        names no file)."""
+        try:
+            self.client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+        except DiskFull:
+            folder = self.client.get_run(run_id).info.artifact_uri
+            raise DiskFull(folder, f"{path.name} (MLflow artifacts)") from None
 
     def experiment_id_of(self, study_name: str) -> str | None:
         experiment = self.client.get_experiment_by_name(study_name)
@@ -175,7 +233,7 @@ class StudyTracker:
             (folder / "pareto.json").write_text(report.to_json(front))
             (folder / "pareto.csv").write_text(report.to_csv(front))
             for path in sorted(folder.iterdir()):
-                self.client.log_artifact(self.parent_run_id, str(path))
+                self._log_artifact(self.parent_run_id, path)
         on_front = {row["mlflow_run_id"] for row in front if row.get("mlflow_run_id")}
         for run_id in on_front:
             self.client.set_tag(run_id, "prunesearch.pareto", "true")
@@ -185,17 +243,22 @@ class StudyTracker:
                             ",".join(str(row["trial"]) for row in front))
 
 
-def _check_server(uri: str, timeout_s: float = 10) -> None:
-    """Fail in one line now if the tracking server does not answer, rather than after MLflow's
-    minutes of retries."""
+def _check_server(uri: str, wait_s: float, timeout_s: float = 10) -> None:
+    """Fail in one line if the tracking server does not answer within the outage wait (a
+    worker may start while it restarts), rather than after MLflow's minutes of retries."""
     import urllib.error
     import urllib.request
 
-    try:
+    def reach() -> None:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
             return
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
+
+    try:
+        services.call(f"MLflow tracking server {uri}", "the first connection", reach,
+                      wait_s=wait_s, is_transient=lambda error: isinstance(error, OSError))
+    except (services.ServiceUnavailable, urllib.error.URLError, OSError, ValueError) as error:
+        cause = error.error if isinstance(error, services.ServiceUnavailable) else error
+        reason = getattr(cause, "reason", cause)
         raise StorageError(f"MLflow tracking server {uri} cannot be reached ({reason}); start "
                            "it (`mlflow server ...`) or pass another --tracking-uri") from None
 

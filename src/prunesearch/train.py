@@ -2,12 +2,13 @@
 
 import math
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from prunesearch import interrupts, progress
+from prunesearch import interrupts, progress, quiet
 from prunesearch.data import Split, eval_batches, train_batches
 from prunesearch.errors import UsageError
 
@@ -81,16 +82,17 @@ def train_epochs(
         total = torch.zeros((), device=split.labels.device)
         batches = train_batches(split, batch_size=settings.batch_size, generator=generator,
                                 augmented=augmented)
-        for images, labels in progress.steps(batches, total=steps_per_epoch,
-                                             label=f"epoch {epoch}/{epochs}"):
-            interrupts.check()
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                loss = loss_fn(model(images), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.detach() * len(labels)
+        steps = progress.steps(batches, total=steps_per_epoch, label=f"epoch {epoch}/{epochs}")
+        with closing(quiet.paced(steps)) as steps:  # lets other workers time their models
+            for images, labels in steps:
+                interrupts.check()
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = loss_fn(model(images), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.detach() * len(labels)
         mean_loss = total.item() / len(split)
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(f"training loss is {mean_loss} at epoch {epoch}")
@@ -105,7 +107,8 @@ def evaluate(model: nn.Module, split: Split) -> float:
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
     with torch.inference_mode():
-        for images, labels in eval_batches(split, batch_size=EVAL_BATCH_SIZE):
-            interrupts.check()
-            correct += (model(images).argmax(1) == labels).sum()
+        with closing(quiet.paced(eval_batches(split, batch_size=EVAL_BATCH_SIZE))) as batches:
+            for images, labels in batches:
+                interrupts.check()
+                correct += (model(images).argmax(1) == labels).sum()
     return correct.item() / len(split)

@@ -1,0 +1,109 @@
+"""Outages of a service, as services.call sees them: retried with a line each time while they
+last, given up in one line past the wait, and a bad request never retried. The real services
+restarting under real workers: test_distributed."""
+
+import logging
+
+import optuna
+import pytest
+import sqlalchemy.exc
+
+from prunesearch import services, storage
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    monkeypatch.setattr(services, "BACKOFF_FIRST_S", 0.01)
+    monkeypatch.setattr(services, "BACKOFF_MAX_S", 0.05)
+    monkeypatch.setattr(services, "_given_up", set())
+
+
+def refused() -> sqlalchemy.exc.OperationalError:
+    return sqlalchemy.exc.OperationalError("connect", {}, ConnectionRefusedError(
+        "connection to server at 127.0.0.1 port 5432 failed: Connection refused"))
+
+
+def flaky(failures: int, error=None):
+    calls = []
+
+    def function(value):
+        calls.append(value)
+        if len(calls) <= failures:
+            raise error or refused()
+        return value * 2
+
+    return function, calls
+
+
+def test_an_outage_shorter_than_the_wait_is_ridden_out_a_line_each_retry(caplog):
+    function, calls = flaky(3)
+    with caplog.at_level(logging.WARNING, logger="prunesearch.services"):
+        assert services.call("db", "get_trial", function, 21, wait_s=30,
+                             is_transient=services.database_transient) == 42
+    assert calls == [21] * 4
+    retrying = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retrying) == 3 and all("db unreachable during get_trial" in m for m in retrying)
+    assert "Connection refused" in retrying[0]
+    assert "reachable again" in caplog.records[-1].getMessage()
+
+
+def test_past_the_wait_one_error_naming_the_service_and_later_calls_fail_at_once():
+    function, calls = flaky(10**6)
+    with pytest.raises(services.ServiceUnavailable) as raised:
+        services.call("study database postgresql://u@h/db", "create_new_trial", function, 1,
+                      wait_s=0.3, is_transient=services.database_transient)
+    message = str(raised.value)
+    assert message.startswith("study database postgresql://u@h/db unreachable for 0 s")
+    assert "create_new_trial" in message and "Connection refused" in message
+    assert "\n" not in message and "run the same command" in message
+    tried = len(calls)
+    assert tried >= 2
+    with pytest.raises(services.ServiceUnavailable):
+        services.call("study database postgresql://u@h/db", "get_trial", function, 1,
+                      wait_s=30, is_transient=services.database_transient)
+    assert len(calls) == tried  # not called again: it would only wait again
+
+
+def test_a_bad_request_is_not_retried():
+    function, calls = flaky(1, error=sqlalchemy.exc.IntegrityError("insert", {}, Exception()))
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        services.call("db", "insert", function, 1, wait_s=30,
+                      is_transient=services.database_transient)
+    assert len(calls) == 1
+
+
+def test_mlflow_transient_means_unreachable_or_5xx_not_a_client_mistake():
+    import requests
+    from mlflow.exceptions import MlflowException, RestException
+
+    try:
+        try:
+            raise requests.exceptions.ConnectionError("Connection refused")
+        except requests.exceptions.ConnectionError as error:
+            raise MlflowException(f"API request to http://h/api failed with exception {error}")
+    except MlflowException as error:
+        assert services.tracking_transient(error)
+    assert services.tracking_transient(RestException(
+        {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "restarting"}))
+    assert not services.tracking_transient(RestException(
+        {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such run"}))
+    assert not services.tracking_transient(MlflowException("Invalid metric name"))
+
+
+def test_the_study_storage_retries_its_database_calls(tmp_path, monkeypatch):
+    """Optuna's calls through the storage (here its cache's) are retried: two calls in a row
+    that lose their connection, then the database answers."""
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'o.db'}", outage_wait_s=30)
+    study = optuna.create_study(study_name="s", storage=opened)
+    original = optuna.storages.RDBStorage._create_new_trial
+    failures = iter([refused(), refused()])
+
+    def dropping(self, *args, **kwargs):
+        error = next(failures, None)
+        if error is not None:
+            raise optuna.exceptions.StorageInternalError("commit failed") from error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_create_new_trial", dropping)
+    trial = study.ask()
+    assert trial.number == 0 and len(study.trials) == 1
