@@ -132,6 +132,49 @@ def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, 
         assert {row["trial"] for row in json.load(f)} == front
 
 
+def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_trials, workdir,
+                                                                         cifar_dir):
+    client = tracking_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    parent, = [r for r in runs if r.data.tags.get("prunesearch.role") == "study"]
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    overview = parent.data.tags["mlflow.note.content"]
+    assert "**Dense model**: validation" in overview and "Pareto front** after 2 complete" \
+        in overview and "- objectives: val_accuracy, sparsity" in overview
+    for trial in study.best_trials:  # one table row per trial on the front
+        assert f"| {trial.number} | {trial.values[1]:.1%} | {trial.values[0]:.1%} |" in overview
+    history = client.get_metric_history(parent.info.run_id, "front_hypervolume")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2]
+    assert parent.data.metrics["trials_complete"] == 2
+    half_sparse = [t.values[0] for t in complete(study) if t.values[1] >= 0.5]
+    assert parent.data.metrics.get("best_val_accuracy_sparsity_ge_50") == max(
+        half_sparse, default=None)
+    for run in runs:
+        assert [i.dataset.name for i in run.inputs.dataset_inputs] == [
+            f"CIFAR-10 ({cifar_dir.name})"]
+        if run.data.tags.get("prunesearch.role") == "trial":
+            trial = study.trials[int(run.data.tags["prunesearch.trial"])]
+            assert run.info.run_name == (f"trial {trial.number}: l1_unstructured "
+                                         f"{trial.params['amount']:.0%} x"
+                                         f"{trial.params['iterations']} {trial.params['reinit']}")
+
+
+def test_story_hypervolume_and_thresholds():
+    from prunesearch import story
+    from prunesearch.objectives import OBJECTIVES
+
+    rows = [{"sparsity": 0.9, "val_accuracy": 0.6}, {"sparsity": 0.5, "val_accuracy": 0.7},
+            {"sparsity": 0.4, "val_accuracy": 0.65}]  # the last is dominated
+    axis = OBJECTIVES["sparsity"]
+    assert story.hypervolume(rows[:2], axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
+    assert story.hypervolume(rows, axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
+    metrics = story.search_metrics(rows, rows[:2], {"COMPLETE": 3, "FAIL": 1}, axis)
+    assert metrics["best_val_accuracy_sparsity_ge_50"] == 0.7
+    assert metrics["best_val_accuracy_sparsity_ge_90"] == 0.6
+    assert "best_val_accuracy_sparsity_ge_95" not in metrics  # no trial got there
+    assert (metrics["trials_complete"], metrics["trials_failed"]) == (3, 1)
+
+
 def test_pareto_json_csv_and_table(two_trials, tiny_study):
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     front = {t.number: t for t in study.best_trials}

@@ -301,7 +301,7 @@ def export(study, number, output_dir, storage, tracking_uri, data_dir):
 """)
 @click.option("--study", "study", default=None,
               help=STUDY_HELP + ", or a stored study name: open on its tracking store and "
-                                "print its experiment's address")
+                                "print the address of its run (the front, on its Overview)")
 @STORAGE_OPTION
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI  [default: the study's, else $MLFLOW_TRACKING_URI, "
@@ -318,14 +318,17 @@ def ui(study, storage, tracking_uri, host, port):
     from prunesearch import tracking
     from prunesearch.records import StudyRecord
 
-    experiment = None
+    page = ""  # with a study: its run, whose Overview shows the front
     if study is not None:
         loaded = storage_module.open_study(_study_name(study), storage)
-        tracking_uri = tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri
+        record = StudyRecord.of(loaded)
+        tracking_uri = tracking_uri or record.mlflow_tracking_uri
         experiment = tracking.StudyTracker(tracking.resolve_uri(tracking_uri)) \
             .experiment_id_of(loaded.study_name)
+        if experiment is not None:
+            page = f"#/experiments/{experiment}/runs/{record.mlflow_parent_run_id}"
     uri = tracking.resolve_uri(tracking_uri)
-    address = f"http://{host}:{port}/" + (f"#/experiments/{experiment}/runs" if experiment else "")
+    address = f"http://{host}:{port}/{page}"
     click.echo(f"MLflow UI on {uri}: open {address}", err=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", host, "--port", str(port), "--workers", "1"]

@@ -6,6 +6,7 @@ steps, evaluation batches, iterations and trials (see interrupts); the trial it 
 and its parameters queued again (see recovery).
 """
 
+import collections
 import dataclasses
 import logging
 import os
@@ -23,13 +24,13 @@ from optuna.trial import TrialState
 from prunesearch import data as data_module
 from prunesearch import dense as dense_module
 from prunesearch import diskspace, export, interrupts, loop, models, records, recovery, results
-from prunesearch import quiet, services, space
+from prunesearch import quiet, services, space, story
 from prunesearch import storage as storage_module
 from prunesearch import studyfile, workers
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
                                   TrialFailed, release_memory)
-from prunesearch.objectives import OBJECTIVES
+from prunesearch.objectives import OBJECTIVES, plot_axis
 from prunesearch.records import StudyRecord
 from prunesearch.studyfile import StudySpec
 from prunesearch.tracking import StudyTracker
@@ -168,6 +169,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
                               "dense_test_accuracy": checkpoint.test_accuracy,
                               "study_file": str(spec.path), "seed": spec.seed,
                               "sampler": spec.sampler})
+    dataset = _dataset(data, settings.data_dir, spec)
+    tracker.log_dataset(tracker.parent_run_id, **dataset)
     # Reseeded with the history length, so a resumed run does not replay the first run's
     # random start-up points.
     study.sampler = space.make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
@@ -175,15 +178,23 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     interrupts.check()
     try:
         study.optimize(
-            _Objective(spec, data, checkpoint, tracker, device), n_trials=None,
+            _Objective(spec, data, checkpoint, tracker, device, dataset), n_trials=None,
             timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
             callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
                                                       states=(TrialState.COMPLETE,)),
-                       lambda study, trial: _after_trial(study, trial, tracker,
+                       lambda study, trial: _after_trial(study, trial, tracker, spec,
                                                          settings.n_trials),
                        FailureGuard(), interrupts.check])
     except TrialAbandoned as abandoned:
         raise abandoned.stop from None
+
+
+def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> dict:
+    """The data as MLflow records a dataset input: name, fingerprint, folder, split sizes."""
+    return {"name": f"CIFAR-10 ({data_dir.name})", "digest": data.fingerprint[:16],
+            "source": str(data_dir),
+            "profile": {"train": len(data.train), "val": len(data.val), "test": len(data.test),
+                        "augment": spec.data.augment}}
 
 
 class _Objective:
@@ -195,9 +206,9 @@ class _Objective:
     full disk stops the worker, the trial queued again (see _stopping).
     """
 
-    def __init__(self, spec, data, checkpoint, tracker, device):
+    def __init__(self, spec, data, checkpoint, tracker, device, dataset: dict):
         self.spec, self.data, self.checkpoint = spec, data, checkpoint
-        self.tracker, self.device = tracker, device
+        self.tracker, self.device, self.dataset = tracker, device, dataset
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         run_id = None
@@ -209,6 +220,7 @@ class _Objective:
                                               trial_number=trial.number,
                                               params=schedule.as_dict())
             records.save_trial(trial, mlflow_run_id=run_id)
+            self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
             model, result = self._prune(trial, schedule, run_id)
             return self._finish(trial, run_id, model, result)
@@ -291,17 +303,37 @@ class _Objective:
         return [OBJECTIVES[name].value(result) for name in spec.objectives]
 
 
-def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, budget: int) -> None:
+def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudySpec,
+                 budget: int) -> None:
+    """After every trial: the study run's overview and progress metrics; after a complete one,
+    the front's plot and table, and its runs tagged."""
     done = results.completed(study)
     log.info("trial %d %s; %d of %d trials complete", trial.number, trial.state.name,
              len(done), budget)
-    if trial.state != TrialState.COMPLETE:
-        return
     front = results.pareto_rows(study)
+    rows = [results.trial_row(t) for t in done]
     record = StudyRecord.of(study)
+    counts = collections.Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    axis = plot_axis(study.metric_names)
     with quiet.working():  # drawing the front is a second of CPU: not while another times
-        tracker.update_pareto(all_rows=[results.trial_row(t) for t in done], front=front,
-                              dense=record.dense,
+        tracker.update_story(
+            overview=story.overview(name=spec.name, description=spec.description,
+                                    settings=_overview_settings(spec, budget),
+                                    dense=record.dense, front=front, counts=counts, axis=axis),
+            metrics=story.search_metrics(rows, front, counts, axis), step=len(done))
+        if trial.state != TrialState.COMPLETE:
+            return
+        tracker.update_pareto(all_rows=rows, front=front, dense=record.dense,
                               previous_front_run_ids=set(record.pareto_run_ids),
                               objectives=study.metric_names)
     records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front])
+
+
+def _overview_settings(spec: StudySpec, budget: int) -> dict[str, str]:
+    """What the overview says was searched: the study file's main settings, the space's
+    main parameters as `prunesearch validate` describes them."""
+    space = studyfile.describe_space(spec)
+    return {"objectives": ", ".join(spec.objectives), "trials": str(budget),
+            "sampler": spec.sampler, "seed": str(spec.seed),
+            "model": f"{spec.model.name} (width {spec.model.width})",
+            **{name: space[name] for name in ("method", "amount", "iterations", "reinit")}}

@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from prunesearch import report, services
+from prunesearch import report, services, story
 from prunesearch.loop import FIGURES
 from prunesearch.objectives import joined, plot_axis
 from prunesearch.errors import DiskFull, ExportError, StorageError
@@ -151,12 +151,35 @@ class StudyTracker:
         from mlflow.entities import Param
 
         run_id = self._create_run_once(
-            run_name=f"trial-{trial_number}",
+            run_name=f"trial {trial_number}: {story.run_name(params)}",
             tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
                   "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
                   "prunesearch.role": "trial"})
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run_id
+
+    def log_dataset(self, run_id: str, *, name: str, digest: str, source: str,
+                    profile: dict) -> None:
+        """The data a run trained on, as an MLflow dataset input (the runs table's Datasets
+        column): its name, fingerprint, folder and split sizes."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=source,
+                          profile=json.dumps(profile))
+        self.client.log_inputs(run_id, datasets=[DatasetInput(
+            dataset, tags=[InputTag("mlflow.data.context", "training")])])
+
+    def update_story(self, *, overview: str, metrics: dict[str, float], step: int) -> None:
+        """The study run's description (Markdown on its Overview) and the search's progress as
+        metrics at `step` (trials completed)."""
+        from mlflow.entities import Metric
+
+        timestamp = _now_ms()
+        self.client.set_tag(self.parent_run_id, "mlflow.note.content", overview)
+        self.client.log_batch(self.parent_run_id, metrics=[
+            Metric(key, float(value), timestamp, step) for key, value in metrics.items()])
 
     def log_iteration(self, run_id: str, figures: dict) -> None:
         """A loop.IterationResult (as a dict) as metrics at step = iteration (iteration 0: the
