@@ -159,6 +159,26 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
                                          f"{trial.params['iterations']} {trial.params['reinit']}")
 
 
+def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met(
+        workdir, monkeypatch):
+    from prunesearch import study as study_module
+    from prunesearch.tracking import StudyTracker
+
+    drawn = []
+    update = StudyTracker.update_pareto
+    monkeypatch.setattr(StudyTracker, "update_pareto",
+                        lambda self, **kw: drawn.append(len(kw["all_rows"])) or update(self, **kw))
+    monkeypatch.setattr(study_module, "FRONT_DRAWN_EVERY_S", 3600)
+    invoke("optimize", "--study", str(write_study(workdir, retrain_epochs="0")),
+           "--n-trials", "3")
+    assert drawn == [1, 3]  # the first trial, then not again until the budget was met
+    client = tracking_client(workdir)
+    parent, = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
+                                 "tags.`prunesearch.role` = 'study'")
+    # The overview is rewritten after every trial all the same.
+    assert "after 3 complete trials" in parent.data.tags["mlflow.note.content"]
+
+
 def test_story_hypervolume_and_thresholds():
     from prunesearch import story
     from prunesearch.objectives import OBJECTIVES
@@ -478,6 +498,28 @@ def test_the_other_samplers_run_a_multi_objective_study(workdir, sampler):
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     assert len(complete(study)) == 2
     assert len({t.params["amount"] for t in study.trials}) == 2  # sampled, not repeated
+
+
+def test_export_registers_a_model_that_loads_back_and_scores_what_its_trial_recorded(
+        two_trials, workdir, cifar_dir, monkeypatch):
+    import mlflow.models
+    import mlflow.pytorch
+
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    trial = complete(study)[0]
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"  # this test's copy of the store
+    result = invoke("export", "--study", "tiny", "--trial", str(trial.number), "--output",
+                    str(workdir / "out"), "--tracking-uri", tracking, "--register", "tiny-pruned")
+    assert "registered as version 1 of 'tiny-pruned'" in result.output
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    model = mlflow.pytorch.load_model("models:/tiny-pruned/1")
+    test = data_module.load_test(cifar_dir)
+    assert evaluate(model, test) == pytest.approx(trial.user_attrs["final"]["test_accuracy"],
+                                                  abs=1 / len(test))
+    assert mlflow.models.get_model_info("models:/tiny-pruned/1").signature is not None
+    tags = tracking_client(workdir).get_model_version("tiny-pruned", "1").tags
+    assert tags["prunesearch.study"] == "tiny" and tags["prunesearch.trial"] == str(trial.number)
+    assert float(tags["prunesearch.sparsity"]) == pytest.approx(trial.values[1])
 
 
 def test_export_refuses_a_model_that_does_not_score_what_its_trial_recorded(

@@ -254,6 +254,7 @@ def status(study, storage):
 \b
   prunesearch export --study structured-filters --trial 12 --output trial-12
   prunesearch export --study l1-iterative --trial 3 --output /models/l1-t3 --data-dir /data/cifar10
+  prunesearch export --study l1-iterative --trial 3 --output l1-t3 --register cifar-cnn-pruned
 """)
 @click.option("--study", "study", required=True,
               help=STUDY_HELP + ", or the name of a study in the storage")
@@ -266,7 +267,10 @@ def status(study, storage):
               help="MLflow tracking URI holding the trial's weights  [default: the one the "
                    "study recorded]")
 @data_dir_option("CIFAR-10 folder, for the test-accuracy check")
-def export(study, number, output_dir, storage, tracking_uri, data_dir):
+@click.option("--register", "registered_name", default=None, metavar="NAME",
+              help="also log the model as an MLflow PyTorch model on the trial's run and "
+                   "register it as a new version of NAME in the Model Registry")
+def export(study, number, output_dir, storage, tracking_uri, data_dir, registered_name):
     """Write trial N's pruned model, genuinely smaller when structured, loadable with plain
     torch; its test accuracy is checked against the recorded one first."""
     from prunesearch import data, export as export_module, results
@@ -280,16 +284,27 @@ def export(study, number, output_dir, storage, tracking_uri, data_dir):
     test = data.load_test(data_dir or data.default_data_dir())
     record = TrialRecord.of(trial)
     model_spec = StudyRecord.of(loaded).model
-    summary = export_module.write_package(
+    figures = {key: record.final[key] for key in FIGURES if key in record.final}
+    slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
         recorded_test_accuracy=record.final["test_accuracy"], output_dir=output_dir,
         info={"study": name, "trial": number, "model": model_spec, "schedule": record.schedule,
-              "figures": {key: record.final[key] for key in FIGURES if key in record.final}},
+              "figures": figures},
         classifier=model_spec.get("classifier", "classifier"))
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
                f" (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
                f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
+    if registered_name:
+        from prunesearch import tracking
+
+        tracker = tracking.StudyTracker(tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri)
+        version = tracker.register_model(
+            record.mlflow_run_id, slim, data.normalize(test.images[:2]), name=registered_name,
+            tags={"prunesearch.study": name, "prunesearch.trial": str(number),
+                  **{f"prunesearch.{key}": str(value) for key, value in figures.items()}})
+        click.echo(f"registered as version {version} of {registered_name!r} in {tracker.uri}; "
+                   f"load it with mlflow.pytorch.load_model('models:/{registered_name}/{version}')")
 
 
 @main.command(epilog="""examples:

@@ -89,9 +89,10 @@ def save_weights(model: nn.Module, path: Path) -> Path:
 
 def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
                   recorded_test_accuracy: float, output_dir: Path, info: dict,
-                  classifier: str = "classifier") -> dict:
+                  classifier: str = "classifier") -> tuple[nn.Module, dict]:
     """Shrink `model` (masks already folded or not), check that it still scores the recorded
-    test accuracy, and write what a user needs without prunesearch:
+    test accuracy, and write what a user needs without prunesearch (returned: the smaller
+    model and the summary):
 
     - model.pt2: the program (torch.export, any batch size): `torch.export.load(path).module()`;
     - state_dict.pt: the smaller model's weights;
@@ -117,4 +118,4 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
                "load": "torch.export.load('model.pt2').module()(images), images normalised "
                        "as in prunesearch.data.normalize"}
     (output_dir / "trial.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return slim, summary

@@ -20,6 +20,7 @@ class StudyRecord:
     spec: dict | None = None  # studyfile.fingerprint: refuses a changed study file
     dense: dict | None = None  # the dense model's IterationResult (iteration 0) as a dict
     pareto_run_ids: tuple = ()  # MLflow runs tagged as on the front
+    pareto_drawn_at: float | None = None  # when the front's plots and table were last drawn
 
     @classmethod
     def of(cls, study) -> "StudyRecord":

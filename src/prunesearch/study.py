@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from prunesearch.tracking import StudyTracker
 from prunesearch.train import resolve_device
 
 log = logging.getLogger(__name__)
+FRONT_DRAWN_EVERY_S = 30.0  # at most this often the front's plots are redrawn, and at the end
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,9 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
                        FailureGuard(), interrupts.check])
     except TrialAbandoned as abandoned:
         raise abandoned.stop from None
+    if _front_outdated(study):  # stopped by --timeout between two drawings
+        with quiet.working():
+            _draw_front(study, tracker)
 
 
 def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> dict:
@@ -306,12 +311,12 @@ class _Objective:
 def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudySpec,
                  budget: int) -> None:
     """After every trial: the study run's overview and progress metrics; after a complete one,
-    the front's plot and table, and its runs tagged."""
+    the front's plots and table too, unless drawn less than FRONT_DRAWN_EVERY_S ago (with many
+    workers, every trial would redraw it) and the budget is not met."""
     done = results.completed(study)
     log.info("trial %d %s; %d of %d trials complete", trial.number, trial.state.name,
              len(done), budget)
     front = results.pareto_rows(study)
-    rows = [results.trial_row(t) for t in done]
     record = StudyRecord.of(study)
     counts = collections.Counter(t.state.name for t in study.get_trials(deepcopy=False))
     axis = plot_axis(study.metric_names)
@@ -320,13 +325,31 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
             overview=story.overview(name=spec.name, description=spec.description,
                                     settings=_overview_settings(spec, budget),
                                     dense=record.dense, front=front, counts=counts, axis=axis),
-            metrics=story.search_metrics(rows, front, counts, axis), step=len(done))
-        if trial.state != TrialState.COMPLETE:
-            return
-        tracker.update_pareto(all_rows=rows, front=front, dense=record.dense,
-                              previous_front_run_ids=set(record.pareto_run_ids),
-                              objectives=study.metric_names)
-    records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front])
+            metrics=story.search_metrics([results.trial_row(t) for t in done], front, counts,
+                                         axis), step=len(done))
+        drawn = record.pareto_drawn_at
+        due = drawn is None or time.time() - drawn >= FRONT_DRAWN_EVERY_S
+        if trial.state == TrialState.COMPLETE and (due or len(done) >= budget):
+            _draw_front(study, tracker)
+
+
+def _draw_front(study: optuna.Study, tracker: StudyTracker) -> None:
+    """The front's plots and table on the study run, its trial runs tagged."""
+    front = results.pareto_rows(study)
+    record = StudyRecord.of(study)
+    tracker.update_pareto(all_rows=[results.trial_row(t) for t in results.completed(study)],
+                          front=front, dense=record.dense,
+                          previous_front_run_ids=set(record.pareto_run_ids),
+                          objectives=study.metric_names)
+    records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front],
+                       pareto_drawn_at=time.time())
+
+
+def _front_outdated(study: optuna.Study) -> bool:
+    """A trial completed after the front was last drawn."""
+    drawn = StudyRecord.of(study).pareto_drawn_at
+    ends = [t.datetime_complete.timestamp() for t in results.completed(study)]
+    return bool(ends) and (drawn is None or max(ends) > drawn)
 
 
 def _overview_settings(spec: StudySpec, budget: int) -> dict[str, str]:

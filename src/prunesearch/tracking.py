@@ -222,6 +222,31 @@ class StudyTracker:
             folder = self.client.get_run(run_id).info.artifact_uri
             raise DiskFull(folder, f"{path.name} (MLflow artifacts)") from None
 
+    def register_model(self, run_id: str, model, example_input, *, name: str,
+                       tags: dict[str, str]) -> str:
+        """Save `model` as an MLflow PyTorch model (its signature inferred on
+        `example_input`) under artifact `registered-model` of run `run_id`, and register it as
+        a new version of `name`, tagged; the version's number."""
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        with torch.inference_mode():
+            outputs = model(example_input)
+        signature = infer_signature(example_input.numpy(), outputs.numpy())
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = Path(tmp) / "registered-model"
+            # Pickled, so it loads as the nn.Module it is, for any batch size (MLflow's pt2
+            # would fix the batch to the example's); loading needs prunesearch installed.
+            mlflow.pytorch.save_model(model, str(saved), signature=signature,
+                                      serialization_format="pickle")
+            self.client.log_artifacts(run_id, str(saved), artifact_path="registered-model")
+        if not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(name)
+        version = self.client.create_model_version(
+            name, source=f"runs:/{run_id}/registered-model", run_id=run_id, tags=tags)
+        return version.version
+
     def experiment_id_of(self, study_name: str) -> str | None:
         experiment = self.client.get_experiment_by_name(study_name)
         return experiment.experiment_id if experiment else None
