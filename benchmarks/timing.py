@@ -1,10 +1,10 @@
 """Speed-ups you can trust under load (issue 16): unstructured trials, whose zeros run through
 the same dense kernels (true speed-up 1.0), in a `--jobs` study on this machine, once with quiet
-moments for timing (the default) and once without (PRUNESEARCH_TIMING_GATE=off), from the same
+moments for timing (PRUNESEARCH_TIMING_GATE=on) and once without (the default), from the same
 cached dense model.
 
 Prints, for each: the share of trials whose speed-up objective (batch 64) is within 0.9-1.1
-(target: at least 95% with quiet moments), the same for every iteration's batch-1 and batch-64
+(target: at least 95%), the same for every iteration's batch-1 and batch-64
 figures, the median recorded spread, the extremes, and trials per hour (what waiting costs).
 
     python benchmarks/timing.py --data-dir ../shared/data/cifar10-subset [--trials 24] [--jobs 2]

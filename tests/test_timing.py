@@ -30,7 +30,7 @@ def private_lock(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.setattr(quiet, "_lock", None)
-    monkeypatch.delenv(quiet.GATE_ENV, raising=False)
+    monkeypatch.setenv(quiet.GATE_ENV, "on")
     return tmp_path
 
 

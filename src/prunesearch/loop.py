@@ -102,7 +102,7 @@ def run(
 
     First the dense model's costs are measured (iteration 0, with `dense_accuracy` = its
     (validation, test) accuracy from dense training; its speed-up, about 1, shows how steady
-    the timing is); every later timing runs against a copy of it, in the same quiet moment. Then each iteration prunes `schedule.amount` of what
+    the timing is); every later timing runs against a copy of it, block for block. Then each iteration prunes `schedule.amount` of what
     is still unpruned (weights, or channels for a structured method), applies the re-init
     option (`fresh_state(iteration)` gives a fresh initialisation for `random`), retrains with
     the masks in place, measures the costs and evaluates on the validation and test splits.

@@ -10,7 +10,9 @@ timing takes the hold exclusively: it waits for every worker to
 reach the end of its current hold, and no new hold starts meanwhile (filelock's SQLite
 ReadWriteLock: a pending writer blocks new readers, so timing is never starved).
 
-PRUNESEARCH_TIMING_GATE=off times at once, without waiting (benchmarks/timing.py compares).
+Opt-in: PRUNESEARCH_TIMING_GATE=on. benchmarks/timing.py measured that it costs a third of
+the trials per hour in a timing-heavy study and, with speed-ups taken as the median of paired
+rounds (costs.time_against), did not make them steadier (docs/performance.md).
 """
 
 import getpass
@@ -48,7 +50,7 @@ _unusable = False
 def _gate() -> filelock.ReadWriteLock | None:
     """This process's handle on the host-wide lock; None when off or unusable (said once)."""
     global _lock, _unusable
-    if os.environ.get(GATE_ENV, "on") == "off" or _unusable:
+    if os.environ.get(GATE_ENV, "off") != "on" or _unusable:
         return None
     if _lock is None:
         try:
