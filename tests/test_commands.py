@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
 
 from prunesearch import studyfile
 from prunesearch.cli import main
@@ -240,3 +241,28 @@ def test_latency_on_a_gpu_without_one_is_one_line_and_writes_nothing(workdir):
                                      "device is available; use 'cpu' or run on a machine with "
                                      "a GPU")
     assert sorted(p.name for p in workdir.iterdir()) == before
+
+
+def test_compare_puts_several_fronts_on_their_common_axes_and_logs_a_run(workdir):
+    for name, method in (("tiny", "l1_unstructured"), ("other", "random_unstructured")):
+        path = write_study(workdir, name=f"{name}.toml", retrain_epochs="0")
+        path.write_text(path.read_text().replace('name = "tiny"', f'name = "{name}"')
+                        .replace('method = "l1_unstructured"', f'method = "{method}"'))
+        assert invoke("optimize", "--study", str(path)).exit_code == 0
+    result = invoke("compare", "tiny", "other", "--format", "json", "--plot", "fronts.png",
+                    "--log-run")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {row["study"] for row in rows} == {"tiny", "other"}
+    for study in ("tiny", "other"):
+        front = [r for r in rows if r["study"] == study]
+        for row in front:  # nothing in a study's front beaten on both axes by its own trials
+            assert not any(o["sparsity"] > row["sparsity"] and o["val_accuracy"] >
+                           row["val_accuracy"] for o in front)
+    assert (workdir / "fronts.png").stat().st_size > 0 and (workdir / "fronts.html").exists()
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    run, = client.search_runs([client.get_experiment_by_name("prunesearch-compare")
+                               .experiment_id])
+    assert run.info.run_name == "tiny vs other" and run.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        "fronts.png", "fronts.html", "fronts.json"}

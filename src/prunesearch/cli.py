@@ -219,6 +219,67 @@ def _write_plots(study, path: Path) -> None:
 @main.command(epilog="""examples:
 
 \b
+  prunesearch compare l1-iterative global-l1 structured-filters
+  prunesearch compare l1-iterative global-l1 --plot fronts.png --log-run
+  prunesearch compare smoke l1-iterative --format json > fronts.json
+""")
+@click.argument("studies", nargs=-1, required=True)
+@STORAGE_OPTION
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="also draw the fronts in this PNG file, and an interactive "
+                                 "FILE.html next to it when plotly is installed")
+@click.option("--log-run", is_flag=True,
+              help="also log the table and plots to MLflow, as a run of the experiment "
+                   "'prunesearch-compare' on the first study's tracking store")
+def compare(studies, storage, output_format, plot_path, log_run):
+    """The fronts of several studies side by side: each study's completed trials on the axes
+    they share (validation accuracy and their first common objective), its front there."""
+    import json
+    import tempfile
+
+    from prunesearch import compare as compare_module
+    from prunesearch import report, results
+    from prunesearch import storage as storage_module
+    from prunesearch.records import StudyRecord
+
+    loaded = [storage_module.open_study(_study_name(study), storage) for study in studies]
+    axis = compare_module.common_axis([study.metric_names or [] for study in loaded])
+    fronts = {study.study_name: compare_module.front_on(
+        results.pareto_rows(study, every_trial=True), axis) for study in loaded}
+    rows = [{"study": name, **row} for name, front in fronts.items() for row in front]
+    if output_format == "json":
+        click.echo(report.to_json(rows))
+    else:
+        click.echo(f"fronts on validation accuracy and {axis.column}:")
+        click.echo(report.columns(
+            ["study", "trial", axis.column, "val acc %", "test acc %", "schedule"],
+            [[r["study"], str(r["trial"]), f"{axis.scale * r[axis.column]:.2f}",
+              f"{100 * r['val_accuracy']:.2f}", f"{100 * r['test_accuracy']:.2f}",
+              " ".join(f"{k}={report.short_value(v)}" for k, v in r["params"].items())]
+             for r in rows]))
+    if plot_path is not None:
+        compare_module.plot(fronts, axis, plot_path)
+        compare_module.plot_html(fronts, axis, plot_path.with_suffix(".html"))
+        click.echo(f"wrote {plot_path}", err=True)
+    if log_run:
+        from prunesearch import tracking
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            compare_module.plot(fronts, axis, folder / "fronts.png")
+            compare_module.plot_html(fronts, axis, folder / "fronts.html")
+            (folder / "fronts.json").write_text(json.dumps(rows, indent=2))
+            tracker = tracking.StudyTracker(StudyRecord.of(loaded[0]).mlflow_tracking_uri)
+            run_id = tracker.log_comparison(list(fronts), folder)
+        click.echo(f"logged to MLflow {tracker.uri}: experiment prunesearch-compare, run "
+                   f"{run_id}", err=True)
+
+
+@main.command(epilog="""examples:
+
+\b
   prunesearch validate --study l1-iterative
   prunesearch validate --study my-study.toml
 """)

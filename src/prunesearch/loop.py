@@ -102,12 +102,12 @@ def run(
 
     First the dense model's costs are measured (iteration 0, with `dense_accuracy` = its
     (validation, test) accuracy from dense training; its speed-up, about 1, shows how steady
-    the timing is); every later timing runs against a copy of it, block for block. Then each iteration prunes `schedule.amount` of what
-    is still unpruned (weights, or channels for a structured method), applies the re-init
-    option (`fresh_state(iteration)` gives a fresh initialisation for `random`), retrains with
-    the masks in place, measures the costs and evaluates on the validation and test splits.
-    `classifier` names the output layer. Figures leave through `on_iteration(result)`
-    (iteration 0 included) and
+    the timing is); every later timing runs against a copy of it, block for block. Then each
+    iteration prunes `schedule.amount` of what is still unpruned (weights, or channels for a
+    structured method), applies the re-init option (`fresh_state(iteration)` gives a fresh
+    initialisation for `random`), retrains with the masks in place, measures the costs and
+    evaluates on the validation and test splits. `classifier` names the output layer. Figures
+    leave through `on_iteration(result)` (iteration 0 included) and
     `on_epoch(iteration, epoch, train_loss)`; a stop request is honoured between iterations
     and at every training step.
     """

@@ -60,7 +60,8 @@ def to_table(rows: list[dict]) -> str:
               "speedup b64", *params]
     body = [[str(row["trial"]), str(row["iteration"]),
              *(f"{100 * row[key]:.2f}" for key in PERCENT_FIGURES),
-             f"{row['speedup_b64']:.2f}x", *(_short(row["params"].get(p, "-")) for p in params)]
+             f"{row['speedup_b64']:.2f}x",
+             *(short_value(row["params"].get(p, "-")) for p in params)]
             for row in rows]
     return columns(header, body, align="right")
 
@@ -102,7 +103,7 @@ def plot_pareto_html(all_rows: list[dict], front: list[dict], dense: dict | None
             x=[x_axis.scale * r[x_axis.column] for r in rows],
             y=[100 * r["val_accuracy"] for r in rows],
             text=[f"trial {r['trial']}<br>test {100 * r['test_accuracy']:.2f}%<br>"
-                  + "<br>".join(f"{k}: {_short(v)}" for k, v in r["params"].items())
+                  + "<br>".join(f"{k}: {short_value(v)}" for k, v in r["params"].items())
                   for r in rows], hoverinfo="text+x+y", **style)
 
     figure = go.Figure([
@@ -132,7 +133,8 @@ def columns(header: list[str], body: list[list[str]], *, align: str = "left",
                      for line in lines)
 
 
-def _short(value) -> str:
+def short_value(value) -> str:
+    """A parameter as a table shows it: floats to 4 significant digits."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 

@@ -24,6 +24,7 @@ from prunesearch.errors import DiskFull, ExportError, StorageError
 
 log = logging.getLogger(__name__)
 DEFAULT_TRACKING_FILE = "mlflow.db"
+COMPARE_EXPERIMENT = "prunesearch-compare"
 
 
 def resolve_uri(tracking_uri: str | None) -> str:
@@ -246,6 +247,21 @@ class StudyTracker:
         version = self.client.create_model_version(
             name, source=f"runs:/{run_id}/registered-model", run_id=run_id, tags=tags)
         return version.version
+
+    def log_comparison(self, studies: list[str], folder: Path) -> str:
+        """A finished run of the experiment `prunesearch-compare` holding the files in
+        `folder` (the fronts of `studies` side by side); its id."""
+        experiment = self.client.get_experiment_by_name(COMPARE_EXPERIMENT)
+        experiment_id = (experiment.experiment_id if experiment else
+                         self.client.create_experiment(COMPARE_EXPERIMENT))
+        run_id = self.client.create_run(
+            experiment_id, run_name=" vs ".join(studies),
+            tags={"prunesearch.role": "comparison",
+                  "prunesearch.studies": ",".join(studies)}).info.run_id
+        for path in sorted(folder.iterdir()):
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
 
     def experiment_id_of(self, study_name: str) -> str | None:
         experiment = self.client.get_experiment_by_name(study_name)

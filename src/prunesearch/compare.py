@@ -1,0 +1,73 @@
+"""Several studies' fronts side by side (`prunesearch compare`): each study's completed trials
+seen on the axes the studies share, its front recomputed there, one plot and one table."""
+
+from pathlib import Path
+
+from prunesearch.objectives import OBJECTIVES, Objective, plot_axis
+
+COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+
+
+def common_axis(objective_lists: list[list[str]]) -> Objective:
+    """What every study puts against validation accuracy, the first it shares; sparsity when
+    they share none (every trial records it)."""
+    shared = [name for name in objective_lists[0] if name != "val_accuracy"
+              and all(name in objectives for objectives in objective_lists)]
+    return OBJECTIVES[shared[0]] if shared else plot_axis([])
+
+
+def front_on(rows: list[dict], axis: Objective) -> list[dict]:
+    """The rows no other row beats on both validation accuracy and `axis`, highest axis
+    first."""
+    front, best = [], -1.0
+    for row in sorted(rows, key=lambda r: (-r[axis.column], -r["val_accuracy"])):
+        if row["val_accuracy"] > best:
+            front.append(row)
+            best = row["val_accuracy"]
+    return front
+
+
+def plot(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> None:
+    """Each study's front as a joined line, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for (name, front), colour in zip(fronts.items(), COLOURS * len(fronts)):
+        ordered = sorted(front, key=lambda r: r[axis.column])
+        ax.plot([axis.scale * r[axis.column] for r in ordered],
+                [100 * r["val_accuracy"] for r in ordered], "o-", color=colour, label=name)
+    ax.set_xlabel(axis.label)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"Pareto fronts: validation accuracy vs {axis.column}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_html(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> bool:
+    """The same, interactive (hover: trial and schedule), if plotly is installed."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return False
+    figure = go.Figure([
+        go.Scatter(x=[axis.scale * r[axis.column] for r in sorted(front, key=_x(axis))],
+                   y=[100 * r["val_accuracy"] for r in sorted(front, key=_x(axis))],
+                   text=[f"{name} trial {r['trial']}<br>"
+                         + "<br>".join(f"{k}: {v}" for k, v in r["params"].items())
+                         for r in sorted(front, key=_x(axis))],
+                   mode="lines+markers", name=name, hoverinfo="text+x+y")
+        for name, front in fronts.items()])
+    figure.update_layout(title=f"Pareto fronts: validation accuracy vs {axis.column}",
+                         xaxis_title=axis.label, yaxis_title="validation accuracy (%)")
+    figure.write_html(path, include_plotlyjs=True)
+    return True
+
+
+def _x(axis: Objective):
+    return lambda row: row[axis.column]
