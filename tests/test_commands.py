@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,3 +267,43 @@ def test_compare_puts_several_fronts_on_their_common_axes_and_logs_a_run(workdir
     assert run.info.run_name == "tiny vs other" and run.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
         "fronts.png", "fronts.html", "fronts.json"}
+
+
+def test_optuna_dashboard_serves_the_study_and_its_front(workdir):
+    import optuna
+
+    write_study(workdir, retrain_epochs="0")
+    assert invoke("optimize", "--study", "tiny.toml").exit_code == 0
+
+    def start_dashboard(port: int):
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "optuna-dashboard"),
+             f"sqlite:///{workdir / 'prunesearch.db'}",
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=2) as response:
+                    return server, port, json.load(response)["study_summaries"]
+            except OSError:
+                if server.poll() is not None:
+                    raise PortTaken(server.communicate()[0])
+                time.sleep(0.5)
+        server.kill()
+        pytest.fail("optuna-dashboard did not answer within a minute")
+
+    server, port, summaries = on_a_free_port(start_dashboard)
+    try:
+        summary, = summaries
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/"
+                                    f"{summary['study_id']}?after=0", timeout=10) as response:
+            shown = json.load(response)
+    finally:
+        server.kill()
+        server.communicate()
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{workdir / 'prunesearch.db'}")
+    assert summary["study_name"] == "tiny"
+    assert shown["objective_names"] == ["val_accuracy", "sparsity"]
+    assert sorted(t["number"] for t in shown["best_trials"]) == sorted(
+        t.number for t in study.best_trials)
