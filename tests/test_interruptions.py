@@ -198,9 +198,11 @@ def test_a_stop_request_while_a_trial_run_opens_lets_it_open_whole(sigterm_handl
         return log_batch(*args, **kwargs)
 
     monkeypatch.setattr(tracker.client, "log_batch", interrupted_log_batch)
-    run_id = tracker.start_trial(study_name="s", trial_number=0, params={"amount": 0.5})
+    schedule = {"method": "l1_unstructured", "amount": 0.5, "iterations": 2,
+                "reinit": "rewind"}
+    run_id = tracker.start_trial(study_name="s", trial_number=0, params=schedule)
     assert interrupts.requested()
-    assert tracker.client.get_run(run_id).data.params == {"amount": "0.5"}
+    assert tracker.client.get_run(run_id).data.params == {k: str(v) for k, v in schedule.items()}
     tracker.end_trial(run_id, state="INTERRUPTED", reason="test")
     assert tracker.client.get_run(run_id).info.status == "KILLED"
 
