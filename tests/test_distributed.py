@@ -150,6 +150,11 @@ def study_file(workdir, name: str, retrain_epochs: str = "4"):
     return path
 
 
+def error_lines(workdir) -> list[str]:
+    return [line for line in (workdir / "worker.log").read_text().splitlines()
+            if line.startswith("error:")]
+
+
 def assert_whole(name: str, storage: str, tracking: str, budget: int) -> list:
     """Every trial COMPLETE, WAITING, or FAIL with its parameters queued again; the budget
     met; no trial and no MLflow run RUNNING; one MLflow run per trial, finished with its
@@ -253,8 +258,7 @@ def test_mlflow_gone_past_the_wait_stops_the_worker_in_one_line_and_a_rerun_fini
         assert worker.wait(timeout=300) == 1
     finally:
         mlflow_server.start()
-    errors = [line for line in (workdir / "worker.log").read_text().splitlines()
-              if line.startswith("error:")]
+    errors = error_lines(workdir)
     assert len(errors) == 1 and f"MLflow tracking server {mlflow_server.url} unreachable" \
         in errors[0] and "run the same command" in errors[0], errors
     study = optuna.load_study(study_name=name, storage=storage)
@@ -278,8 +282,7 @@ def test_the_database_gone_past_the_wait_stops_the_worker_and_a_rerun_requeues_i
         assert worker.wait(timeout=300) == 1
     finally:
         postgres.start()
-    errors = [line for line in (workdir / "worker.log").read_text().splitlines()
-              if line.startswith("error:")]
+    errors = error_lines(workdir)
     assert len(errors) == 1 and "study database postgresql://prunesearch@127.0.0.1" \
         in errors[0] and "unreachable" in errors[0], errors
     assert start(workdir, study_path, storage, tracking, budget).wait(600) == 0

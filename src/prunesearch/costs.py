@@ -15,10 +15,11 @@
   faster). It is timed against the dense model in LATENCY_ROUNDS rounds of one block each
   (`torch.utils.benchmark.Timer`, synchronised, warm-up first, order alternating), during a
   quiet moment of the machine when PRUNESEARCH_TIMING_GATE=on (see quiet): latency is the
-  fastest block's time per run (the least disturbed); the speed-up is the median of the per-round ratios dense / this (each
-  round's two blocks run back to back, so drift cancels; on an idle 2-core machine, timing a
-  model against an identical copy, it fell within 0.9-1.1 in 92% of 25 tries at batch 64,
-  the ratio of the fastest blocks in 76%), its spread their interquartile range.
+  fastest block's time per run (the least disturbed); the speed-up is the median of the
+  per-round ratios dense / this (each round's two blocks run back to back, so drift cancels;
+  timing a model against an identical copy on an idle 2-core machine, it fell within 0.9-1.1
+  in 92% of 25 tries at batch 64, the ratio of the fastest blocks in 76%:
+  benchmarks/timing_noise.py), its spread their interquartile range.
 """
 
 import logging

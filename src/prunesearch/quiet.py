@@ -99,24 +99,21 @@ def paced(items: Iterable) -> Iterator:
             gate.release()
 
 
-@contextmanager
 def working():
     """Run the block (a short burst of work: drawing the front, logging) under a shared hold:
     a timer waits for it to end."""
-    gate = _gate()
-    held = gate is not None and _acquire(gate.acquire_read)
-    try:
-        yield
-    finally:
-        if held:
-            gate.release()
+    return _held("read")
+
+
+def moment():
+    """Run the block while no paced work of this user on this machine computes."""
+    return _held("write")
 
 
 @contextmanager
-def moment():
-    """Run the block while no paced work of this user on this machine computes."""
+def _held(mode: str):
     gate = _gate()
-    held = gate is not None and _acquire(gate.acquire_write)
+    held = gate is not None and _acquire(getattr(gate, f"acquire_{mode}"))
     try:
         yield
     finally:

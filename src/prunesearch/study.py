@@ -191,7 +191,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
         raise abandoned.stop from None
     if _front_outdated(study):  # stopped by --timeout between two drawings
         with quiet.working():
-            _draw_front(study, tracker)
+            _draw_front(study, tracker, [results.trial_row(t) for t in results.completed(study)],
+                        results.pareto_rows(study), StudyRecord.of(study))
 
 
 def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> dict:
@@ -316,6 +317,7 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
     done = results.completed(study)
     log.info("trial %d %s; %d of %d trials complete", trial.number, trial.state.name,
              len(done), budget)
+    rows = [results.trial_row(t) for t in done]
     front = results.pareto_rows(study)
     record = StudyRecord.of(study)
     counts = collections.Counter(t.state.name for t in study.get_trials(deepcopy=False))
@@ -325,20 +327,18 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
             overview=story.overview(name=spec.name, description=spec.description,
                                     settings=_overview_settings(spec, budget),
                                     dense=record.dense, front=front, counts=counts, axis=axis),
-            metrics=story.search_metrics([results.trial_row(t) for t in done], front, counts,
-                                         axis), step=len(done))
+            metrics=story.search_metrics(rows, front, counts, axis), step=len(done))
         drawn = record.pareto_drawn_at
         due = drawn is None or time.time() - drawn >= FRONT_DRAWN_EVERY_S
         if trial.state == TrialState.COMPLETE and (due or len(done) >= budget):
-            _draw_front(study, tracker)
+            _draw_front(study, tracker, rows, front, record)
 
 
-def _draw_front(study: optuna.Study, tracker: StudyTracker) -> None:
-    """The front's plots and table on the study run, its trial runs tagged."""
-    front = results.pareto_rows(study)
-    record = StudyRecord.of(study)
-    tracker.update_pareto(all_rows=[results.trial_row(t) for t in results.completed(study)],
-                          front=front, dense=record.dense,
+def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list[dict],
+                front: list[dict], record: StudyRecord) -> None:
+    """The front's plots and table on the study run (`rows`: every complete trial's), its
+    trial runs tagged."""
+    tracker.update_pareto(all_rows=rows, front=front, dense=record.dense,
                           previous_front_run_ids=set(record.pareto_run_ids),
                           objectives=study.metric_names)
     records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front],
