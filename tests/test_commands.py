@@ -79,7 +79,8 @@ def test_status_shows_progress_dense_accuracy_and_front_by_file_or_stored_name(w
     result = invoke("status", "--study", "tiny.toml")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "study tiny: 1 of 1 trials complete, 0 failed, 0 running, 0 queued"
+    assert lines[0] == ("study tiny: 1 of 1 trials finished (1 complete, 0 stopped early), "
+                        "0 failed, 0 running, 0 queued")
     assert lines[1].startswith("elapsed ") and "left" not in lines[1]  # nothing left to run
     assert lines[2].startswith("dense model: val ")
     assert lines[3] == "Pareto front:" and lines[4].split()[:2] == ["trial", "iter"]

@@ -242,7 +242,7 @@ def test_loop_reports_every_retraining_epoch_and_iteration(tiny_data):
     run(dense_accuracy=(0.5, 0.5), schedule=schedule(iterations=2, retrain_epochs=2), model=model, data=tiny_data,
         rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS, augmented=False,
         seed=0, on_epoch=lambda i, e, loss: epochs.append((i, e)),
-        on_iteration=lambda result: iterations.append(result.iteration))
+        on_iteration=lambda result, each: iterations.append(result.iteration))
     assert epochs == [(1, 1), (1, 2), (2, 1), (2, 2)] and iterations == [0, 1, 2]
 
 

@@ -487,7 +487,7 @@ def test_timeout_stops_starting_trials_once_it_has_passed(workdir):
     result = invoke("optimize", "--study", str(path), "--n-trials", "5", "--timeout", "0.01")
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     assert len(study.trials) == 1 and len(complete(study)) == 1  # checked after each trial
-    assert "1 of 5 trials complete" in result.output
+    assert "1 of 5 trials finished" in result.output
 
 
 @pytest.mark.parametrize("sampler", ["nsga2", "gp"])

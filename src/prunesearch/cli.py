@@ -172,14 +172,16 @@ def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True)
 @click.option("--all", "every_trial", is_flag=True,
-              help="every completed trial, not only the Pareto-optimal ones")
+              help="every finished trial (stopped ones too), not only the Pareto-optimal models")
 @click.option("--iterations", "per_iteration", is_flag=True,
-              help="one row per prune-retrain iteration of each trial, not only its final one")
+              help="with --all: one row per prune-retrain iteration of each trial, not only "
+                   "its last one")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="also write the Pareto plot to this PNG file, and an "
                                  "interactive FILE.html next to it when plotly is installed")
 def pareto(study, storage, output_format, every_trial, per_iteration, plot_path):
-    """Print the study's Pareto front (validation accuracy vs sparsity), sparsest first.
+    """Print the study's Pareto front (validation accuracy vs sparsity), sparsest first: over
+    every iteration of every finished trial, each a model of its own (column iter).
 
     JSON and CSV give accuracies, sparsity and MACs removed as fractions in [0, 1]; the table
     in percent. Test accuracy is shown, never selected on.
@@ -194,7 +196,7 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
         _write_plots(loaded, plot_path)
     formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
     if output_format == "table" and not rows:
-        click.echo(f"study {name!r} has no completed trial yet", err=True)
+        click.echo(f"study {name!r} has no finished trial yet", err=True)
         return
     click.echo(formatter[output_format](rows).rstrip("\n"))
 
@@ -204,7 +206,7 @@ def _write_plots(study, path: Path) -> None:
     from prunesearch.objectives import joined, plot_axis
     from prunesearch.records import StudyRecord
 
-    figures = (results.pareto_rows(study, every_trial=True), results.pareto_rows(study),
+    figures = (results.candidates(study), results.pareto_rows(study),
                StudyRecord.of(study).dense)
     objectives = study.metric_names or []
     axis = (plot_axis(objectives), joined(objectives))
@@ -234,8 +236,9 @@ def _write_plots(study, path: Path) -> None:
               help="also log the table and plots to MLflow, as a run of the experiment "
                    "'prunesearch-compare' on the first study's tracking store")
 def compare(studies, storage, output_format, plot_path, log_run):
-    """The fronts of several studies side by side: each study's completed trials on the axes
-    they share (validation accuracy and their first common objective), its front there."""
+    """The fronts of several studies side by side: each study's models (every iteration of
+    every finished trial) on the axes they share (validation accuracy and their first common
+    objective), its front there."""
     import json
     import tempfile
 
@@ -246,16 +249,16 @@ def compare(studies, storage, output_format, plot_path, log_run):
 
     loaded = [storage_module.open_study(_study_name(study), storage) for study in studies]
     axis = compare_module.common_axis([study.metric_names or [] for study in loaded])
-    fronts = {study.study_name: compare_module.front_on(
-        results.pareto_rows(study, every_trial=True), axis) for study in loaded}
+    fronts = {study.study_name: compare_module.front_on(results.candidates(study), axis)
+              for study in loaded}
     rows = [{"study": name, **row} for name, front in fronts.items() for row in front]
     if output_format == "json":
         click.echo(report.to_json(rows))
     else:
         click.echo(f"fronts on validation accuracy and {axis.column}:")
         click.echo(report.columns(
-            ["study", "trial", axis.column, "val acc %", "test acc %", "schedule"],
-            [[r["study"], str(r["trial"]), f"{axis.scale * r[axis.column]:.2f}",
+            ["study", "trial", "iter", axis.column, "val acc %", "test acc %", "schedule"],
+            [[r["study"], str(r["trial"]), str(r["iteration"]), f"{axis.scale * r[axis.column]:.2f}",
               f"{100 * r['val_accuracy']:.2f}", f"{100 * r['test_accuracy']:.2f}",
               " ".join(f"{k}={report.short_value(v)}" for k, v in r["params"].items())]
              for r in rows]))
@@ -314,6 +317,7 @@ def status(study, storage):
 
 \b
   prunesearch export --study structured-filters --trial 12 --output trial-12
+  prunesearch export --study l1-iterative --trial 7 --iteration 2 --output t7-2
   prunesearch export --study l1-iterative --trial 3 --output /models/l1-t3 --data-dir /data/cifar10
   prunesearch export --study l1-iterative --trial 3 --output l1-t3 --register cifar-cnn-pruned
 """)
@@ -321,6 +325,9 @@ def status(study, storage):
               help=STUDY_HELP + ", or the name of a study in the storage")
 @click.option("--trial", "number", type=click.IntRange(min=0), required=True,
               help="the trial's number (as `prunesearch pareto` lists them)")
+@click.option("--iteration", type=click.IntRange(min=1), default=None,
+              help="the model after this prune-retrain iteration (column iter of `prunesearch "
+                   "pareto`)  [default: the trial's last]")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="folder to write model.pt2, state_dict.pt and trial.json to")
 @STORAGE_OPTION
@@ -331,29 +338,32 @@ def status(study, storage):
 @click.option("--register", "registered_name", default=None, metavar="NAME",
               help="also log the model as an MLflow PyTorch model on the trial's run and "
                    "register it as a new version of NAME in the Model Registry")
-def export(study, number, output_dir, storage, tracking_uri, data_dir, registered_name):
-    """Write trial N's pruned model, genuinely smaller when structured, loadable with plain
-    torch; its test accuracy is checked against the recorded one first."""
+def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir,
+           registered_name):
+    """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
+    smaller when structured, loadable with plain torch; its test accuracy is checked against
+    the recorded one first."""
     from prunesearch import data, export as export_module, results
     from prunesearch import storage as storage_module
     from prunesearch.loop import FIGURES
-    from prunesearch.records import StudyRecord, TrialRecord
+    from prunesearch.records import StudyRecord
 
     name = _study_name(study)
     loaded = storage_module.open_study(name, storage)
-    model, trial = results.trial_model(loaded, number, tracking_uri=tracking_uri)
+    model, row = results.trial_model(loaded, number, iteration=iteration,
+                                     tracking_uri=tracking_uri)
     test = data.load_test(data_dir or data.default_data_dir())
-    record = TrialRecord.of(trial)
     model_spec = StudyRecord.of(loaded).model
-    figures = {key: record.final[key] for key in FIGURES if key in record.final}
+    figures = {key: row[key] for key in FIGURES}
     slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
-        recorded_test_accuracy=record.final["test_accuracy"], output_dir=output_dir,
-        info={"study": name, "trial": number, "model": model_spec, "schedule": record.schedule,
-              "figures": figures},
+        recorded_test_accuracy=results.kept_test_accuracy(loaded, number, row["iteration"]),
+        output_dir=output_dir,
+        info={"study": name, "trial": number, "iteration": row["iteration"],
+              "model": model_spec, "schedule": row["params"], "figures": figures},
         classifier=model_spec.get("classifier", "classifier"))
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
-    click.echo(f"trial {number} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
+    click.echo(f"trial {number} iteration {row['iteration']} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
                f" (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
                f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
     if registered_name:
@@ -361,8 +371,9 @@ def export(study, number, output_dir, storage, tracking_uri, data_dir, registere
 
         tracker = tracking.StudyTracker(tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri)
         version = tracker.register_model(
-            record.mlflow_run_id, slim, data.normalize(test.images[:2]), name=registered_name,
+            row["mlflow_run_id"], slim, data.normalize(test.images[:2]), name=registered_name,
             tags={"prunesearch.study": name, "prunesearch.trial": str(number),
+                  "prunesearch.iteration": str(row["iteration"]),
                   **{f"prunesearch.{key}": str(value) for key, value in figures.items()}})
         click.echo(f"registered as version {version} of {registered_name!r} in {tracker.uri}; "
                    f"load it with mlflow.pytorch.load_model('models:/{registered_name}/{version}')")

@@ -1,8 +1,10 @@
-"""Several studies' fronts side by side (`prunesearch compare`): each study's completed trials
-seen on the axes the studies share, its front recomputed there, one plot and one table."""
+"""Several studies' fronts side by side (`prunesearch compare`): each study's models (every
+iteration of its finished trials) seen on the axes the studies share, its front recomputed
+there, one plot and one table."""
 
 from pathlib import Path
 
+from prunesearch import front
 from prunesearch.objectives import OBJECTIVES, Objective, plot_axis
 
 COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
@@ -19,12 +21,8 @@ def common_axis(objective_lists: list[list[str]]) -> Objective:
 def front_on(rows: list[dict], axis: Objective) -> list[dict]:
     """The rows no other row beats on both validation accuracy and `axis`, highest axis
     first."""
-    front, best = [], -1.0
-    for row in sorted(rows, key=lambda r: (-r[axis.column], -r["val_accuracy"])):
-        if row["val_accuracy"] > best:
-            front.append(row)
-            best = row["val_accuracy"]
-    return front
+    optimal = front.optimal([(row["val_accuracy"], row[axis.column]) for row in rows])
+    return sorted((rows[i] for i in optimal), key=lambda r: (-r[axis.column], r["trial"]))
 
 
 def plot(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> None:
@@ -35,8 +33,8 @@ def plot(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    for (name, front), colour in zip(fronts.items(), COLOURS * len(fronts)):
-        ordered = sorted(front, key=lambda r: r[axis.column])
+    for (name, optimal), colour in zip(fronts.items(), COLOURS * len(fronts)):
+        ordered = sorted(optimal, key=lambda r: r[axis.column])
         ax.plot([axis.scale * r[axis.column] for r in ordered],
                 [100 * r["val_accuracy"] for r in ordered], "o-", color=colour, label=name)
     ax.set_xlabel(axis.label)
@@ -56,13 +54,13 @@ def plot_html(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> boo
     except ImportError:
         return False
     figure = go.Figure([
-        go.Scatter(x=[axis.scale * r[axis.column] for r in sorted(front, key=_x(axis))],
-                   y=[100 * r["val_accuracy"] for r in sorted(front, key=_x(axis))],
+        go.Scatter(x=[axis.scale * r[axis.column] for r in sorted(rows, key=_x(axis))],
+                   y=[100 * r["val_accuracy"] for r in sorted(rows, key=_x(axis))],
                    text=[f"{name} trial {r['trial']}<br>"
                          + "<br>".join(f"{k}: {v}" for k, v in r["params"].items())
-                         for r in sorted(front, key=_x(axis))],
+                         for r in sorted(rows, key=_x(axis))],
                    mode="lines+markers", name=name, hoverinfo="text+x+y")
-        for name, front in fronts.items()])
+        for name, rows in fronts.items()])
     figure.update_layout(title=f"Pareto fronts: validation accuracy vs {axis.column}",
                          xaxis_title=axis.label, yaxis_title="validation accuracy (%)")
     figure.write_html(path, include_plotlyjs=True)

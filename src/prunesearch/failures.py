@@ -38,13 +38,13 @@ ONE_LINE_TRIAL_FAILURES = _OneLineTrialFailures()  # one instance: added once ho
 class FailureGuard:
     """Stops this worker when MAX_FAILURES_IN_A_ROW of its trials fail in a row: by then it is
     not bad luck but a setting (or a bug) that would fail every trial, forever, as the budget
-    counts only completed ones."""
+    counts only finished ones."""
 
     def __init__(self):
         self.in_a_row = 0
 
     def __call__(self, study: optuna.Study, trial) -> None:
-        if trial.state == TrialState.COMPLETE:
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             self.in_a_row = 0
         elif trial.state == TrialState.FAIL:
             self.in_a_row += 1

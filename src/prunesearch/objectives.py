@@ -28,6 +28,9 @@ OBJECTIVES = {
 }
 
 
+DEFAULT_OBJECTIVES = ("val_accuracy", "sparsity")
+
+
 def plot_axis(objectives: list[str]) -> Objective:
     """What a 2-D plot puts against validation accuracy: the study's first other objective.
     With three objectives, the front seen in two of them is not a line: see `joined`."""

@@ -7,10 +7,11 @@ import csv
 import dataclasses
 import io
 import json
+import math
 from pathlib import Path
 
 from prunesearch import methods, studyfile
-from prunesearch.loop import FIGURES, PERCENT_FIGURES
+from prunesearch.loop import FIGURES
 from prunesearch.objectives import OBJECTIVES, Objective
 from prunesearch.schedule import SPACE_FIELDS
 from prunesearch.settings import format_value
@@ -54,24 +55,36 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def to_table(rows: list[dict]) -> str:
-    """Aligned columns for a terminal; fractions in percent, speed-up as a ratio."""
+    """Aligned columns for a terminal; fractions in percent, speed-up as a ratio; with
+    repeats, accuracies as mean ± standard deviation. A trial stopped early is marked *."""
     params = list(dict.fromkeys(key for row in rows for key in row["params"]))
     header = ["trial", "iter", "sparsity %", "MACs cut %", "val acc %", "test acc %",
               "speedup b64", *params]
-    body = [[str(row["trial"]), str(row["iteration"]),
-             *(f"{100 * row[key]:.2f}" for key in PERCENT_FIGURES),
+    body = [[str(row["trial"]) + ("*" if row.get("stopped") else ""), str(row["iteration"]),
+             f"{100 * row['sparsity']:.2f}", f"{100 * row['macs_reduction']:.2f}",
+             _accuracy(row, "val_accuracy"), _accuracy(row, "test_accuracy"),
              f"{row['speedup_b64']:.2f}x",
              *(short_value(row["params"].get(p, "-")) for p in params)]
             for row in rows]
-    return columns(header, body, align="right")
+    table = columns(header, body, align="right")
+    if any(row.get("stopped") for row in rows):
+        table += "\n* stopped early (its iterations so far are models of their own)"
+    return table
+
+
+def _accuracy(row: dict, key: str) -> str:
+    spread = row.get(f"{key}_std", math.nan)
+    shown = f"{100 * row[key]:.2f}"
+    return shown if math.isnan(spread) else f"{shown}±{100 * spread:.2f}"
 
 
 def status_text(name: str, status) -> str:
     """`prunesearch status`: progress, time, dense accuracy, then the front as a table."""
     counts = status.counts
-    done = counts.get("COMPLETE", 0)
+    complete, stopped = counts.get("COMPLETE", 0), counts.get("PRUNED", 0)
     of = f" of {status.budget}" if status.budget is not None else ""
-    lines = [f"study {name}: {done}{of} trials complete, {counts.get('FAIL', 0)} failed, "
+    lines = [f"study {name}: {complete + stopped}{of} trials finished ({complete} complete, "
+             f"{stopped} stopped early), {counts.get('FAIL', 0)} failed, "
              f"{counts.get('RUNNING', 0)} running, {counts.get('WAITING', 0)} queued",
              f"elapsed {_duration(status.elapsed_s)}"
              + (f", about {_duration(status.left_s)} left" if status.left_s else "")]
@@ -102,7 +115,8 @@ def plot_pareto_html(all_rows: list[dict], front: list[dict], dense: dict | None
         return go.Scatter(
             x=[x_axis.scale * r[x_axis.column] for r in rows],
             y=[100 * r["val_accuracy"] for r in rows],
-            text=[f"trial {r['trial']}<br>test {100 * r['test_accuracy']:.2f}%<br>"
+            text=[f"trial {r['trial']} iteration {r['iteration']}<br>"
+                  f"test {100 * r['test_accuracy']:.2f}%<br>"
                   + "<br>".join(f"{k}: {short_value(v)}" for k, v in r["params"].items())
                   for r in rows], hoverinfo="text+x+y", **style)
 
@@ -133,6 +147,11 @@ def columns(header: list[str], body: list[list[str]], *, align: str = "left",
                      for line in lines)
 
 
+def label(row: dict) -> str:
+    """A model as plots name it: trial.iteration, e.g. 7.2."""
+    return f"{row['trial']}.{row['iteration']}"
+
+
 def short_value(value) -> str:
     """A parameter as a table shows it: floats to 4 significant digits."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -140,8 +159,9 @@ def short_value(value) -> str:
 
 def plot_pareto(all_rows: list[dict], front: list[dict], dense: dict | None, path: Path,
                 x_axis: Objective = OBJECTIVES["sparsity"], joined: bool = True) -> None:
-    """Validation accuracy against `x_axis`: every completed trial, the front highlighted
-    (and joined when `joined`), the dense model as a reference point."""
+    """Validation accuracy against `x_axis`: every model (each iteration of each finished
+    trial), the front highlighted (and joined when `joined`), labelled trial.iteration, the
+    dense model as a reference point."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,14 +170,20 @@ def plot_pareto(all_rows: list[dict], front: list[dict], dense: dict | None, pat
     def x(row):
         return x_axis.scale * row[x_axis.column]
 
+    def spread(rows):  # with repeats: error bars of one standard deviation
+        values = [100 * r.get("val_accuracy_std", math.nan) for r in rows]
+        return None if all(math.isnan(v) for v in values) else values
+
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    ax.scatter([x(r) for r in all_rows], [100 * r["val_accuracy"] for r in all_rows],
-               s=20, color="0.65", label="trials")
+    ax.errorbar([x(r) for r in all_rows], [100 * r["val_accuracy"] for r in all_rows],
+                yerr=spread(all_rows), fmt="o", markersize=4, color="0.65", elinewidth=0.8,
+                label="models (every iteration of every trial)")
     ordered = sorted(front, key=x)
-    ax.plot([x(r) for r in ordered], [100 * r["val_accuracy"] for r in ordered],
-            "o-" if joined else "o", color="tab:red", label="Pareto front")
+    ax.errorbar([x(r) for r in ordered], [100 * r["val_accuracy"] for r in ordered],
+                yerr=spread(ordered), fmt="o-" if joined else "o", color="tab:red",
+                capsize=3, label="Pareto front")
     for row in ordered:
-        ax.annotate(str(row["trial"]), (x(row), 100 * row["val_accuracy"]),
+        ax.annotate(label(row), (x(row), 100 * row["val_accuracy"]),
                     textcoords="offset points", xytext=(4, 4), fontsize=7)
     if dense is not None:
         ax.scatter([x(dense)], [100 * dense["val_accuracy"]], marker="*", s=150,

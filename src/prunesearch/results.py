@@ -11,36 +11,62 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from prunesearch import models
+from prunesearch import front, models
 from prunesearch.errors import ExportError
 from prunesearch.loop import FIGURES
+from prunesearch.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.records import StudyRecord, TrialRecord
 from prunesearch.tracking import StudyTracker
 
 
-def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+"""What a study's budget counts: trials run to the end of their schedule, or stopped early."""
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=FINISHED)
 
 
 def trial_row(trial: optuna.trial.FrozenTrial, figures: dict | None = None) -> dict:
-    """A trial's schedule and figures: its final ones, or those of one iteration."""
+    """A trial's schedule and figures: those of one iteration, by default its last."""
     record = TrialRecord.of(trial)
-    figures = figures or record.final
+    figures = figures or record.final or record.curve[-1]
     return {"trial": trial.number, "iteration": figures["iteration"],
             "params": record.schedule,
             # Trials recorded before a figure existed show it as NaN.
             **{key: figures.get(key, float("nan")) for key in FIGURES},
-            "mlflow_run_id": record.mlflow_run_id}
+            "mlflow_run_id": record.mlflow_run_id, "stopped": record.stopped is not None}
+
+
+def candidates(study: optuna.Study) -> list[dict]:
+    """Every model a study has produced: one row per iteration of every finished trial (a
+    stopped one included), those under the study's accuracy floor left out."""
+    floor = _accuracy_floor(study)
+    return [row for trial in finished(study) for row in
+            (trial_row(trial, figures) for figures in TrialRecord.of(trial).curve)
+            if floor is None or row["val_accuracy"] >= floor]
 
 
 def pareto_rows(study: optuna.Study, *, every_trial: bool = False,
                 per_iteration: bool = False) -> list[dict]:
-    """The Pareto-optimal completed trials (or all of them), sparsest first; with
-    `per_iteration`, one row per prune-retrain iteration instead of one per trial."""
-    trials = completed(study) if every_trial else study.best_trials
-    rows = [trial_row(trial, figures) for trial in trials
-            for figures in (TrialRecord.of(trial).curve if per_iteration else [None])]
+    """The Pareto front over every iteration of every finished trial, in the study's
+    objectives; or (`every_trial`) every finished trial's last iteration, or with
+    `per_iteration` every iteration. Sparsest first."""
+    rows = candidates(study)
+    if every_trial and not per_iteration:
+        rows = [trial_row(trial) for trial in finished(study) if TrialRecord.of(trial).curve]
+    elif not every_trial:
+        objectives = [OBJECTIVES[name] for name in study.metric_names or DEFAULT_OBJECTIVES]
+        points = [[row[o.column] * (1 if o.direction == "maximize" else -1)
+                   for o in objectives] for row in rows]
+        rows = [rows[i] for i in front.optimal(points)]
     return sorted(rows, key=lambda row: (-row["sparsity"], row["trial"], row["iteration"]))
+
+
+def _accuracy_floor(study: optuna.Study) -> float | None:
+    """The study file's accuracy_floor, as recorded with its settings."""
+    floor = (StudyRecord.of(study).spec or {}).get("accuracy_floor", "unset")
+    return None if floor == "unset" else float(floor)
 
 
 def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
@@ -57,10 +83,10 @@ def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
 class Status:
     """Where a study stands, read from its storage alone."""
 
-    budget: int | None  # completed trials the last `optimize` aimed for
+    budget: int | None  # finished trials the last `optimize` aimed for
     counts: dict  # trials per state name
     elapsed_s: float  # first trial's start to the last trial's end (or now, if running)
-    left_s: float | None  # mean completed-trial time x trials left / workers running (>= 1)
+    left_s: float | None  # mean finished-trial time x trials left / workers running (>= 1)
     dense: dict | None
     front: list[dict]
 
@@ -74,7 +100,7 @@ def status(study: optuna.Study) -> Status:
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     last = datetime.datetime.now() if running or not ends else max(ends)
     elapsed = (last - min(starts)).total_seconds() if starts else 0.0
-    durations = [t.duration.total_seconds() for t in completed(study)]
+    durations = [t.duration.total_seconds() for t in finished(study)]
     left = None
     if record.budget is not None and durations:
         remaining = max(record.budget - len(durations), 0)
@@ -83,25 +109,42 @@ def status(study: optuna.Study) -> Status:
                   dense=record.dense, front=pareto_rows(study))
 
 
-def trial_model(study: optuna.Study, number: int, *, tracking_uri: str | None = None
-                ) -> tuple[torch.nn.Module, optuna.trial.FrozenTrial]:
-    """Complete trial `number` and its pruned model (masks folded), rebuilt from the weights
-    stored on its MLflow run, so that any machine reaching the stores can have it."""
-    trial = next((t for t in completed(study) if t.number == number), None)
+def trial_model(study: optuna.Study, number: int, *, iteration: int | None = None,
+                tracking_uri: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Finished trial `number`'s pruned model after `iteration` (default: its last), masks
+    folded, rebuilt from the weights stored on its MLflow run, so that any machine reaching
+    the stores can have it; and that iteration's report row."""
+    trial = next((t for t in finished(study) if t.number == number), None)
     if trial is None:
-        numbers = [t.number for t in completed(study)]
-        raise ExportError(f"study {study.study_name!r} has no complete trial {number}; "
-                          f"complete trials: {ranges(numbers) or 'none'}")
+        numbers = [t.number for t in finished(study)]
+        raise ExportError(f"study {study.study_name!r} has no finished trial {number}; "
+                          f"finished trials: {ranges(numbers) or 'none'}")
+    curve = TrialRecord.of(trial).curve
+    done = [figures["iteration"] for figures in curve]
+    iteration = done[-1] if iteration is None else iteration
+    if iteration not in done:
+        raise ExportError(f"trial {number} of {study.study_name!r} has no iteration "
+                          f"{iteration}; its iterations: {ranges(done)}")
     record = StudyRecord.of(study)
     if record.model is None:
         raise ExportError(f"study {study.study_name!r} does not record its model; run "
                           "`prunesearch optimize` on it once with this version")
     tracker = StudyTracker(tracking_uri or record.mlflow_tracking_uri)
     with tempfile.TemporaryDirectory() as folder:
-        weights = tracker.download_weights(TrialRecord.of(trial).mlflow_run_id, Path(folder))
+        weights = tracker.download_weights(TrialRecord.of(trial).mlflow_run_id, Path(folder),
+                                           iteration=iteration, final=iteration == done[-1])
         model = models.from_spec(record.model)
         model.load_state_dict(torch.load(weights, map_location="cpu"))
-    return model, trial
+    return model, trial_row(trial, curve[done.index(iteration)])
+
+
+def kept_test_accuracy(study: optuna.Study, number: int, iteration: int) -> float:
+    """The test accuracy of the model trial `number` kept after `iteration`: with repeats,
+    repeat 0's (the one whose weights are stored), not the mean."""
+    trial = next(t for t in finished(study) if t.number == number)
+    record = TrialRecord.of(trial)
+    curve = record.repeat_curves[0] if record.repeat_curves else record.curve
+    return next(f["test_accuracy"] for f in curve if f["iteration"] == iteration)
 
 
 def ranges(numbers: list[int]) -> str:

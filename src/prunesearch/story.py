@@ -1,6 +1,6 @@
 """What a study's MLflow run tells a reviewer at a glance: an overview in Markdown (what was
 searched, the dense model, the current front and how to read it) and how the search goes as
-metrics, at step = trials completed so far. Pure functions of report rows (see results);
+metrics, at step = trials finished so far. Pure functions of report rows (see results);
 tracking writes what they return."""
 
 from prunesearch.objectives import Objective
@@ -25,8 +25,9 @@ def hypervolume(front: list[dict], axis: Objective) -> float:
 def search_metrics(rows: list[dict], front: list[dict], counts: dict[str, int],
                    axis: Objective) -> dict[str, float]:
     """The search's progress: trials by state, the front's size and hypervolume, and the best
-    validation accuracy among trials reaching each threshold of the axis."""
+    validation accuracy among models reaching each threshold of the axis."""
     metrics = {"trials_complete": counts.get("COMPLETE", 0),
+               "trials_stopped": counts.get("PRUNED", 0),
                "trials_failed": counts.get("FAIL", 0),
                "trials_queued": counts.get("WAITING", 0),
                "front_size": len(front), "front_hypervolume": hypervolume(front, axis)}
@@ -49,19 +50,21 @@ def overview(*, name: str, description: str, settings: dict[str, str], dense: di
                   f"{dense['test_accuracy']:.1%}, {dense['macs'] / 1e6:.1f} M MACs, "
                   f"{dense['params_remaining']:,} parameters.", ""]
     lines += [f"**Pareto front** after {counts.get('COMPLETE', 0)} complete trials "
-              f"({counts.get('FAIL', 0)} failed): no other trial has both a higher validation "
-              f"accuracy and a higher {axis.column.replace('_', ' ')}. Trials are selected on "
+              f"({counts.get('PRUNED', 0)} stopped early, {counts.get('FAIL', 0)} failed), "
+              "over every iteration of every trial (each a model of its own, named "
+              "trial.iteration): no other model has both a higher validation "
+              f"accuracy and a higher {axis.column.replace('_', ' ')}. Models are selected on "
               "validation accuracy; "
               "test accuracy is reported, never selected on. Their runs carry the tag "
               "`prunesearch.pareto = true`; the plot is the artifact `pareto.html` "
               "(interactive) or `pareto.png`.", ""]
     if not front:
-        return "\n".join(lines + ["No trial has completed yet."])
+        return "\n".join(lines + ["No trial has finished yet."])
     value = (lambda row: f"{row[axis.column]:.2f}x") if axis.scale == 1.0 else \
         (lambda row: f"{row[axis.column]:.1%}")
-    lines += ["| trial | " + axis.column + " | val acc | test acc | schedule |",
+    lines += ["| model | " + axis.column + " | val acc | test acc | schedule |",
               "| ---: | ---: | ---: | ---: | --- |"]
-    lines += [f"| {row['trial']} | {value(row)} | {row['val_accuracy']:.1%} | "
+    lines += [f"| {row['trial']}.{row['iteration']} | {value(row)} | {row['val_accuracy']:.1%} | "
               f"{row['test_accuracy']:.1%} | {run_name(row['params'])} |" for row in front]
     return "\n".join(lines)
 

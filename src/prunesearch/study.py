@@ -1,7 +1,7 @@
 """The main flow: optimize -> run trials -> objective -> after trial.
 
-`n_trials` counts COMPLETE trials over every run of the study, so re-running the same command
-continues where the last stopped. A stop request (Ctrl-C, SIGTERM) is taken between training
+`n_trials` counts finished trials (complete, or stopped early: see early_stopping) over every
+run of the study, so re-running the same command continues where the last stopped. A stop request (Ctrl-C, SIGTERM) is taken between training
 steps, evaluation batches, iterations and trials (see interrupts); the trial it stops is failed
 and its parameters queued again (see recovery).
 """
@@ -23,6 +23,7 @@ import torch
 from optuna.trial import TrialState
 
 from prunesearch import data as data_module
+from prunesearch import early_stopping
 from prunesearch import dense as dense_module
 from prunesearch import diskspace, export, interrupts, loop, models, records, recovery, results
 from prunesearch import quiet, services, space, story
@@ -47,7 +48,7 @@ class RunSettings:
     it the same way (the workers of --jobs are started with it)."""
 
     study: Path  # the study file
-    n_trials: int  # completed trials to reach in total
+    n_trials: int  # finished trials to reach in total
     storage_url: str
     tracking_uri: str
     data_dir: Path
@@ -158,12 +159,12 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     recovery.reap_dead_local_trials(study, storage, tracker)
     tracker.end_orphan_trial_runs({t.number for t in study.get_trials(
         deepcopy=False, states=(TrialState.FAIL,))})
-    done = len(results.completed(study))
+    done = len(results.finished(study))
     if done >= settings.n_trials:
-        log.info("study %s already has %d of %d trials complete", spec.name, done,
+        log.info("study %s already has %d of %d trials finished", spec.name, done,
                  settings.n_trials)
         return
-    log.info("study %s: %d of %d trials complete; storage %s, tracking %s, device %s",
+    log.info("study %s: %d of %d trials finished; storage %s, tracking %s, device %s",
              spec.name, done, settings.n_trials, storage_module.shown(storage.url),
              tracker.uri, device)
     tracker.log_study_params({"dense_cache": checkpoint.path.name,
@@ -183,7 +184,7 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
             _Objective(spec, data, checkpoint, tracker, device, dataset), n_trials=None,
             timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
             callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
-                                                      states=(TrialState.COMPLETE,)),
+                                                      states=results.FINISHED),
                        lambda study, trial: _after_trial(study, trial, tracker, spec,
                                                          settings.n_trials),
                        FailureGuard(), interrupts.check])
@@ -191,8 +192,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
         raise abandoned.stop from None
     if _front_outdated(study):  # stopped by --timeout between two drawings
         with quiet.working():
-            _draw_front(study, tracker, [results.trial_row(t) for t in results.completed(study)],
-                        results.pareto_rows(study), StudyRecord.of(study))
+            _draw_front(study, tracker, results.candidates(study), results.pareto_rows(study),
+                        StudyRecord.of(study))
 
 
 def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> dict:
@@ -228,8 +229,13 @@ class _Objective:
             records.save_trial(trial, mlflow_run_id=run_id)
             self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
-            model, result = self._prune(trial, schedule, run_id)
-            return self._finish(trial, run_id, model, result)
+            result = self._prune(trial, schedule, run_id)
+            return self._finish(trial, run_id, result)
+        except early_stopping.StoppedEarly as stopped:
+            records.save_trial(trial, stopped=str(stopped))
+            self.tracker.end_trial(run_id, state="STOPPED", reason=str(stopped))
+            log.info("trial %d %s", trial.number, stopped)
+            raise optuna.TrialPruned(str(stopped)) from None
         except KeyboardInterrupt:
             recovery.requeue(trial.study, trial, self.tracker,
                              reason="interrupted (Ctrl-C/SIGTERM)")
@@ -260,11 +266,16 @@ class _Objective:
         except (services.ServiceUnavailable, DiskFull) as also:
             return TrialAbandoned(also)
 
-    def _prune(self, trial: optuna.Trial, schedule, run_id: str
-               ) -> tuple[torch.nn.Module, loop.Result]:
+    def _prune(self, trial: optuna.Trial, schedule, run_id: str) -> loop.Result:
+        """Run the schedule; after each iteration its figures (the repeats' means) and repeat
+        0's weights are recorded, a candidate for the front whether or not the trial ends,
+        and early stopping may end it."""
         spec = self.spec
+        rule = early_stopping.rule_of(spec)
+        curve, each_curve = [], []
+        model = models.from_spec(dataclasses.asdict(spec.model))
 
-        def on_iteration(result: loop.IterationResult) -> None:
+        def on_iteration(result: loop.IterationResult, each) -> None:
             self.tracker.log_iteration(run_id, dataclasses.asdict(result))
             if result.iteration == 0:
                 records.save_study(trial.study, dense=dataclasses.asdict(result))
@@ -273,51 +284,55 @@ class _Objective:
                      "val %.1f%%, test %.1f%%", trial.number, result.iteration,
                      schedule.iterations, 100 * result.sparsity, 100 * result.macs_reduction,
                      result.speedup_b64, 100 * result.val_accuracy, 100 * result.test_accuracy)
+            with tempfile.TemporaryDirectory() as folder:
+                with diskspace.writing(folder, "the trial's weights"):
+                    weights = export.save_weights(model, Path(folder) / "weights.pt")
+                self.tracker.log_weights(run_id, weights, iteration=result.iteration)
+            curve.append(dataclasses.asdict(result))
+            each_curve.append([dataclasses.asdict(r) for r in each])
+            records.save_trial(trial, curve=curve,
+                               repeat_curves=[list(c) for c in zip(*each_curve)]
+                               if len(each) > 1 else [])
+            if rule is not None:
+                early_stopping.check(trial, result, schedule, spec.objectives, rule)
 
         def on_epoch(iteration: int, epoch: int, loss: float) -> None:
             log.info("trial %d iteration %d/%d: retraining epoch %d/%d  loss %.3f",
                      trial.number, iteration, schedule.iterations, epoch,
                      schedule.retrain_epochs, loss)
 
-        model = models.from_spec(dataclasses.asdict(spec.model))
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
-        result = loop.run(
+        return loop.run(
             schedule=schedule, model=model, data=self.data,
             dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
             rewind_state=self.checkpoint.rewind_state,
             fresh_state=lambda iteration: dense_module.initial_state(
                 spec, seed=spec.seed + 1000 * iteration),
             optimizer=dense_module.optimizer_settings(spec, self.device),
-            augmented=spec.data.augment, seed=spec.seed, latency_device=spec.latency_device,
-            classifier=spec.model.classifier, on_iteration=on_iteration, on_epoch=on_epoch)
-        return model, result
+            augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
+            latency_device=spec.latency_device, classifier=spec.model.classifier,
+            on_iteration=on_iteration, on_epoch=on_epoch)
 
-    def _finish(self, trial: optuna.Trial, run_id: str, model: torch.nn.Module,
-                result: loop.Result) -> list[float]:
+    def _finish(self, trial: optuna.Trial, run_id: str, result: loop.Result) -> list[float]:
         spec = self.spec
         final = dataclasses.asdict(result.final)
-        records.save_trial(trial, final=final,
-                           curve=[dataclasses.asdict(i) for i in result.iterations])
+        records.save_trial(trial, final=final)
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
-        with tempfile.TemporaryDirectory() as folder:
-            with diskspace.writing(folder, "the trial's weights"):
-                weights = export.save_weights(model, Path(folder) / "weights.pt")
-            self.tracker.log_weights(run_id, weights)
         self.tracker.end_trial(run_id, state="COMPLETE", final=final)
         return [OBJECTIVES[name].value(result) for name in spec.objectives]
 
 
 def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudySpec,
                  budget: int) -> None:
-    """After every trial: the study run's overview and progress metrics; after a complete one,
+    """After every trial: the study run's overview and progress metrics; after a finished one,
     the front's plots and table too, unless drawn less than FRONT_DRAWN_EVERY_S ago (with many
     workers, every trial would redraw it) and the budget is not met."""
-    done = results.completed(study)
-    log.info("trial %d %s; %d of %d trials complete", trial.number, trial.state.name,
+    done = results.finished(study)
+    log.info("trial %d %s; %d of %d trials finished", trial.number, trial.state.name,
              len(done), budget)
-    rows = [results.trial_row(t) for t in done]
+    rows = results.candidates(study)
     front = results.pareto_rows(study)
     record = StudyRecord.of(study)
     counts = collections.Counter(t.state.name for t in study.get_trials(deepcopy=False))
@@ -330,14 +345,14 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
             metrics=story.search_metrics(rows, front, counts, axis), step=len(done))
         drawn = record.pareto_drawn_at
         due = drawn is None or time.time() - drawn >= FRONT_DRAWN_EVERY_S
-        if trial.state == TrialState.COMPLETE and (due or len(done) >= budget):
+        if trial.state in results.FINISHED and (due or len(done) >= budget):
             _draw_front(study, tracker, rows, front, record)
 
 
 def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list[dict],
                 front: list[dict], record: StudyRecord) -> None:
-    """The front's plots and table on the study run (`rows`: every complete trial's), its
-    trial runs tagged."""
+    """The front's plots and table on the study run (`rows`: every candidate), its trial runs
+    tagged."""
     tracker.update_pareto(all_rows=rows, front=front, dense=record.dense,
                           previous_front_run_ids=set(record.pareto_run_ids),
                           objectives=study.metric_names)
@@ -346,9 +361,9 @@ def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list[dict],
 
 
 def _front_outdated(study: optuna.Study) -> bool:
-    """A trial completed after the front was last drawn."""
+    """A trial finished after the front was last drawn."""
     drawn = StudyRecord.of(study).pareto_drawn_at
-    ends = [t.datetime_complete.timestamp() for t in results.completed(study)]
+    ends = [t.datetime_complete.timestamp() for t in results.finished(study)]
     return bool(ends) and (drawn is None or max(ends) > drawn)
 
 

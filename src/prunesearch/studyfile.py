@@ -14,9 +14,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from prunesearch import methods, models
+from prunesearch import early_stopping, methods, models
 from prunesearch.errors import MISSING, StudyFileError
-from prunesearch.objectives import OBJECTIVES
+from prunesearch.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
 from prunesearch.train import PRECISIONS
 from prunesearch.settings import (coerce, field_types, format_value, is_required, setting,
@@ -107,7 +107,7 @@ class StudySpec:
                            "of the space's lists once (set n_trials to their number)",
                            allowed=f"one of {list(SAMPLERS)}", check=lambda v: v in SAMPLERS)
     objectives: tuple = setting(
-        default=("val_accuracy", "sparsity"), help="what the study maximises",
+        default=DEFAULT_OBJECTIVES, help="what the study maximises",
         allowed=f"a list of distinct names from {sorted(OBJECTIVES)}",
         check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
     latency_device: str = setting(
@@ -118,6 +118,22 @@ class StudySpec:
         default=None, help="validation accuracy a trial must reach to count (an Optuna "
                            "constraint): trials below it never enter the Pareto front",
         allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
+    early_stopping: str = setting(
+        default="none", help="stop trials headed for a dominated point: mo-asha ranks the "
+                             "trials at each rung (retraining epochs spent) by non-dominated "
+                             "sorting and lets the first 1/reduction_factor go on",
+        allowed=f"one of {list(early_stopping.RULES)}", check=lambda v: v in early_stopping.RULES)
+    reduction_factor: int = setting(
+        default=3, help="early stopping: about one trial in this many goes on at each rung, "
+                        "and each rung is this many times the epochs of the one before",
+        allowed="an integer >= 2", check=lambda v: v >= 2)
+    first_rung_epochs: int = setting(
+        default=1, help="early stopping: retraining epochs spent at the first rung",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    repeats: int = setting(
+        default=1, help="train each schedule this many times from the same dense model with "
+                        "different retraining seeds; the objectives are the means",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     dense: DenseSpec = DenseSpec()
@@ -348,10 +364,12 @@ def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
 
 def fingerprint(spec: StudySpec) -> dict[str, str]:
     """What a study must keep to be resumed: every setting that changes what its trials mean
-    (search space, objectives, accuracy floor, data, model, dense training, seed), as the
-    study file spells it. Name, description, budget and sampler may change."""
+    (search space, objectives, accuracy floor, data, model, dense training, seed, repeats), as
+    the study file spells it. Name, description, budget, sampler and early stopping may
+    change."""
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
-                "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed)}
+                "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed),
+                "repeats": str(spec.repeats)}
     for section in SECTIONS:
         for key, value in dataclasses.asdict(getattr(spec, section)).items():
             settings[f"{section}.{key}"] = format_value(value)

@@ -196,7 +196,8 @@ class StudyTracker:
 
     def end_trial(self, run_id: str, *, state: str, final: dict | None = None,
                   reason: str | None = None) -> None:
-        """Close a child run: state COMPLETE -> FINISHED; FAIL -> FAILED; interrupted -> KILLED."""
+        """Close a child run: state COMPLETE -> FINISHED; STOPPED (early stopping) -> FINISHED,
+        tagged so; FAIL -> FAILED; interrupted -> KILLED. `reason`: why it failed or stopped."""
         from mlflow.entities import Metric
 
         if final:
@@ -206,13 +207,16 @@ class StudyTracker:
                 for key in FIGURES if not math.isnan(float(final[key]))])
         self.client.set_tag(run_id, "prunesearch.state", state)
         if reason:
-            self.client.set_tag(run_id, "prunesearch.fail_reason", reason[:5000])
-        status = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
+            kind = "stop_reason" if state == "STOPPED" else "fail_reason"
+            self.client.set_tag(run_id, f"prunesearch.{kind}", reason[:5000])
+        status = {"COMPLETE": "FINISHED", "STOPPED": "FINISHED", "FAIL": "FAILED"}.get(
+            state, "KILLED")
         self.client.set_terminated(run_id, status=status)
 
-    def log_weights(self, run_id: str, path: Path) -> None:
-        """The trial's pruned model, masks made permanent, as artifact `model/<file name>`."""
-        self._log_artifact(run_id, path, artifact_path="model")
+    def log_weights(self, run_id: str, path: Path, *, iteration: int) -> None:
+        """The trial's pruned model after `iteration`, masks made permanent, as artifact
+        `model/iteration-K/<file name>`."""
+        self._log_artifact(run_id, path, artifact_path=weights_folder(iteration))
 
     def _log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """log_artifact; a full disk named by the run's artifact folder (MLflow's own error
@@ -267,19 +271,24 @@ class StudyTracker:
         experiment = self.client.get_experiment_by_name(study_name)
         return experiment.experiment_id if experiment else None
 
-    def download_weights(self, run_id: str, folder: Path) -> Path:
-        """The file `log_weights` stored on run `run_id`, downloaded into `folder`."""
+    def download_weights(self, run_id: str, folder: Path, *, iteration: int,
+                         final: bool) -> Path:
+        """The file `log_weights` stored on run `run_id` after `iteration` (`final`: the
+        trial's last, which runs recorded before iterations were kept hold in `model/`),
+        downloaded into `folder`."""
         from mlflow.exceptions import MlflowException
 
+        places = [weights_folder(iteration), *(["model"] if final else [])]
         try:
-            stored = [a.path for a in self.client.list_artifacts(run_id, "model")
-                      if a.path.endswith(".pt")]
-            if stored:
-                return Path(self.client.download_artifacts(run_id, stored[0], str(folder)))
+            for place in places:
+                stored = [a.path for a in self.client.list_artifacts(run_id, place)
+                          if a.path.endswith(".pt")]
+                if stored:
+                    return Path(self.client.download_artifacts(run_id, stored[0], str(folder)))
         except MlflowException as error:
             raise ExportError(f"MLflow run {run_id} in {self.uri} cannot be read: "
                               f"{str(error).splitlines()[0]}") from None
-        raise ExportError(f"MLflow run {run_id} in {self.uri} has no model/*.pt artifact")
+        raise ExportError(f"MLflow run {run_id} in {self.uri} has no {places[0]}/*.pt artifact")
 
     def end_study(self, status: str) -> None:
         if self.parent_run_id is not None:
@@ -305,6 +314,11 @@ class StudyTracker:
             self.client.set_tag(run_id, "prunesearch.pareto", "false")
         self.client.set_tag(self.parent_run_id, "prunesearch.pareto_trials",
                             ",".join(str(row["trial"]) for row in front))
+
+
+def weights_folder(iteration: int) -> str:
+    """Where a trial run keeps its model's weights after `iteration`."""
+    return f"model/iteration-{iteration}"
 
 
 def _check_server(uri: str, wait_s: float, timeout_s: float = 10) -> None:
