@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 TINY_STUDY = """
+{settings}
 name = "tiny"
 description = "a test study"
 seed = 0
@@ -71,9 +72,11 @@ def workdir(tmp_path, monkeypatch, cifar_dir) -> Path:
 
 
 def write_study(folder: Path, *, retrain_epochs: str = "{ low = 0, high = 1 }",
-                name: str = "tiny.toml") -> Path:
+                name: str = "tiny.toml", settings: str = "") -> Path:
+    """The tiny study; `settings`: more top-level keys, one per line."""
     path = folder / name
-    path.write_text(textwrap.dedent(TINY_STUDY.format(retrain_epochs=retrain_epochs)))
+    path.write_text(textwrap.dedent(TINY_STUDY.format(retrain_epochs=retrain_epochs,
+                                                      settings=settings)))
     return path
 
 

@@ -257,13 +257,13 @@ def test_a_queued_retry_lost_before_it_sampled_is_queued_again(tmp_path):
 
 def test_a_stop_request_once_the_trial_has_trained_lets_it_complete(sigterm_handled, workdir,
                                                                     tiny_study, monkeypatch):
-    log_weights = tracking.StudyTracker.log_weights
+    end_trial = tracking.StudyTracker.end_trial
 
     def interrupted(self, *args, **kwargs):
         request_stop()
-        return log_weights(self, *args, **kwargs)
+        return end_trial(self, *args, **kwargs)
 
-    monkeypatch.setattr(tracking.StudyTracker, "log_weights", interrupted)
+    monkeypatch.setattr(tracking.StudyTracker, "end_trial", interrupted)
     result = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study)])
 
     assert result.exit_code == 130, result.output

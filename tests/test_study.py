@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from prunesearch import costs, export, models, studyfile
+from prunesearch import costs, export, models, results, studyfile
 from prunesearch import data as data_module
 from prunesearch.cli import main
 from prunesearch.loop import FIGURES
@@ -141,12 +141,14 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
     overview = parent.data.tags["mlflow.note.content"]
     assert "**Dense model**: validation" in overview and "Pareto front** after 2 complete" \
         in overview and "- objectives: val_accuracy, sparsity" in overview
-    for trial in study.best_trials:  # one table row per trial on the front
-        assert f"| {trial.number} | {trial.values[1]:.1%} | {trial.values[0]:.1%} |" in overview
+    for row in results.pareto_rows(study):  # one table row per model on the front
+        assert (f"| {row['trial']}.{row['iteration']} | {row['sparsity']:.1%} | "
+                f"{row['val_accuracy']:.1%} |") in overview
     history = client.get_metric_history(parent.info.run_id, "front_hypervolume")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2]
     assert parent.data.metrics["trials_complete"] == 2
-    half_sparse = [t.values[0] for t in complete(study) if t.values[1] >= 0.5]
+    half_sparse = [row["val_accuracy"] for row in results.candidates(study)
+                   if row["sparsity"] >= 0.5]
     assert parent.data.metrics.get("best_val_accuracy_sparsity_ge_50") == max(
         half_sparse, default=None)
     for run in runs:
@@ -167,7 +169,8 @@ def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met
     drawn = []
     update = StudyTracker.update_pareto
     monkeypatch.setattr(StudyTracker, "update_pareto",
-                        lambda self, **kw: drawn.append(len(kw["all_rows"])) or update(self, **kw))
+                        lambda self, **kw: drawn.append(len({r["trial"] for r in kw["all_rows"]}))
+                        or update(self, **kw))
     monkeypatch.setattr(study_module, "FRONT_DRAWN_EVERY_S", 3600)
     invoke("optimize", "--study", str(write_study(workdir, retrain_epochs="0")),
            "--n-trials", "3")
@@ -197,14 +200,21 @@ def test_story_hypervolume_and_thresholds():
 
 def test_pareto_json_csv_and_table(two_trials, tiny_study):
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
-    front = {t.number: t for t in study.best_trials}
+    # The front is over every iteration of every trial: each is a model of its own.
+    made = {(t.number, point["iteration"]): (t, point) for t in complete(study)
+              for point in t.user_attrs["curve"]}
+    front = {key for key, (_, point) in made.items() if not any(
+        other["val_accuracy"] >= point["val_accuracy"] and other["sparsity"] >= point["sparsity"]
+        and (other["val_accuracy"], other["sparsity"]) != (point["val_accuracy"], point["sparsity"])
+        for _, other in made.values())}
 
     rows = json.loads(invoke("pareto", "--study", str(tiny_study), "--format", "json").output)
-    assert {row["trial"] for row in rows} == set(front)
+    assert {(row["trial"], row["iteration"]) for row in rows} == front
     for row in rows:
-        trial = front[row["trial"]]
-        assert row["val_accuracy"] == trial.values[0] and row["sparsity"] == trial.values[1]
-        assert row["test_accuracy"] == trial.user_attrs["final"]["test_accuracy"]
+        trial, point = made[row["trial"], row["iteration"]]
+        assert row["val_accuracy"] == point["val_accuracy"]
+        assert row["sparsity"] == point["sparsity"]
+        assert row["test_accuracy"] == point["test_accuracy"]
         assert row["params"]["amount"] == trial.params["amount"]
 
     csv_lines = invoke("pareto", "--study", "tiny", "--format", "csv").output.splitlines()
@@ -256,16 +266,19 @@ def test_each_trial_exports_its_pruned_weights_without_masks(two_trials, tiny_st
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     for trial in complete(study):
         run_id = trial.user_attrs["mlflow_run_id"]
-        artifact, = client.list_artifacts(run_id, "model")
-        state = torch.load(client.download_artifacts(run_id, artifact.path, str(tmp_path)),
-                           weights_only=True)
-        assert not [key for key in state if key.endswith(("_orig", "_mask"))]
-        model = models.build(spec.model.name, width=spec.model.width)
-        model.load_state_dict(state)
-        nonzero, total = costs.weight_counts(model)
-        final = trial.user_attrs["final"]
-        assert 1 - nonzero / total == pytest.approx(final["sparsity"])
-        assert evaluate(model, data.val) == pytest.approx(final["val_accuracy"])
+        curve = trial.user_attrs["curve"]
+        kept = client.list_artifacts(run_id, "model")  # one folder per iteration
+        assert [a.path for a in kept] == [f"model/iteration-{i + 1}" for i in range(len(curve))]
+        for folder, figures in zip(kept, curve):
+            artifact, = client.list_artifacts(run_id, folder.path)
+            state = torch.load(client.download_artifacts(run_id, artifact.path, str(tmp_path)),
+                               weights_only=True)
+            assert not [key for key in state if key.endswith(("_orig", "_mask"))]
+            model = models.build(spec.model.name, width=spec.model.width)
+            model.load_state_dict(state)
+            nonzero, total = costs.weight_counts(model)
+            assert 1 - nonzero / total == pytest.approx(figures["sparsity"])
+            assert evaluate(model, data.val) == pytest.approx(figures["val_accuracy"])
 
 
 def test_a_failure_before_any_trial_ends_the_study_run_failed_in_one_line(workdir):
@@ -343,8 +356,8 @@ def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdi
     missing = CliRunner().invoke(main, ["export", "--study", "filters", "--trial", "7",
                                         "--output", str(workdir / "nothing")])
     assert missing.exit_code == 1
-    assert missing.output.strip() == ("error: study 'filters' has no complete trial 7; "
-                                      "complete trials: 0-1")
+    assert missing.output.strip() == ("error: study 'filters' has no finished trial 7; "
+                                      "finished trials: 0-1")
     assert not (workdir / "nothing").exists()
 
 
@@ -537,3 +550,24 @@ def test_export_refuses_a_model_that_does_not_score_what_its_trial_recorded(
     assert "\n" not in message and message.startswith("error: the rebuilt model scores")
     assert message.endswith("is --data-dir the data the study ran on?")
     assert not (workdir / "out").exists()
+
+
+def test_export_takes_any_iteration_of_a_trial_each_a_model_of_its_own(two_trials, workdir):
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    trial = next(t for t in complete(study) if len(t.user_attrs["curve"]) >= 2)
+    first = trial.user_attrs["curve"][0]
+    result = invoke("export", "--study", "tiny", "--trial", str(trial.number), "--iteration",
+                    "1", "--output", str(workdir / "it1"))
+    assert f"trial {trial.number} iteration 1 of tiny" in result.output
+    written = json.loads((workdir / "it1" / "trial.json").read_text())
+    assert written["iteration"] == 1
+    assert written["figures"]["sparsity"] == first["sparsity"] < trial.values[1]
+    assert written["test_accuracy_recorded"] == first["test_accuracy"]
+
+    missing = CliRunner().invoke(main, ["export", "--study", "tiny", "--trial",
+                                        str(trial.number), "--iteration", "9", "--output",
+                                        str(workdir / "it9")])
+    assert missing.exit_code == 1
+    assert missing.output.strip() == (f"error: trial {trial.number} of 'tiny' has no iteration "
+                                      f"9; its iterations: 1-{len(trial.user_attrs['curve'])}")
+    assert not (workdir / "it9").exists()

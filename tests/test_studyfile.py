@@ -28,7 +28,7 @@ def test_name_resolves_local_file_before_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "smoke.toml").write_text(
-        TINY_STUDY.format(retrain_epochs="1").replace('"tiny"', '"local-smoke"'))
+        TINY_STUDY.format(retrain_epochs="1", settings="").replace('"tiny"', '"local-smoke"'))
     assert studyfile.load("smoke").name == "local-smoke"
     assert studyfile.load("l1-iterative").name == "l1-iterative"  # falls back to shipped
 
@@ -46,7 +46,7 @@ def test_missing_study_path_says_no_such_file(tmp_path):
 
 def test_scalar_list_and_table_become_fixed_choice_and_range(tmp_path):
     path = tmp_path / "s.toml"
-    path.write_text(TINY_STUDY.format(retrain_epochs="2"))
+    path.write_text(TINY_STUDY.format(retrain_epochs="2", settings=""))
     spec = studyfile.load(str(path))
     assert spec.space["retrain_epochs"] == Fixed(2)
     assert spec.space["reinit"] == Choice(("finetune", "rewind", "random"))
@@ -90,7 +90,7 @@ BAD_EDITS = {
 @pytest.mark.parametrize("edit", BAD_EDITS.values(), ids=BAD_EDITS.keys())
 def test_bad_study_file_is_one_line_exit_2_and_writes_nothing(workdir, edit):
     (old, new), key, allowed = edit
-    text = TINY_STUDY.format(retrain_epochs="1")
+    text = TINY_STUDY.format(retrain_epochs="1", settings="")
     assert old in text
     path = workdir / "bad.toml"
     path.write_text(text.replace(old, new, 1))
