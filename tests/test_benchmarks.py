@@ -1,6 +1,7 @@
 """The benchmarks' sections on tiny data: they must keep running, and comparing like with like,
 as the code they measure changes. Their figures come from running them, never from here."""
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -44,3 +45,31 @@ def test_gpu_pipelines_compare_each_pipeline_with_the_bare_step_at_its_settings(
             / result[f"bare_{precision}_b{batch}_img_s"])
     assert result["bf16_b512_vs_notebook"] == pytest.approx(
         result["prunesearch_bf16_b512_img_s"] / result["notebook_fp32_b128_img_s"])
+
+
+def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
+    search = load("search")
+    rows = [(10.0, {"val_accuracy": 0.5, "sparsity": 0.5}),
+            (20.0, {"val_accuracy": 0.3, "sparsity": 0.9}),
+            (40.0, {"val_accuracy": 0.6, "sparsity": 0.95})]  # after the budget
+    points = search.curve(rows, budget_s=30)
+    # From (accuracy 0.1, sparsity 0): 0.5 x 0.4, then 0.9 x 0.2 more above 0.3.
+    assert points == [(0.0, 0.0), (10.0, pytest.approx(0.2)),
+                      (20.0, pytest.approx(0.2 + 0.4 * 0.2))]
+    assert search.time_to(points, 0.2) == 10.0 and search.time_to(points, 0.5) is None
+    curves = {"tpe": [points], "tpe+es+iterations": [points[:2]], "notebook": []}
+    table = search.summary(curves, budget_s=30, seeds=[0])
+    assert table[0]["tpe"]["time_to_tpe_s"] == 20.0
+    assert table[0]["tpe+es+iterations"]["time_to_tpe_s"] is None
+    assert "notebook" not in table[0]
+
+
+def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_path):
+    search = load("search")
+    spec = search.spec_for(tmp_path, "random", seed=0)
+    spec = dataclasses.replace(spec, data=dataclasses.replace(  # the tiny data's 250 images
+        spec.data, val_size=50, train_subset=None))
+    found = search.notebook_search(spec, cifar_dir, budget_s=0.01)  # one trial
+    (at, row), = found
+    assert at > 0 and 0 <= row["val_accuracy"] <= 1
+    assert 0.2 <= row["sparsity"] < 1  # at least one prune of >= 20%

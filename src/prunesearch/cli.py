@@ -258,8 +258,9 @@ def compare(studies, storage, output_format, plot_path, log_run):
         click.echo(f"fronts on validation accuracy and {axis.column}:")
         click.echo(report.columns(
             ["study", "trial", "iter", axis.column, "val acc %", "test acc %", "schedule"],
-            [[r["study"], str(r["trial"]), str(r["iteration"]), f"{axis.scale * r[axis.column]:.2f}",
-              f"{100 * r['val_accuracy']:.2f}", f"{100 * r['test_accuracy']:.2f}",
+            [[r["study"], str(r["trial"]), str(r["iteration"]),
+              f"{axis.scale * r[axis.column]:.2f}", f"{100 * r['val_accuracy']:.2f}",
+              f"{100 * r['test_accuracy']:.2f}",
               " ".join(f"{k}={report.short_value(v)}" for k, v in r["params"].items())]
              for r in rows]))
     if plot_path is not None:
@@ -363,8 +364,8 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
               "model": model_spec, "schedule": row["params"], "figures": figures},
         classifier=model_spec.get("classifier", "classifier"))
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
-    click.echo(f"trial {number} iteration {row['iteration']} of {name}: test accuracy {summary['test_accuracy_measured']:.2%}"
-               f" (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
+    click.echo(f"trial {number} iteration {row['iteration']} of {name}: test accuracy "
+               f"{summary['test_accuracy_measured']:.2%} (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
                f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
     if registered_name:
         from prunesearch import tracking

@@ -1,9 +1,9 @@
 """The prune / re-init / retrain loop of one trial. Knows nothing of Optuna or MLflow:
 each iteration's figures leave through `on_iteration`."""
 
+import copy
 import dataclasses
 import math
-import copy
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -155,7 +155,7 @@ def run(
         each = []
         for r, repeat in enumerate(runs):
             interrupts.check()
-            torch.manual_seed(repeat.seed + 7919 * iteration)
+            torch.manual_seed(repeat.seed + 7919 * iteration)  # one stream per step and repeat
             repeat.prune(iteration, rewind_state, fresh_state)
             train_loss = train_epochs(
                 repeat.model, data.train, epochs=schedule.retrain_epochs, settings=retrain,

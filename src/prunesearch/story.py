@@ -10,10 +10,11 @@ from prunesearch.objectives import Objective
 THRESHOLDS = {"fraction": (0.5, 0.8, 0.9, 0.95), "ratio": (1.5, 2.0, 3.0, 4.0)}
 
 
-def hypervolume(front: list[dict], axis: Objective) -> float:
-    """The area the front dominates in (axis, validation accuracy), from (0, 0): one number
-    that grows whenever the front gets better anywhere."""
-    area = best = 0.0
+def hypervolume(front: list[dict], axis: Objective, accuracy_from: float = 0.0) -> float:
+    """The area the front dominates in (axis, validation accuracy), from (0, `accuracy_from`):
+    one number that grows whenever the front gets better anywhere. Any rows will do: the
+    dominated ones add nothing."""
+    area, best = 0.0, accuracy_from
     for x, accuracy in sorted(((row[axis.column], row["val_accuracy"]) for row in front),
                               reverse=True):
         if accuracy > best:

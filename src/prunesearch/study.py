@@ -1,9 +1,10 @@
 """The main flow: optimize -> run trials -> objective -> after trial.
 
 `n_trials` counts finished trials (complete, or stopped early: see early_stopping) over every
-run of the study, so re-running the same command continues where the last stopped. A stop request (Ctrl-C, SIGTERM) is taken between training
-steps, evaluation batches, iterations and trials (see interrupts); the trial it stops is failed
-and its parameters queued again (see recovery).
+run of the study, so re-running the same command continues where the last stopped. A stop
+request (Ctrl-C, SIGTERM) is taken between training steps, evaluation batches, iterations and
+trials (see interrupts); the trial it stops is failed and its parameters queued again (see
+recovery).
 """
 
 import collections
@@ -205,7 +206,8 @@ def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> di
 
 
 class _Objective:
-    """One trial: sample a schedule, prune the cached dense model, log, return objectives.
+    """One trial: sample a schedule, prune the cached dense model, log, return objectives;
+    or stop early (Optuna's TrialPruned), when early stopping says so.
 
     Whatever stops the trial after its MLflow run opened ends that run: a stop request
     (the trial is queued again) or an error (the trial fails, the study goes on; out of GPU

@@ -1,0 +1,270 @@
+"""How fast a search finds a good front: hypervolume against wall time (issue 13).
+
+The hypervolume is that of the (validation accuracy, sparsity) front, from the reference point
+(accuracy 0.1, sparsity 0): the area the front dominates above chance. Ways to search, each
+with sampler seeds 0, 1, 2 (a seed also draws the data split and trains its own dense model,
+cached before the clock starts and shared by every way for that seed), each under the same
+wall-time budget, one after another:
+
+  random             random search; the front over each complete trial's last iteration
+  tpe                TPE (prunesearch's default); the same front
+  tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3); the same front,
+                     so a stopped trial adds nothing
+  tpe+es+iterations  the same runs as tpe+es, the front over every iteration of every
+                     finished trial, stopped ones included (what prunesearch reports)
+  notebook           seed 0 only: random search written the way a notebook would (torchvision
+                     DataLoader and transforms, the dense model trained again in every trial)
+
+A trial's models count from the moment the trial ended (its iterations are not timed one by
+one, which only delays the iteration points). For each seed, the target is the hypervolume
+plain TPE reached at its budget; each way's time to reach it is compared with TPE's budget.
+
+    python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
+        [--seeds 0 1 2] [--json search.json] [--plot search.png]
+
+With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
+validation and 2,000 trained on; 8 dense epochs; 300 s per search) it takes about 55 minutes on
+2 CPU cores.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch.nn.utils import prune
+
+from prunesearch import costs, dense, models, results, space, studyfile
+from prunesearch import data as data_module
+from prunesearch import study as study_module
+from prunesearch.objectives import OBJECTIVES
+from prunesearch.records import TrialRecord
+from prunesearch.story import hypervolume
+
+sys.path.insert(0, str(Path(__file__).parent))
+import speed  # noqa: E402  (the notebook-style training loop, shared with benchmarks/speed.py)
+
+CHANCE = 0.1
+SPARSITY = OBJECTIVES["sparsity"]
+STUDY = """
+name = "{name}"
+seed = {seed}
+n_trials = 100000
+sampler = "{sampler}"
+early_stopping = "{early_stopping}"
+
+[data]
+val_size = 500
+train_subset = 2000
+
+[model]
+name = "cifar_cnn"
+width = 16
+
+[dense]
+epochs = 8
+batch_size = 128
+
+[space]
+method = ["l1_unstructured", "global_l1"]
+amount = {{ low = 0.2, high = 0.7 }}
+iterations = {{ low = 1, high = 4 }}
+retrain_epochs = {{ low = 1, high = 2 }}
+reinit = ["finetune", "rewind"]
+retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
+"""
+COLOURS = ("tab:gray", "tab:blue", "tab:orange", "tab:red", "black")
+SEARCHES = {"random": ("random", "none"), "tpe": ("tpe", "none"), "tpe+es": ("tpe", "mo-asha")}
+
+
+def spec_for(folder: Path, way: str, seed: int):
+    sampler, early_stopping = SEARCHES[way]
+    path = folder / f"{way}-{seed}.toml"
+    path.write_text(textwrap.dedent(STUDY.format(
+        name=f"search-{way.replace('+', '-')}-{seed}", seed=seed, sampler=sampler,
+        early_stopping=early_stopping)))
+    return studyfile.load(str(path))
+
+
+def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
+    """`spec` run through prunesearch until `budget_s` has passed (no trial starts after)."""
+    return study_module.optimize(spec, study_module.RunSettings(
+        study=spec.path, n_trials=spec.n_trials, storage_url=f"sqlite:///{folder / 'o.db'}",
+        tracking_uri=f"sqlite:///{folder / 'm.db'}", data_dir=data_dir,
+        cache_dir=folder / "cache", device="cpu", timeout=budget_s))
+
+
+def arrivals(study: optuna.Study, *, iterations: bool) -> list[tuple[float, dict]]:
+    """(seconds since the first trial started, row) for every model the way counts."""
+    trials = [t for t in study.trials if t.datetime_start]
+    start = min(t.datetime_start for t in trials)
+    found = []
+    for trial in trials:
+        record = TrialRecord.of(trial)
+        if trial.state not in results.FINISHED or not record.curve:
+            continue
+        at = (trial.datetime_complete - start).total_seconds()
+        if iterations:
+            found += [(at, results.trial_row(trial, figures)) for figures in record.curve]
+        elif trial.state == TrialState.COMPLETE:
+            found.append((at, results.trial_row(trial)))
+    return sorted(found, key=lambda item: item[0])
+
+
+def curve(found: list[tuple[float, dict]], budget_s: float) -> list[tuple[float, float]]:
+    """Hypervolume after each arrival within the budget: [(seconds, hypervolume)]."""
+    points, rows = [(0.0, 0.0)], []
+    for at, row in found:
+        if at > budget_s:
+            break
+        rows.append(row)
+        points.append((at, hypervolume(rows, SPARSITY, accuracy_from=CHANCE)))
+    return points
+
+
+def time_to(points: list[tuple[float, float]], target: float) -> float | None:
+    return next((at for at, volume in points if volume >= target - 1e-12), None)
+
+
+def notebook_search(spec, data_dir: Path, budget_s: float) -> list[tuple[float, dict]]:
+    """Random search over the same space, each trial as a notebook writes it."""
+    data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+    sampler = optuna.samplers.RandomSampler(seed=spec.seed)
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=sampler)
+    found, start = [], time.perf_counter()
+    while time.perf_counter() - start < budget_s:
+        trial = study.ask()
+        schedule = space.suggest(trial, spec.space)
+        torch.manual_seed(spec.seed)
+        model = models.build(spec.model.name, width=spec.model.width)
+        train = speed.notebook_loader(data.train, augmented=True)
+        speed.notebook_epochs(model, train, spec.dense.epochs, spec.dense.lr)
+        for _ in range(schedule.iterations):
+            modules = [(module, "weight") for _, module in costs.prunable_modules(model)]
+            if schedule.method == "global_l1":
+                prune.global_unstructured(modules, pruning_method=prune.L1Unstructured,
+                                          amount=schedule.amount)
+            else:
+                for module, name in modules:
+                    prune.l1_unstructured(module, name, amount=schedule.amount)
+            speed.notebook_epochs(model, train, schedule.retrain_epochs, schedule.retrain_lr)
+        accuracy = speed.notebook_accuracy(
+            model, speed.notebook_loader(data.val, augmented=False, shuffle=False))
+        nonzero, total = costs.weight_counts(model)
+        study.tell(trial, [accuracy, 1 - nonzero / total])
+        found.append((time.perf_counter() - start,
+                      {"trial": trial.number, "iteration": schedule.iterations,
+                       "val_accuracy": accuracy, "sparsity": 1 - nonzero / total}))
+    return found
+
+
+def plot(curves: dict[str, list[list[tuple[float, float]]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for (way, runs), colour in zip(curves.items(), COLOURS):
+        for k, points in enumerate(runs):
+            times = [at / 60 for at, _ in points]
+            ax.step(times, [v for _, v in points], where="post", color=colour, alpha=0.8,
+                    label=way if k == 0 else None)
+    ax.set_xlabel("wall time (minutes)")
+    ax.set_ylabel(f"hypervolume of (val accuracy - {CHANCE}, sparsity) front")
+    ax.set_title("Search speed: hypervolume against wall time (one line per seed)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def summary(curves: dict, budget_s: float, seeds: list[int]) -> dict:
+    """Per seed: TPE's hypervolume at its budget, and each way's time to reach it."""
+    table = {}
+    for k, seed in enumerate(seeds):
+        target = curves["tpe"][k][-1][1]
+        table[seed] = {"tpe_hypervolume": target}
+        for way, runs in curves.items():
+            if way == "notebook" and k >= len(runs):
+                continue
+            reached = time_to(runs[k], target)
+            table[seed][way] = {"hypervolume": runs[k][-1][1], "time_to_tpe_s": reached,
+                                "of_tpe_budget": None if reached is None else reached / budget_s}
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--budget-s", type=float, default=300.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--json", type=Path, default=Path("search.json"))
+    parser.add_argument("--plot", type=Path, default=Path("search.png"))
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    curves = {"random": [], "tpe": [], "tpe+es": [], "tpe+es+iterations": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for seed in args.seeds:
+            for way in SEARCHES:
+                spec = spec_for(folder, way, seed)
+                dense.load_or_train(spec, data_module.load(
+                    data_dir=args.data_dir, val_size=spec.data.val_size,
+                    train_subset=spec.data.train_subset, seed=spec.seed),
+                    cache_dir=folder / "cache", device=torch.device("cpu"))
+                study = search(spec, folder, args.data_dir, args.budget_s)
+                curves[way].append(curve(arrivals(study, iterations=False), args.budget_s))
+                if way == "tpe+es":
+                    curves["tpe+es+iterations"].append(
+                        curve(arrivals(study, iterations=True), args.budget_s))
+                states = [t.state.name for t in study.trials]
+                print(f"seed {seed} {way}: {len(states)} trials ({states.count('COMPLETE')} "
+                      f"complete, {states.count('PRUNED')} stopped), hypervolume "
+                      f"{curves[way][-1][-1][1]:.4f}", flush=True)
+        spec = spec_for(folder, "random", args.seeds[0])
+        curves["notebook"] = [curve(notebook_search(spec, args.data_dir, args.budget_s),
+                                    args.budget_s)]
+    table = summary(curves, args.budget_s, args.seeds)
+    args.json.write_text(json.dumps({"budget_s": args.budget_s, "seeds": table,
+                                     "curves": curves}, indent=2))
+    plot(curves, args.plot)
+    print(f"\nhypervolume from (val accuracy {CHANCE}, sparsity 0); budget {args.budget_s:.0f} s"
+          " per search; time to reach plain TPE's hypervolume at its budget:")
+    print(f"{'seed':>4}  {'way':<18} {'hypervolume':>11}  {'time to TPE':>11}  {'of budget':>9}")
+    for seed, row in table.items():
+        for way in curves:
+            if way not in row:
+                continue
+            cell = row[way]
+            reached, fraction = cell["time_to_tpe_s"], cell["of_tpe_budget"]
+            reached = "never" if reached is None else f"{reached:.0f} s"
+            fraction = "-" if fraction is None else f"{fraction:.2f}"
+            print(f"{seed:>4}  {way:<18} {cell['hypervolume']:>11.4f}  {reached:>11}  "
+                  f"{fraction:>9}")
+    fractions = [row["tpe+es+iterations"]["of_tpe_budget"] for row in table.values()]
+    if all(f is not None for f in fractions):
+        print(f"median over seeds, tpe+es+iterations: {statistics.median(fractions):.2f} of "
+              "TPE's budget (target <= 0.5)")
+    first = table[args.seeds[0]]
+    ours, notebook = (first["tpe+es+iterations"]["time_to_tpe_s"],
+                      first["notebook"]["time_to_tpe_s"])
+    if ours is not None:
+        print(f"seed {args.seeds[0]}, notebook loop vs tpe+es+iterations to TPE's hypervolume: "
+              + (f"{notebook / ours:.1f}x" if notebook is not None else
+                 f"more than {args.budget_s / ours:.1f}x (the notebook never reached it)")
+              + " (target >= 5x)")
+    print(f"wrote {args.json} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
