@@ -166,7 +166,9 @@ def notebook_search(spec, data_dir: Path, budget_s: float) -> list[tuple[float, 
     return found
 
 
-def plot(curves: dict[str, list[list[tuple[float, float]]]], path: Path) -> None:
+def plot(curves: dict[str, list[list[tuple[float, float]]]], budget_s: float,
+         path: Path) -> None:
+    """Each run's hypervolume as a step line to the end of its budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,9 +177,9 @@ def plot(curves: dict[str, list[list[tuple[float, float]]]], path: Path) -> None
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for (way, runs), colour in zip(curves.items(), COLOURS):
         for k, points in enumerate(runs):
-            times = [at / 60 for at, _ in points]
-            ax.step(times, [v for _, v in points], where="post", color=colour, alpha=0.8,
-                    label=way if k == 0 else None)
+            points = [*points, (budget_s, points[-1][1])]
+            ax.step([at / 60 for at, _ in points], [v for _, v in points], where="post",
+                    color=colour, alpha=0.8, label=way if k == 0 else None)
     ax.set_xlabel("wall time (minutes)")
     ax.set_ylabel(f"hypervolume of (val accuracy - {CHANCE}, sparsity) front")
     ax.set_title("Search speed: hypervolume against wall time (one line per seed)")
@@ -237,7 +239,7 @@ def main() -> None:
     table = summary(curves, args.budget_s, args.seeds)
     args.json.write_text(json.dumps({"budget_s": args.budget_s, "seeds": table,
                                      "curves": curves}, indent=2))
-    plot(curves, args.plot)
+    plot(curves, args.budget_s, args.plot)
     print(f"\nhypervolume from (val accuracy {CHANCE}, sparsity 0); budget {args.budget_s:.0f} s"
           " per search; time to reach plain TPE's hypervolume at its budget:")
     print(f"{'seed':>4}  {'way':<18} {'hypervolume':>11}  {'time to TPE':>11}  {'of budget':>9}")

@@ -3,6 +3,7 @@ storage (shared by every handle on it, so by resumed runs and other workers), an
 trials through the CLI."""
 
 import math
+import random
 
 import optuna
 import pytest
@@ -186,3 +187,11 @@ def test_two_workers_record_their_rungs_in_the_one_storage(workdir):
     at_first_rung = {TrialRecord.of(t).worker["pid"] for t in trials
                      if "1" in TrialRecord.of(t).rungs}
     assert len(at_first_rung) == 2  # both workers wrote their points where the other reads
+
+
+def test_the_front_of_many_points_is_the_first_non_dominated_layer():
+    rng = random.Random(0)
+    points = [(round(rng.random(), 2), round(rng.random(), 2), rng.choice((0.0, 1.0)))
+              for _ in range(300)]
+    points += points[:5]  # duplicates: equal points do not dominate each other
+    assert front.optimal(points) == [i for i, r in enumerate(front.ranks(points)) if r == 0]

@@ -42,5 +42,10 @@ def crowding(points: Sequence[Point]) -> list[float]:
 
 
 def optimal(points: Sequence[Point]) -> list[int]:
-    """Indices of the points no other point dominates."""
-    return [i for i, rank in enumerate(ranks(points)) if rank == 0]
+    """Indices of the points no other point dominates, in O(n x front size): in decreasing
+    lexicographic order a point's dominators all come before it, and one of them is kept."""
+    kept = []
+    for i in sorted(range(len(points)), key=lambda i: tuple(points[i]), reverse=True):
+        if not any(dominates(points[j], points[i]) for j in kept):
+            kept.append(i)
+    return sorted(kept)
