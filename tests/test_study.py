@@ -208,8 +208,10 @@ def test_pareto_json_csv_and_table(two_trials, tiny_study):
         and (other["val_accuracy"], other["sparsity"]) != (point["val_accuracy"], point["sparsity"])
         for _, other in made.values())}
 
-    rows = json.loads(invoke("pareto", "--study", str(tiny_study), "--format", "json").output)
+    output = invoke("pareto", "--study", str(tiny_study), "--format", "json").output
+    rows = json.loads(output, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert {(row["trial"], row["iteration"]) for row in rows} == front
+    assert all(row["val_accuracy_std"] is None for row in rows)  # one repeat: no spread
     for row in rows:
         trial, point = made[row["trial"], row["iteration"]]
         assert row["val_accuracy"] == point["val_accuracy"]

@@ -239,7 +239,6 @@ def compare(studies, storage, output_format, plot_path, log_run):
     """The fronts of several studies side by side: each study's models (every iteration of
     every finished trial) on the axes they share (validation accuracy and their first common
     objective), its front there."""
-    import json
     import tempfile
 
     from prunesearch import compare as compare_module
@@ -274,7 +273,7 @@ def compare(studies, storage, output_format, plot_path, log_run):
             folder = Path(tmp)
             compare_module.plot(fronts, axis, folder / "fronts.png")
             compare_module.plot_html(fronts, axis, folder / "fronts.html")
-            (folder / "fronts.json").write_text(json.dumps(rows, indent=2))
+            (folder / "fronts.json").write_text(report.to_json(rows))
             tracker = tracking.StudyTracker(StudyRecord.of(loaded[0]).mlflow_tracking_uri)
             run_id = tracker.log_comparison(list(fronts), folder)
         click.echo(f"logged to MLflow {tracker.uri}: experiment prunesearch-compare, run "

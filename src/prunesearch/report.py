@@ -40,7 +40,13 @@ def study_summary(spec) -> str:
 
 
 def to_json(rows: list[dict]) -> str:
-    return json.dumps(rows, indent=2)
+    """Strict JSON: a figure that was not measured (NaN, e.g. train_loss without retraining)
+    is null, which every JSON reader accepts (NaN is not JSON)."""
+    def strict(value):
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return json.dumps([{key: strict(value) for key, value in row.items()} for row in rows],
+                      indent=2, allow_nan=False)
 
 
 def to_csv(rows: list[dict]) -> str:
