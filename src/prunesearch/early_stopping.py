@@ -103,11 +103,12 @@ def check(trial: optuna.Trial, result, schedule, objectives, rule: Rule) -> None
     records.save_trial(trial, rungs=rungs)
     if result.iteration == schedule.iterations:
         return
-    others = trial.study.get_trials(deepcopy=False, states=(
-        TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+    others = {t.number: TrialRecord.of(t).rungs or {} for t in trial.study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        if t.number != trial.number}
     for rung in reached:
-        points = {t.number: (TrialRecord.of(t).rungs or {})[str(rung)] for t in others
-                  if str(rung) in (TrialRecord.of(t).rungs or {}) and t.number != trial.number}
+        points = {number: theirs[str(rung)] for number, theirs in others.items()
+                  if str(rung) in theirs}
         decision = decide(trial.number, {**points, trial.number: here},
                           rule.reduction_factor)
         if not decision.goes_on:

@@ -64,7 +64,6 @@ FIGURES = tuple(f.name for f in fields(IterationResult) if f.name != "iteration"
 class Result:
     dense: IterationResult  # iteration 0: the unpruned model, measured at the trial's start
     iterations: tuple[IterationResult, ...]  # with repeats, their means
-    repeats: tuple[tuple[IterationResult, ...], ...]  # each repeat's iterations
 
     @property
     def final(self) -> IterationResult:
@@ -150,7 +149,7 @@ def run(
     runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
                     seed + r, example_input, classifier) for r in range(repeats)]
     retrain = replace(optimizer, lr=schedule.retrain_lr)
-    history, each_history = [], []
+    history = []
     for iteration in range(1, schedule.iterations + 1):
         each = []
         for r, repeat in enumerate(runs):
@@ -168,9 +167,8 @@ def run(
                                 train_loss=train_loss))
         result = each[0] if repeats == 1 else mean(each)
         history.append(result)
-        each_history.append(tuple(each))
         on_iteration(result, tuple(each))
-    return Result(dense, tuple(history), tuple(zip(*each_history)))
+    return Result(dense, tuple(history))
 
 
 class _Repeat:
