@@ -1,14 +1,16 @@
 """Outages of a service, as services.call sees them: retried with a line each time while they
-last, given up in one line past the wait, and a bad request never retried. The real services
-restarting under real workers: test_distributed."""
+last, given up in one line past the wait, and a bad request never retried; and workers' writes
+to the shared study run that race each other. The real services restarting under real
+workers: test_distributed."""
 
 import logging
+import threading
 
 import optuna
 import pytest
 import sqlalchemy.exc
 
-from prunesearch import services, storage
+from prunesearch import services, storage, tracking
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +90,51 @@ def test_mlflow_transient_means_unreachable_or_5xx_not_a_client_mistake():
     assert not services.tracking_transient(RestException(
         {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such run"}))
     assert not services.tracking_transient(MlflowException("Invalid metric name"))
+
+
+def test_workers_writing_the_study_run_at_the_same_moment_all_succeed(tmp_path):
+    """MLflow's SQL store upserts a tag or latest metric by a read and then an insert: of
+    writers that start together on a new key, all but one fail on the unique key (about 1 in 3
+    calls here) unless the lost race is retried."""
+    from mlflow.entities import Metric
+
+    tracker = tracking.StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.open_study(study_name="s", parent_run_id=None, description="")
+    writers, rounds, errors = 4, 10, []
+
+    def write(start: threading.Barrier, round_: int, writer: int) -> None:
+        start.wait()
+        try:
+            tracker.client.set_tag(run_id, f"tag{round_}", "on front")
+            tracker.client.log_batch(run_id, metrics=[Metric(f"metric{round_}", writer,
+                                                             1000 * round_ + writer, round_)])
+        except Exception as error:
+            errors.append(error)
+
+    for round_ in range(rounds):
+        start = threading.Barrier(writers)
+        threads = [threading.Thread(target=write, args=(start, round_, writer))
+                   for writer in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    run = tracker.raw_client.get_run(run_id)
+    assert all(run.data.tags[f"tag{r}"] == "on front" for r in range(rounds))
+    assert all(len(tracker.raw_client.get_metric_history(run_id, f"metric{r}")) == writers
+               for r in range(rounds))
+
+
+def test_a_lost_race_is_told_apart_from_other_bad_requests():
+    from mlflow.exceptions import MlflowException, RestException
+
+    assert services.lost_write_race(sqlalchemy.exc.IntegrityError("insert", {}, Exception()))
+    assert services.lost_write_race(RestException({  # PostgreSQL behind a tracking server
+        "error_code": "BAD_REQUEST", "message": "(psycopg2.errors.UniqueViolation) duplicate "
+        "key value violates unique constraint \"tag_pk\""}))
+    assert not services.lost_write_race(MlflowException("Invalid metric name"))
+    assert not services.lost_write_race(refused())
 
 
 def test_the_study_storage_retries_its_database_calls(tmp_path, monkeypatch):

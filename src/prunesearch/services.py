@@ -8,6 +8,9 @@ all (`optimize --outage-wait`). Past that: ServiceUnavailable, the process calls
 no more (it would only wait again), and the worker stops; a rerun continues the study. An
 error that says the request itself is wrong is not retried, and a full disk is said at once
 (errors.DiskFull): waiting does not free space.
+
+An upsert that lost a race with another worker's (retry_lost_race) is a third case: tried again
+at once, silently, since the row it wanted is now there to update.
 """
 
 import logging
@@ -71,6 +74,34 @@ def call(service: str, what: str, function: Callable, *args, wait_s: float,
         log.warning("%s reachable again after %.0f s; going on", service,
                     time.monotonic() - started)
     return result
+
+
+RACE_ATTEMPTS = 5
+# What a unique-key violation says, as SQLite, PostgreSQL and MySQL word it: through a tracking
+# server it arrives as text only.
+_UNIQUE_VIOLATION = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
+                     "Duplicate entry")
+
+
+def lost_write_race(error: BaseException) -> bool:
+    """A unique-key violation: another writer inserted the same row between this one's read and
+    its insert."""
+    import sqlalchemy.exc
+
+    return any(isinstance(e, sqlalchemy.exc.IntegrityError)
+               or any(words in str(e) for words in _UNIQUE_VIOLATION) for e in _chain(error))
+
+
+def retry_lost_race(function: Callable) -> Callable:
+    """`function`, an idempotent upsert, tried again when it loses a race (lost_write_race).
+
+    MLflow's SQL store sets a tag or a latest metric by reading the row and then inserting it;
+    two workers writing the study run at the same moment both read nothing, and the later
+    insert fails. Its retry reads the row and updates it. A short random pause lets the
+    writers part ways."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(RACE_ATTEMPTS), wait=tenacity.wait_random(0, 0.1),
+        retry=tenacity.retry_if_exception(lost_write_race), reraise=True).wraps(function)
 
 
 def reason(error: BaseException) -> str:

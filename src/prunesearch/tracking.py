@@ -34,8 +34,14 @@ def resolve_uri(tracking_uri: str | None) -> str:
             or f"sqlite:///{Path(DEFAULT_TRACKING_FILE).resolve()}")
 
 
+# The client's upserts: writing the same tag, param or metric again is harmless, so one that
+# lost a race with another worker's may be retried (services.retry_lost_race).
+_UPSERTS = frozenset({"set_tag", "set_experiment_tag", "log_batch"})
+
+
 class _Retried:
-    """A client whose every method call goes through services.call."""
+    """A client whose every method call goes through services.call; its upserts are also
+    retried when they lose a race with another worker's."""
 
     def __init__(self, client, service: str, wait_s: float):
         self._client, self._service, self._wait_s = client, service, wait_s
@@ -44,8 +50,9 @@ class _Retried:
         member = getattr(self._client, name)
         if not callable(member):
             return member
-        return functools.partial(services.call, self._service, f"MLflow {name}", member,
+        call = functools.partial(services.call, self._service, f"MLflow {name}", member,
                                  wait_s=self._wait_s, is_transient=services.tracking_transient)
+        return services.retry_lost_race(call) if name in _UPSERTS else call
 
 
 class StudyTracker:
