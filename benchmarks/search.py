@@ -8,19 +8,21 @@ wall-time budget, one after another:
 
   random             random search; the front over each complete trial's last iteration
   tpe                TPE (prunesearch's default); the same front
-  tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3); the same front,
-                     so a stopped trial adds nothing
+  tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3, rung_point
+                     "planned"); the same front, so a stopped trial adds nothing
   tpe+es+iterations  the same runs as tpe+es, the front over every iteration of every
                      finished trial, stopped ones included (what prunesearch reports)
+  tpe+esc, tpe+esc+iterations
+                     the same with rung_point = "current" (not run by default: --ways)
   notebook           seed 0 only: random search written the way a notebook would (torchvision
                      DataLoader and transforms, the dense model trained again in every trial)
 
-A trial's models count from the moment the trial ended (its iterations are not timed one by
-one, which only delays the iteration points). For each seed, the target is the hypervolume
+A trial's last model counts from the moment the trial ended; with +iterations each model
+counts from the moment its iteration was logged (the MLflow metric's timestamp). For each seed, the target is the hypervolume
 plain TPE reached at its budget; each way's time to reach it is compared with TPE's budget.
 
     python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
-        [--seeds 0 1 2] [--json search.json] [--plot search.png]
+        [--seeds 0 1 2] [--ways random tpe tpe+es] [--json search.json] [--plot search.png]
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
 validation and 2,000 trained on; 8 dense epochs; 300 s per search) it takes about 55 minutes on
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import optuna
 import torch
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from torch.nn.utils import prune
 
@@ -59,6 +62,7 @@ seed = {seed}
 n_trials = 100000
 sampler = "{sampler}"
 early_stopping = "{early_stopping}"
+rung_point = "{rung_point}"
 
 [data]
 val_size = 500
@@ -80,16 +84,21 @@ retrain_epochs = {{ low = 1, high = 2 }}
 reinit = ["finetune", "rewind"]
 retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
 """
-COLOURS = ("tab:gray", "tab:blue", "tab:orange", "tab:red", "black")
-SEARCHES = {"random": ("random", "none"), "tpe": ("tpe", "none"), "tpe+es": ("tpe", "mo-asha")}
+# way: (sampler, early_stopping, rung_point)
+SEARCHES = {"random": ("random", "none", "planned"), "tpe": ("tpe", "none", "planned"),
+            "tpe+es": ("tpe", "mo-asha", "planned"), "tpe+esc": ("tpe", "mo-asha", "current")}
+DEFAULT_WAYS = ("random", "tpe", "tpe+es")
+COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
+           "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",
+           "tpe+esc+iterations": "tab:green", "notebook": "black"}
 
 
 def spec_for(folder: Path, way: str, seed: int):
-    sampler, early_stopping = SEARCHES[way]
+    sampler, early_stopping, rung_point = SEARCHES[way]
     path = folder / f"{way}-{seed}.toml"
     path.write_text(textwrap.dedent(STUDY.format(
         name=f"search-{way.replace('+', '-')}-{seed}", seed=seed, sampler=sampler,
-        early_stopping=early_stopping)))
+        early_stopping=early_stopping, rung_point=rung_point)))
     return studyfile.load(str(path))
 
 
@@ -101,20 +110,30 @@ def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
         cache_dir=folder / "cache", device="cpu", timeout=budget_s))
 
 
-def arrivals(study: optuna.Study, *, iterations: bool) -> list[tuple[float, dict]]:
-    """(seconds since the first trial started, row) for every model the way counts."""
+def tracking_uri(folder: Path) -> str:
+    return f"sqlite:///{folder / 'm.db'}"
+
+
+def arrivals(study: optuna.Study, *, iterations: bool,
+             tracking_uri: str | None = None) -> list[tuple[float, dict]]:
+    """(seconds since the first trial started, row) for every model the way counts: each
+    complete trial's last at the trial's end, or (`iterations`) every iteration of every
+    finished trial at the time its figures were logged to MLflow at `tracking_uri`."""
     trials = [t for t in study.trials if t.datetime_start]
-    start = min(t.datetime_start for t in trials)
+    start = min(t.datetime_start for t in trials).timestamp()
+    client = MlflowClient(tracking_uri) if iterations else None
     found = []
     for trial in trials:
         record = TrialRecord.of(trial)
         if trial.state not in results.FINISHED or not record.curve:
             continue
-        at = (trial.datetime_complete - start).total_seconds()
         if iterations:
-            found += [(at, results.trial_row(trial, figures)) for figures in record.curve]
+            logged = {m.step: m.timestamp / 1000 for m in
+                      client.get_metric_history(record.mlflow_run_id, "val_accuracy")}
+            found += [(logged[figures["iteration"]] - start, results.trial_row(trial, figures))
+                      for figures in record.curve]
         elif trial.state == TrialState.COMPLETE:
-            found.append((at, results.trial_row(trial)))
+            found.append((trial.datetime_complete.timestamp() - start, results.trial_row(trial)))
     return sorted(found, key=lambda item: item[0])
 
 
@@ -175,7 +194,8 @@ def plot(curves: dict[str, list[list[tuple[float, float]]]], budget_s: float,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    for (way, runs), colour in zip(curves.items(), COLOURS):
+    for way, runs in curves.items():
+        colour = COLOURS[way]
         for k, points in enumerate(runs):
             points = [*points, (budget_s, points[-1][1])]
             ax.step([at / 60 for at, _ in points], [v for _, v in points], where="post",
@@ -210,15 +230,19 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, default=300.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ways", nargs="+", choices=list(SEARCHES), default=list(DEFAULT_WAYS),
+                        help="how to search (random and tpe always run: tpe is the target)")
     parser.add_argument("--json", type=Path, default=Path("search.json"))
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    curves = {"random": [], "tpe": [], "tpe+es": [], "tpe+es+iterations": []}
+    ways = [way for way in SEARCHES if way in {"random", "tpe", *args.ways}]
+    curves = {name: [] for way in ways
+              for name in ([way] if SEARCHES[way][1] == "none" else [way, f"{way}+iterations"])}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for seed in args.seeds:
-            for way in SEARCHES:
+            for way in ways:
                 spec = spec_for(folder, way, seed)
                 dense.load_or_train(spec, data_module.load(
                     data_dir=args.data_dir, val_size=spec.data.val_size,
@@ -226,9 +250,10 @@ def main() -> None:
                     cache_dir=folder / "cache", device=torch.device("cpu"))
                 study = search(spec, folder, args.data_dir, args.budget_s)
                 curves[way].append(curve(arrivals(study, iterations=False), args.budget_s))
-                if way == "tpe+es":
-                    curves["tpe+es+iterations"].append(
-                        curve(arrivals(study, iterations=True), args.budget_s))
+                if f"{way}+iterations" in curves:
+                    curves[f"{way}+iterations"].append(curve(arrivals(
+                        study, iterations=True, tracking_uri=tracking_uri(folder)),
+                        args.budget_s))
                 states = [t.state.name for t in study.trials]
                 print(f"seed {seed} {way}: {len(states)} trials ({states.count('COMPLETE')} "
                       f"complete, {states.count('PRUNED')} stopped), hypervolume "
@@ -253,18 +278,18 @@ def main() -> None:
             fraction = "-" if fraction is None else f"{fraction:.2f}"
             print(f"{seed:>4}  {way:<18} {cell['hypervolume']:>11.4f}  {reached:>11}  "
                   f"{fraction:>9}")
-    fractions = [row["tpe+es+iterations"]["of_tpe_budget"] for row in table.values()]
-    if all(f is not None for f in fractions):
-        print(f"median over seeds, tpe+es+iterations: {statistics.median(fractions):.2f} of "
-              "TPE's budget (target <= 0.5)")
     first = table[args.seeds[0]]
-    ours, notebook = (first["tpe+es+iterations"]["time_to_tpe_s"],
-                      first["notebook"]["time_to_tpe_s"])
-    if ours is not None:
-        print(f"seed {args.seeds[0]}, notebook loop vs tpe+es+iterations to TPE's hypervolume: "
-              + (f"{notebook / ours:.1f}x" if notebook is not None else
-                 f"more than {args.budget_s / ours:.1f}x (the notebook never reached it)")
-              + " (target >= 5x)")
+    for way in (name for name in curves if name.endswith("+iterations")):
+        fractions = [row[way]["of_tpe_budget"] for row in table.values()]
+        if all(f is not None for f in fractions):
+            print(f"median over seeds, {way}: {statistics.median(fractions):.2f} of TPE's "
+                  "budget (target <= 0.5)")
+        ours, notebook = first[way]["time_to_tpe_s"], first["notebook"]["time_to_tpe_s"]
+        if ours:  # None: never reached; 0: the target was nothing
+            print(f"seed {args.seeds[0]}, notebook loop vs {way} to TPE's hypervolume: "
+                  + (f"{notebook / ours:.1f}x" if notebook is not None else
+                     f"more than {args.budget_s / ours:.1f}x (the notebook never reached it)")
+                  + " (target >= 5x)")
     print(f"wrote {args.json} and {args.plot}")
 
 

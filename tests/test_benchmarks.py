@@ -73,3 +73,24 @@ def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_p
     (at, row), = found
     assert at > 0 and 0 <= row["val_accuracy"] <= 1
     assert 0.2 <= row["sparsity"] < 1  # at least one prune of >= 20%
+
+
+def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_dir, tmp_path):
+    search = load("search")
+    spec = search.spec_for(tmp_path, "tpe+esc", seed=0)
+    assert (spec.early_stopping, spec.rung_point) == ("mo-asha", "current")
+    spec = dataclasses.replace(
+        spec, data=dataclasses.replace(spec.data, val_size=50, train_subset=None),
+        model=dataclasses.replace(spec.model, width=4),
+        dense=dataclasses.replace(spec.dense, epochs=1),
+        space={**spec.space, "iterations": search.studyfile.Fixed(3),
+               "retrain_epochs": search.studyfile.Fixed(1)})
+    study = search.search(spec, tmp_path, cifar_dir, budget_s=0.01)  # one trial
+    last = search.arrivals(study, iterations=False)
+    every = search.arrivals(study, iterations=True, tracking_uri=search.tracking_uri(tmp_path))
+    assert [row["iteration"] for _, row in every] == [1, 2, 3]
+    (ended, row), = last
+    assert row["iteration"] == 3
+    times = [at for at, _ in every]
+    # Logged as each iteration ended: in order, the last about when the trial ended.
+    assert 0 < times[0] < times[1] < times[2] <= ended + 0.01

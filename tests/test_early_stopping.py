@@ -85,6 +85,14 @@ def test_a_point_is_the_accuracy_now_and_where_the_schedule_ends():
     assert here == pytest.approx([0.6, 0.4375, 1.2])
 
 
+def test_a_current_point_is_the_model_as_it_is_at_the_rung():
+    schedule = Schedule(method="l1_unstructured", amount=0.5, iterations=3, retrain_epochs=1,
+                        reinit="finetune")
+    here = early_stopping.point(result(1, 0.6, 0.5), schedule,
+                                ("val_accuracy", "sparsity", "macs_reduction"), "current")
+    assert here == pytest.approx([0.6, 0.5, 0.25])
+
+
 def trial_with_rungs(study, rungs):
     """A trial as another worker (or an earlier run) left it: running, its points stored."""
     trial = study.ask()

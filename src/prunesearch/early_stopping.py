@@ -7,9 +7,11 @@ workers of --jobs and other machines sharing the storage all see the same rungs.
 
 Rungs are retraining epochs spent: first_rung_epochs x reduction_factor^s. When a trial's
 iterations first reach a rung, it records its point there: its validation accuracy now and,
-for each other objective, where its schedule will end, known before training (sparsity and
-MACs reduction extrapolated by the pruned fraction 1 - (1 - amount)^iterations; speed-up as
-measured now, since it only grows). Among the n trials recorded at that rung (complete,
+for each other objective, with rung_point "planned", where its schedule will end, known
+before training (sparsity and MACs reduction extrapolated by the pruned fraction
+1 - (1 - amount)^iterations; speed-up as measured now, since it only grows), or with
+"current", the model's own figures now (every coordinate at the same fidelity, as MO-ASHA
+compares them; the model is itself a candidate for the front). Among the n trials recorded at that rung (complete,
 stopped or running; failed ones run again and are left out) ordered by non-domination rank,
 then crowding distance within a rank (larger first: the front's extremes and sparse parts),
 then trial number (earlier first), it goes on if it is among the first n // reduction_factor.
@@ -26,6 +28,7 @@ from prunesearch import front, records
 from prunesearch.records import TrialRecord
 
 RULES = ("none", "mo-asha")
+RUNG_POINTS = ("planned", "current")
 
 
 class StoppedEarly(Exception):
@@ -42,6 +45,7 @@ class Decision:
 class Rule:
     reduction_factor: int  # eta: about 1 in eta trials goes on at each rung
     first_rung_epochs: int
+    rung_point: str = "planned"  # one of RUNG_POINTS
 
     def rungs_reached(self, epochs_before: int, epochs_now: int) -> list[int]:
         """The rungs (in epochs) passed by retraining from `epochs_before` to `epochs_now`."""
@@ -53,11 +57,13 @@ class Rule:
         return reached
 
 
-def point(result, schedule, objectives) -> list[float]:
+def point(result, schedule, objectives, rung_point: str = "planned") -> list[float]:
     """A trial's point at a rung, every coordinate maximised: its validation accuracy after
-    iteration `result.iteration`, then where its schedule ends in each other objective."""
+    iteration `result.iteration`, then each other objective where its schedule ends
+    ("planned") or as the model is now ("current")."""
     done, total = result.iteration, schedule.iterations
-    growth = (1 - (1 - schedule.amount) ** total) / (1 - (1 - schedule.amount) ** done)
+    growth = 1.0 if rung_point == "current" else (
+        (1 - (1 - schedule.amount) ** total) / (1 - (1 - schedule.amount) ** done))
     planned = {"sparsity": min(result.sparsity * growth, 1.0),
                "macs_reduction": min(result.macs_reduction * growth, 1.0),
                "speedup": result.speedup_b64}
@@ -98,7 +104,7 @@ def check(trial: optuna.Trial, result, schedule, objectives, rule: Rule) -> None
     if not reached:
         return
     rungs = dict(TrialRecord.of(trial).rungs or {})
-    here = point(result, schedule, objectives)
+    here = point(result, schedule, objectives, rule.rung_point)
     rungs.update({str(rung): here for rung in reached})
     records.save_trial(trial, rungs=rungs)
     if result.iteration == schedule.iterations:
@@ -121,5 +127,5 @@ def rule_of(spec) -> Rule | None:
     """The study file's early-stopping rule, or None for `early_stopping = "none"`."""
     if spec.early_stopping == "none":
         return None
-    return Rule(spec.reduction_factor, spec.first_rung_epochs)
+    return Rule(spec.reduction_factor, spec.first_rung_epochs, spec.rung_point)
 

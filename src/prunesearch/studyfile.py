@@ -15,6 +15,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from prunesearch import early_stopping, methods, models
+from prunesearch.early_stopping import RUNG_POINTS
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
@@ -130,6 +131,11 @@ class StudySpec:
     first_rung_epochs: int = setting(
         default=1, help="early stopping: retraining epochs spent at the first rung",
         allowed="an integer >= 1", check=lambda v: v >= 1)
+    rung_point: str = setting(
+        default="planned", help="early stopping: a trial's other objectives at a rung, where "
+                                "its schedule will end (planned) or as its model is now "
+                                "(current)",
+        allowed=f"one of {list(RUNG_POINTS)}", check=lambda v: v in RUNG_POINTS)
     repeats: int = setting(
         default=1, help="train each schedule this many times from the same dense model with "
                         "different retraining seeds; the objectives are the means",
