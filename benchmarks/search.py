@@ -18,8 +18,9 @@ wall-time budget, one after another:
                      DataLoader and transforms, the dense model trained again in every trial)
 
 A trial's last model counts from the moment the trial ended; with +iterations each model
-counts from the moment its iteration was logged (the MLflow metric's timestamp). For each seed, the target is the hypervolume
-plain TPE reached at its budget; each way's time to reach it is compared with TPE's budget.
+counts from the moment its iteration was logged (the MLflow metric's timestamp). For each
+seed, the target is the hypervolume plain TPE reached at its budget; each way's time to reach
+it is compared with TPE's budget.
 
     python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
         [--seeds 0 1 2] [--ways random tpe tpe+es] [--json search.json] [--plot search.png]

@@ -11,12 +11,13 @@ for each other objective, with rung_point "planned", where its schedule will end
 before training (sparsity and MACs reduction extrapolated by the pruned fraction
 1 - (1 - amount)^iterations; speed-up as measured now, since it only grows), or with
 "current", the model's own figures now (every coordinate at the same fidelity, as MO-ASHA
-compares them; the model is itself a candidate for the front). Among the n trials recorded at that rung (complete,
-stopped or running; failed ones run again and are left out) ordered by non-domination rank,
-then crowding distance within a rank (larger first: the front's extremes and sparse parts),
-then trial number (earlier first), it goes on if it is among the first n // reduction_factor.
-With fewer trials than that at the rung (n // reduction_factor = 0), it goes on if no trial
-there dominates it, as Optuna's successive halving promotes the best of its first trials.
+compares them; the model is itself a candidate for the front). Among the n trials recorded
+at that rung (complete, stopped or running; failed ones run again and are left out) ordered
+by non-domination rank, then crowding distance within a rank (larger first: the front's
+extremes and sparse parts), then trial number (earlier first), it goes on if it is among the
+first n // reduction_factor. With fewer trials than that at the rung (n // reduction_factor
+= 0), it goes on if no trial there dominates it, as Optuna's successive halving promotes the
+best of its first trials.
 """
 
 from dataclasses import dataclass
@@ -64,10 +65,10 @@ def point(result, schedule, objectives, rung_point: str = "planned") -> list[flo
     done, total = result.iteration, schedule.iterations
     growth = 1.0 if rung_point == "current" else (
         (1 - (1 - schedule.amount) ** total) / (1 - (1 - schedule.amount) ** done))
-    planned = {"sparsity": min(result.sparsity * growth, 1.0),
-               "macs_reduction": min(result.macs_reduction * growth, 1.0),
-               "speedup": result.speedup_b64}
-    return [result.val_accuracy, *(planned[name] for name in objectives
+    ends = {"sparsity": min(result.sparsity * growth, 1.0),
+            "macs_reduction": min(result.macs_reduction * growth, 1.0),
+            "speedup": result.speedup_b64}
+    return [result.val_accuracy, *(ends[name] for name in objectives
                                    if name != "val_accuracy")]
 
 
