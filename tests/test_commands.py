@@ -33,6 +33,15 @@ def test_validate_prints_resolved_settings_and_every_schedule_parameter(tiny_stu
     assert lines[0] == f"{tiny_study}: valid"
     assert "model: name cifar_cnn, width 4" in result.output
     assert "train_subset unset" in result.output  # defaults are filled in
+    assert "trials: early_stopping none, repeats 1" in lines
+
+
+def test_validate_shows_the_early_stopping_rule_when_it_is_on(workdir):
+    path = write_study(workdir, settings='early_stopping = "mo-asha"\nrung_point = "current"')
+    result = invoke("validate", "--study", str(path))
+    assert result.exit_code == 0, result.output
+    assert ("trials: early_stopping mo-asha (reduction_factor 3, first_rung_epochs 1, "
+            "rung_point current), repeats 1") in result.output.splitlines()
     space = {line.split()[0]: line.split()[1:] for line in lines[lines.index("search space:") + 1:]}
     assert space["amount"] == ["float", "[0.2,", "0.5]"]
     assert space["iterations"] == ["int", "[1,", "2]"]

@@ -26,6 +26,11 @@ def study_summary(spec) -> str:
              f" maximise {' and '.join(spec.objectives)}, latency on {spec.latency_device}"
              + (f", validation accuracy >= {spec.accuracy_floor}"
                 if spec.accuracy_floor is not None else "")]
+    stopping = ("" if spec.early_stopping == "none" else
+                f" (reduction_factor {spec.reduction_factor}, first_rung_epochs "
+                f"{spec.first_rung_epochs}, rung_point {spec.rung_point})")
+    lines.append(f"trials: early_stopping {spec.early_stopping}{stopping}, "
+                 f"repeats {spec.repeats}")
     for section in ("data", "model", "dense"):
         values = dataclasses.asdict(getattr(spec, section))
         lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
