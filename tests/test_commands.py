@@ -34,6 +34,12 @@ def test_validate_prints_resolved_settings_and_every_schedule_parameter(tiny_stu
     assert "model: name cifar_cnn, width 4" in result.output
     assert "train_subset unset" in result.output  # defaults are filled in
     assert "trials: early_stopping none, repeats 1" in lines
+    space = {line.split()[0]: line.split()[1:] for line in lines[lines.index("search space:") + 1:]}
+    assert space["amount"] == ["float", "[0.2,", "0.5]"]
+    assert space["iterations"] == ["int", "[1,", "2]"]
+    assert space["method"] == ["fixed", "l1_unstructured"]
+    assert space["reinit"] == ["categorical", "finetune,", "rewind,", "random"]
+    assert space["retrain_lr"] == ["default", "0.01"]
 
 
 def test_validate_shows_the_early_stopping_rule_when_it_is_on(workdir):
@@ -42,12 +48,6 @@ def test_validate_shows_the_early_stopping_rule_when_it_is_on(workdir):
     assert result.exit_code == 0, result.output
     assert ("trials: early_stopping mo-asha (reduction_factor 3, first_rung_epochs 1, "
             "rung_point current), repeats 1") in result.output.splitlines()
-    space = {line.split()[0]: line.split()[1:] for line in lines[lines.index("search space:") + 1:]}
-    assert space["amount"] == ["float", "[0.2,", "0.5]"]
-    assert space["iterations"] == ["int", "[1,", "2]"]
-    assert space["method"] == ["fixed", "l1_unstructured"]
-    assert space["reinit"] == ["categorical", "finetune,", "rewind,", "random"]
-    assert space["retrain_lr"] == ["default", "0.01"]
 
 
 def test_validate_refuses_a_bad_file_in_one_line_with_exit_2(workdir):
