@@ -245,7 +245,7 @@ def main() -> None:
         for seed in args.seeds:
             for way in ways:
                 spec = spec_for(folder, way, seed)
-                dense.load_or_train(spec, data_module.load(
+                checkpoint = dense.load_or_train(spec, data_module.load(
                     data_dir=args.data_dir, val_size=spec.data.val_size,
                     train_subset=spec.data.train_subset, seed=spec.seed),
                     cache_dir=folder / "cache", device=torch.device("cpu"))
@@ -256,9 +256,11 @@ def main() -> None:
                         study, iterations=True, tracking_uri=tracking_uri(folder)),
                         args.budget_s))
                 states = [t.state.name for t in study.trials]
+                best = max(row["val_accuracy"] for row in results.candidates(study))
                 print(f"seed {seed} {way}: {len(states)} trials ({states.count('COMPLETE')} "
                       f"complete, {states.count('PRUNED')} stopped), hypervolume "
-                      f"{curves[way][-1][-1][1]:.4f}", flush=True)
+                      f"{curves[way][-1][-1][1]:.4f}; val accuracy: dense model "
+                      f"{checkpoint.val_accuracy:.1%}, best pruned model {best:.1%}", flush=True)
         spec = spec_for(folder, "random", args.seeds[0])
         curves["notebook"] = [curve(notebook_search(spec, args.data_dir, args.budget_s),
                                     args.budget_s)]
