@@ -256,7 +256,8 @@ def main() -> None:
                         study, iterations=True, tracking_uri=tracking_uri(folder)),
                         args.budget_s))
                 states = [t.state.name for t in study.trials]
-                best = max(row["val_accuracy"] for row in results.candidates(study))
+                best = max((row["val_accuracy"] for row in results.candidates(study)),
+                           default=float("nan"))  # nan: no trial finished
                 print(f"seed {seed} {way}: {len(states)} trials ({states.count('COMPLETE')} "
                       f"complete, {states.count('PRUNED')} stopped), hypervolume "
                       f"{curves[way][-1][-1][1]:.4f}; val accuracy: dense model "
