@@ -2,6 +2,8 @@
 outputs, physical removal computes what the masked model computes, and costs fall as they
 should."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -98,6 +100,9 @@ def test_unstructured_macs_fall_with_the_weights_and_the_model_keeps_its_shape()
     measured = costs.measure(model, EXAMPLE, reference=tiny_model(width=8))
     assert measured.params_remaining < sum(p.numel() for p in tiny_model(width=8).parameters())
     assert measured.latency_b1_ms > 0 and measured.latency_b64_ms > 0
+    untimed = costs.measure(model, EXAMPLE, reference=None)
+    assert untimed.macs == measured.macs and untimed.sparsity == measured.sparsity
+    assert math.isnan(untimed.latency_b64_ms) and math.isnan(untimed.speedup_b64)
 
 
 def test_ln_structured_norm_changes_the_ranking():

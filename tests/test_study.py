@@ -2,6 +2,7 @@
 dense cache, resume and the Pareto output."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -320,6 +321,25 @@ iterations = 1
 retrain_epochs = 0
 reinit = "finetune"
 """
+
+
+def test_a_study_that_times_no_latency_records_every_other_figure(workdir):
+    write_study(workdir, settings='latency_device = "none"')
+    assert "latency not timed" in invoke("validate", "--study", "tiny.toml").output
+    invoke("optimize", "--study", "tiny.toml")
+    study = optuna.load_study(study_name="tiny", storage=STORAGE)
+    trials = complete(study)
+    assert len(trials) == 2
+    client = tracking_client(workdir)
+    for trial in trials:
+        final = trial.user_attrs["final"]
+        assert math.isnan(final["speedup_b64"]) and math.isnan(final["latency_b1_ms"])
+        assert trial.values == [final["val_accuracy"], final["sparsity"]]
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert "final_val_accuracy" in run.data.metrics and "final_macs" in run.data.metrics
+        assert not any("latency" in key or "speedup" in key for key in run.data.metrics)
+    table = invoke("pareto", "--study", "tiny.toml").output
+    assert "nan" not in table and " -" in table
 
 
 def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdir):

@@ -82,6 +82,9 @@ BAD_EDITS = {
                                "accuracy_floor", "[0, 1]"),
     "unknown objective": (("n_trials = 2", 'n_trials = 2\nobjectives = ["val_accuracy", "flops"]'),
                           "objectives", "macs_reduction"),
+    "speedup without timing": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"\n'
+                               'objectives = ["val_accuracy", "speedup"]'),
+                               "latency_device", "speedup objective needs cpu or cuda"),
     "grid over a range": (('sampler = "tpe"', 'sampler = "grid"'), "space.amount",
                           "needs a list of values"),
 }

@@ -19,10 +19,12 @@
   per-round ratios dense / this (each round's two blocks run back to back, so drift cancels;
   timing a model against an identical copy on an idle 2-core machine, it fell within 0.9-1.1
   in 92% of 25 tries at batch 64, the ratio of the fastest blocks in 76%:
-  benchmarks/timing_noise.py), its spread their interquartile range.
+  benchmarks/timing_noise.py), its spread their interquartile range. With latency_device
+  NOT_TIMED nothing is timed and these figures are NaN (MLflow leaves them out).
 """
 
 import logging
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -40,6 +42,7 @@ PRUNABLE_TYPES = export.PRUNABLE_TYPES
 LATENCY_BIG_BATCH = 64
 LATENCY_ROUNDS = 7  # blocks per model and batch size
 LATENCY_BLOCK_S = 0.005  # seconds of runs per block (at least one run)
+NOT_TIMED = "none"  # the latency_device that times nothing
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class Timing:
     reference_ms: float
     speedup: float  # median of the per-round ratios reference / model
     spread: float  # their interquartile range
+
+
+UNTIMED = Timing(latency_ms=math.nan, reference_ms=math.nan, speedup=math.nan, spread=math.nan)
 
 
 def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -144,18 +150,21 @@ def deployed(model: nn.Module, example_input: torch.Tensor, *,
     return export.shrink(model, example_input, classifier=classifier).to(latency_device)
 
 
-def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Module,
+def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Module | None,
             latency_device: torch.device | str = "cpu", classifier: str = "classifier") -> Costs:
     """Every figure of the module docstring for `model` (masked or dense), on any device;
-    latency timed on `latency_device` against `reference` (the dense model, `deployed`);
-    `classifier` names the output layer."""
+    latency timed on `latency_device` against `reference` (the dense model, `deployed`), or
+    not at all when `reference` is None; `classifier` names the output layer."""
     nonzero, total = weight_counts(model)
-    on_device = deployed(model, example_input, latency_device=latency_device,
-                         classifier=classifier)
-    device_input = example_input[:1].to(latency_device)
-    with quiet.moment():
-        small, big = [time_against(on_device, reference, device_input, batch)
-                      for batch in (1, LATENCY_BIG_BATCH)]
+    device = example_input.device if reference is None else latency_device
+    on_device = deployed(model, example_input, latency_device=device, classifier=classifier)
+    device_input = example_input[:1].to(device)
+    if reference is None:
+        small = big = UNTIMED
+    else:
+        with quiet.moment():
+            small, big = [time_against(on_device, reference, device_input, batch)
+                          for batch in (1, LATENCY_BIG_BATCH)]
     return Costs(
         sparsity=1 - nonzero / total,
         weights_remaining=nonzero,

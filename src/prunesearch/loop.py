@@ -139,8 +139,10 @@ def run(
     """
     example_input = normalize(data.val.images[:1])
     shipping = dict(latency_device=latency_device, classifier=classifier)
+    timed = latency_device != costs.NOT_TIMED
     measure = partial(costs.measure, example_input=example_input,
-                      reference=costs.deployed(model, example_input, **shipping), **shipping)
+                      reference=costs.deployed(model, example_input, **shipping) if timed
+                      else None, **shipping)
     dense_costs = measure(model)
     val_accuracy, test_accuracy = dense_accuracy
     dense = _result(0, dense_costs, dense_costs, val_accuracy=val_accuracy,

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from prunesearch import methods, studyfile
+from prunesearch import costs, methods, studyfile
 from prunesearch.loop import FIGURES
 from prunesearch.objectives import OBJECTIVES, Objective
 from prunesearch.schedule import SPACE_FIELDS
@@ -23,7 +23,9 @@ def study_summary(spec) -> str:
     and the search space with each parameter's kind."""
     lines = [f"{spec.path}: valid",
              f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
-             f" maximise {' and '.join(spec.objectives)}, latency on {spec.latency_device}"
+             f" maximise {' and '.join(spec.objectives)}, "
+             + ("latency not timed" if spec.latency_device == costs.NOT_TIMED
+                else f"latency on {spec.latency_device}")
              + (f", validation accuracy >= {spec.accuracy_floor}"
                 if spec.accuracy_floor is not None else "")]
     stopping = ("" if spec.early_stopping == "none" else
@@ -74,7 +76,7 @@ def to_table(rows: list[dict]) -> str:
     body = [[str(row["trial"]) + ("*" if row.get("stopped") else ""), str(row["iteration"]),
              f"{100 * row['sparsity']:.2f}", f"{100 * row['macs_reduction']:.2f}",
              _accuracy(row, "val_accuracy"), _accuracy(row, "test_accuracy"),
-             f"{row['speedup_b64']:.2f}x",
+             "-" if math.isnan(row["speedup_b64"]) else f"{row['speedup_b64']:.2f}x",
              *(short_value(row["params"].get(p, "-")) for p in params)]
             for row in rows]
     table = columns(header, body, align="right")

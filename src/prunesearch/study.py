@@ -10,6 +10,7 @@ recovery).
 import collections
 import dataclasses
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -282,10 +283,12 @@ class _Objective:
             if result.iteration == 0:
                 records.save_study(trial.study, dense=dataclasses.asdict(result))
                 return
-            log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, speed-up %.2fx, "
+            log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, %s"
                      "val %.1f%%, test %.1f%%", trial.number, result.iteration,
                      schedule.iterations, 100 * result.sparsity, 100 * result.macs_reduction,
-                     result.speedup_b64, 100 * result.val_accuracy, 100 * result.test_accuracy)
+                     "" if math.isnan(result.speedup_b64)
+                     else f"speed-up {result.speedup_b64:.2f}x, ",
+                     100 * result.val_accuracy, 100 * result.test_accuracy)
             with tempfile.TemporaryDirectory() as folder:
                 with diskspace.writing(folder, "the trial's weights"):
                     weights = export.save_weights(model, Path(folder) / "weights.pt")

@@ -24,7 +24,7 @@ from prunesearch.settings import (coerce, field_types, format_value, is_required
                                   valid)
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
-LATENCY_DEVICES = ("cpu", "cuda")
+LATENCY_DEVICES = ("cpu", "cuda", "none")  # none: not timed (see costs.NOT_TIMED)
 SHIPPED_DIR = Path(__file__).parent / "studies"
 
 
@@ -113,7 +113,8 @@ class StudySpec:
         check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
     latency_device: str = setting(
         default="cpu", help="where latency and the speedup objective are measured: the device "
-                            "the pruned model will be deployed on",
+                            "the pruned model will be deployed on; none skips timing, a third "
+                            "of a small trial's time, where no objective needs it",
         allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
     accuracy_floor: float | None = setting(
         default=None, help="validation accuracy a trial must reach to count (an Optuna "
@@ -209,6 +210,9 @@ def parse(raw: dict, path: Path) -> StudySpec:
     if dense.rewind_epoch > dense.epochs:
         raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
                                        f"must be <= dense.epochs ({dense.epochs})")
+    if values.get("latency_device") == "none" and "speedup" in values.get("objectives", ()):
+        raise StudyFileError.bad_value(path, "latency_device", "none",
+                                       "the speedup objective needs cpu or cuda")
     values["space"] = _parse_space(_table(raw, "space", path), path)
     if values.get("sampler") == "grid":
         _check_grid(values["space"], _table(raw, "space", path), path)
