@@ -23,7 +23,8 @@ seed, the target is the hypervolume plain TPE reached at its budget; each way's 
 it is compared with TPE's budget.
 
     python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
-        [--seeds 0 1 2] [--ways random tpe tpe+es] [--json search.json] [--plot search.png]
+        [--seeds 0 1 2] [--ways random tpe tpe+es] [--dense-epochs 32] [--latency-device cpu]
+        [--json search.json] [--plot search.png]
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
 validation and 2,000 trained on; 32 dense epochs, --dense-epochs; 300 s per search) it takes
@@ -62,6 +63,7 @@ name = "{name}"
 seed = {seed}
 n_trials = 100000
 sampler = "{sampler}"
+latency_device = "{latency_device}"
 early_stopping = "{early_stopping}"
 rung_point = "{rung_point}"
 
@@ -97,12 +99,14 @@ COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
            "tpe+esc+iterations": "tab:green", "notebook": "black"}
 
 
-def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS):
+def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS,
+             latency_device: str = "cpu"):
     sampler, early_stopping, rung_point = SEARCHES[way]
     path = folder / f"{way}-{seed}.toml"
     path.write_text(textwrap.dedent(STUDY.format(
         name=f"search-{way.replace('+', '-')}-{seed}", seed=seed, sampler=sampler,
-        early_stopping=early_stopping, rung_point=rung_point, dense_epochs=dense_epochs)))
+        early_stopping=early_stopping, rung_point=rung_point, dense_epochs=dense_epochs,
+        latency_device=latency_device)))
     return studyfile.load(str(path))
 
 
@@ -238,6 +242,8 @@ def main() -> None:
                         help="how to search (random and tpe always run: tpe is the target)")
     parser.add_argument("--dense-epochs", type=int, default=DENSE_EPOCHS,
                         help="dense training, cached per seed before the clocks start")
+    parser.add_argument("--latency-device", choices=["cpu", "none"], default="cpu",
+                        help="none: trials time no latency (no objective here needs it)")
     parser.add_argument("--json", type=Path, default=Path("search.json"))
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
     args = parser.parse_args()
@@ -249,7 +255,7 @@ def main() -> None:
         folder = Path(tmp)
         for seed in args.seeds:
             for way in ways:
-                spec = spec_for(folder, way, seed, args.dense_epochs)
+                spec = spec_for(folder, way, seed, args.dense_epochs, args.latency_device)
                 checkpoint = dense.load_or_train(spec, data_module.load(
                     data_dir=args.data_dir, val_size=spec.data.val_size,
                     train_subset=spec.data.train_subset, seed=spec.seed),
@@ -267,7 +273,8 @@ def main() -> None:
                       f"complete, {states.count('PRUNED')} stopped), hypervolume "
                       f"{curves[way][-1][-1][1]:.4f}; val accuracy: dense model "
                       f"{checkpoint.val_accuracy:.1%}, best pruned model {best:.1%}", flush=True)
-        spec = spec_for(folder, "random", args.seeds[0], args.dense_epochs)
+        spec = spec_for(folder, "random", args.seeds[0], args.dense_epochs,
+                        args.latency_device)
         curves["notebook"] = [curve(notebook_search(spec, args.data_dir, args.budget_s),
                                     args.budget_s)]
     table = summary(curves, args.budget_s, args.seeds)
