@@ -1,6 +1,7 @@
 """The `prunesearch` command. User errors become one line on stderr and a non-zero exit."""
 
 import logging
+import math
 import os
 import signal
 from pathlib import Path
@@ -354,7 +355,8 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
                                      tracking_uri=tracking_uri)
     test = data.load_test(data_dir or data.default_data_dir())
     model_spec = StudyRecord.of(loaded).model
-    figures = {key: row[key] for key in FIGURES}
+    figures = {key: row[key] for key in FIGURES  # NaN: not measured (latency_device none)
+               if not (isinstance(row[key], float) and math.isnan(row[key]))}
     slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
         recorded_test_accuracy=results.kept_test_accuracy(loaded, number, row["iteration"]),
