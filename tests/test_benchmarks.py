@@ -57,11 +57,20 @@ def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
     assert points == [(0.0, 0.0), (10.0, pytest.approx(0.2)),
                       (20.0, pytest.approx(0.2 + 0.4 * 0.2))]
     assert search.time_to(points, 0.2) == 10.0 and search.time_to(points, 0.5) is None
-    curves = {"tpe": [points], "tpe+es+iterations": [points[:2]], "notebook": []}
-    table = search.summary(curves, budget_s=30, seeds=[0])
+    notebook = [(0.0, 0.0), (25.0, 0.1)]
+    curves = {"tpe": [points, points], "tpe+es+iterations": [points[:2], points],
+              "notebook": [notebook]}  # the notebook loop runs the first seed only
+    table = search.summary(curves, budget_s=30, seeds=[0, 1])
     assert table[0]["tpe"]["time_to_tpe_s"] == 20.0
     assert table[0]["tpe+es+iterations"]["time_to_tpe_s"] is None
-    assert "notebook" not in table[0]
+    assert table[0]["tpe+es+iterations"]["of_tpe_budget"] is None
+    assert table[1]["tpe+es+iterations"]["of_tpe_budget"] == pytest.approx(20 / 30)
+    # The notebook's 0.1 at 25 s: TPE and the early-stopped run had it at 10 s.
+    assert table[0]["notebook_hypervolume"] == 0.1
+    assert table[0]["notebook"]["time_to_notebook_s"] == 25.0
+    assert table[0]["tpe+es+iterations"]["time_to_notebook_s"] == 10.0
+    assert table[1]["notebook_hypervolume"] is None and "notebook" not in table[1]
+    assert "time_to_notebook_s" not in table[1]["tpe"]
 
 
 def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_path):
