@@ -343,7 +343,7 @@ def test_a_study_that_times_no_latency_records_every_other_figure(workdir):
     invoke("export", "--study", "tiny", "--trial", str(trials[0].number), "--output", "out")
     summary = json.loads((workdir / "out" / "trial.json").read_text(),
                          parse_constant=lambda name: pytest.fail(f"{name} in trial.json"))
-    assert "macs" in summary["figures"] and "speedup_b64" not in summary["figures"]
+    assert summary["figures"]["macs"] > 0 and summary["figures"]["speedup_b64"] is None
 
 
 def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdir):

@@ -1,7 +1,6 @@
 """The `prunesearch` command. User errors become one line on stderr and a non-zero exit."""
 
 import logging
-import math
 import os
 import signal
 from pathlib import Path
@@ -344,7 +343,7 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
     """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
-    from prunesearch import data, export as export_module, results
+    from prunesearch import data, export as export_module, report, results
     from prunesearch import storage as storage_module
     from prunesearch.loop import FIGURES
     from prunesearch.records import StudyRecord
@@ -355,8 +354,7 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
                                      tracking_uri=tracking_uri)
     test = data.load_test(data_dir or data.default_data_dir())
     model_spec = StudyRecord.of(loaded).model
-    figures = {key: row[key] for key in FIGURES  # NaN: not measured (latency_device none)
-               if not (isinstance(row[key], float) and math.isnan(row[key]))}
+    figures = {key: report.strict(row[key]) for key in FIGURES}  # null as in pareto.json
     slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
         recorded_test_accuracy=results.kept_test_accuracy(loaded, number, row["iteration"]),

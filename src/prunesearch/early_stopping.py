@@ -65,10 +65,10 @@ def point(result, schedule, objectives, rung_point: str = "planned") -> list[flo
     done, total = result.iteration, schedule.iterations
     growth = 1.0 if rung_point == "current" else (
         (1 - (1 - schedule.amount) ** total) / (1 - (1 - schedule.amount) ** done))
-    ends = {"sparsity": min(result.sparsity * growth, 1.0),
-            "macs_reduction": min(result.macs_reduction * growth, 1.0),
-            "speedup": result.speedup_b64}
-    return [result.val_accuracy, *(ends[name] for name in objectives
+    others = {"sparsity": min(result.sparsity * growth, 1.0),
+              "macs_reduction": min(result.macs_reduction * growth, 1.0),
+              "speedup": result.speedup_b64}
+    return [result.val_accuracy, *(others[name] for name in objectives
                                    if name != "val_accuracy")]
 
 

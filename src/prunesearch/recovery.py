@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 def requeue(study: optuna.Study, trial, tracker, *, reason: str) -> None:
     """Queue an interrupted trial's parameters to run again and end its MLflow run KILLED."""
     # A queued trial holds its parameters as fixed ones until it samples them.
-    params = trial.params or study._storage.get_trial(trial._trial_id).system_attrs.get(
-        "fixed_params")
+    stored = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    params = stored.params or stored.system_attrs.get("fixed_params")
     if params:  # interrupted before sampling anything: nothing to re-run
         study.enqueue_trial(params, user_attrs=records.trial_attrs(retry_of=trial.number))
     run_id = TrialRecord.of(trial).mlflow_run_id

@@ -46,12 +46,13 @@ def study_summary(spec) -> str:
     return "\n".join(lines)
 
 
-def to_json(rows: list[dict]) -> str:
-    """Strict JSON: a figure that was not measured (NaN, e.g. train_loss without retraining)
-    is null, which every JSON reader accepts (NaN is not JSON)."""
-    def strict(value):
-        return None if isinstance(value, float) and math.isnan(value) else value
+def strict(value):
+    """A figure that was not measured (NaN, e.g. train_loss without retraining or latency with
+    latency_device "none") as null, which every JSON reader accepts (NaN is not JSON)."""
+    return None if isinstance(value, float) and math.isnan(value) else value
 
+
+def to_json(rows: list[dict]) -> str:
     return json.dumps([{key: strict(value) for key, value in row.items()} for row in rows],
                       indent=2, allow_nan=False)
 
