@@ -98,13 +98,14 @@ DEFAULT_WAYS = ("random", "tpe", "tpe+es")
 # Near convergence: seed 0's dense model reaches 61.0% validation at 32 epochs, 41.4% at 8. An
 # underfit one makes every search reward retraining more than pruning well.
 DENSE_EPOCHS = 32
+LATENCY_DEVICE = "none"  # no objective of the study above needs latency
 COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
            "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",
            "tpe+esc+iterations": "tab:green", "notebook": "black"}
 
 
 def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS,
-             latency_device: str = "none"):
+             latency_device: str = LATENCY_DEVICE):
     sampler, early_stopping, rung_point = SEARCHES[way]
     path = folder / f"{way}-{seed}.toml"
     path.write_text(textwrap.dedent(STUDY.format(
@@ -251,7 +252,7 @@ def main() -> None:
                         help="how to search (random and tpe always run: tpe is the target)")
     parser.add_argument("--dense-epochs", type=int, default=DENSE_EPOCHS,
                         help="dense training, cached per seed before the clocks start")
-    parser.add_argument("--latency-device", choices=["cpu", "none"], default="none",
+    parser.add_argument("--latency-device", choices=["cpu", "none"], default=LATENCY_DEVICE,
                         help="cpu: trials also time latency, which no objective here needs")
     parser.add_argument("--json", type=Path, default=Path("search.json"))
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
