@@ -107,16 +107,21 @@ def start_ui(workdir, port: int):
         [sys.executable, "-m", "prunesearch", "ui", "--study", "tiny", "--port", str(port)],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny"
+    return server, port, first_answer(server, url, "the MLflow UI")["experiment"]
+
+
+def first_answer(server: subprocess.Popen, url: str, what: str):
+    """The JSON at `url` once `server` serves it; PortTaken if the server exited first."""
     for _ in range(120):
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                return server, port, json.load(response)["experiment"]
+                return json.load(response)
         except OSError:
             if server.poll() is not None:
                 raise PortTaken(server.communicate()[0])
             time.sleep(0.5)
     server.kill()
-    pytest.fail("the MLflow UI did not answer within a minute")
+    pytest.fail(f"{what} did not answer within a minute")
 
 
 def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
@@ -291,17 +296,8 @@ def test_optuna_dashboard_serves_the_study_and_its_front(workdir):
              f"sqlite:///{workdir / 'prunesearch.db'}",
              "--host", "127.0.0.1", "--port", str(port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
-                                            timeout=2) as response:
-                    return server, port, json.load(response)["study_summaries"]
-            except OSError:
-                if server.poll() is not None:
-                    raise PortTaken(server.communicate()[0])
-                time.sleep(0.5)
-        server.kill()
-        pytest.fail("optuna-dashboard did not answer within a minute")
+        return server, port, first_answer(server, f"http://127.0.0.1:{port}/api/studies",
+                                          "optuna-dashboard")["study_summaries"]
 
     server, port, summaries = on_a_free_port(start_dashboard)
     try:
