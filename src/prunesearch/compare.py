@@ -4,7 +4,7 @@ there, one plot and one table."""
 
 from pathlib import Path
 
-from prunesearch import front
+from prunesearch import front, report
 from prunesearch.objectives import OBJECTIVES, Objective, plot_axis
 
 COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
@@ -27,24 +27,12 @@ def front_on(rows: list[dict], axis: Objective) -> list[dict]:
 
 def plot(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> None:
     """Each study's front as a joined line, in one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    for (name, optimal), colour in zip(fronts.items(), COLOURS * len(fronts)):
-        ordered = sorted(optimal, key=lambda r: r[axis.column])
-        ax.plot([axis.scale * r[axis.column] for r in ordered],
-                [100 * r["val_accuracy"] for r in ordered], "o-", color=colour, label=name)
-    ax.set_xlabel(axis.label)
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"Pareto fronts: validation accuracy vs {axis.column}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with report.accuracy_plot(path, axis,
+                              f"Pareto fronts: validation accuracy vs {axis.column}") as ax:
+        for (name, optimal), colour in zip(fronts.items(), COLOURS * len(fronts)):
+            ordered = sorted(optimal, key=lambda r: r[axis.column])
+            ax.plot([axis.scale * r[axis.column] for r in ordered],
+                    [100 * r["val_accuracy"] for r in ordered], "o-", color=colour, label=name)
 
 
 def plot_html(fronts: dict[str, list[dict]], axis: Objective, path: Path) -> bool:

@@ -3,6 +3,7 @@ JSON, CSV and a plot. Front rows are plain dicts built by `results`: {"trial", "
 "mlflow_run_id"} and every name of loop.FIGURES; accuracies, sparsity and MACs reduction are
 fractions in [0, 1], speed-ups ratios."""
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -176,10 +177,6 @@ def plot_pareto(all_rows: list[dict], front: list[dict], dense: dict | None, pat
     """Validation accuracy against `x_axis`: every model (each iteration of each finished
     trial), the front highlighted (and joined when `joined`), labelled trial.iteration, the
     dense model as a reference point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     def x(row):
         return x_axis.scale * row[x_axis.column]
@@ -188,25 +185,41 @@ def plot_pareto(all_rows: list[dict], front: list[dict], dense: dict | None, pat
         values = [100 * r.get("val_accuracy_std", math.nan) for r in rows]
         return None if all(math.isnan(v) for v in values) else values
 
+    title = f"Pareto front: validation accuracy vs {x_axis.column}"
+    with accuracy_plot(path, x_axis, title) as ax:
+        ax.errorbar([x(r) for r in all_rows], [100 * r["val_accuracy"] for r in all_rows],
+                    yerr=spread(all_rows), fmt="o", markersize=4, color="0.65",
+                    elinewidth=0.8, label="models (every iteration of every trial)")
+        ordered = sorted(front, key=x)
+        ax.errorbar([x(r) for r in ordered], [100 * r["val_accuracy"] for r in ordered],
+                    yerr=spread(ordered), fmt="o-" if joined else "o", color="tab:red",
+                    capsize=3, label="Pareto front")
+        for row in ordered:
+            ax.annotate(label(row), (x(row), 100 * row["val_accuracy"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+        if dense is not None:
+            ax.scatter([x(dense)], [100 * dense["val_accuracy"]], marker="*", s=150,
+                       color="tab:blue", label="dense model", zorder=3)
+
+
+@contextlib.contextmanager
+def accuracy_plot(path: Path, x_axis: Objective, title: str):
+    """A PNG of validation accuracy (%) against `x_axis`: yields the axes to draw on, then
+    labels and writes them, so every plot of fronts looks the same."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    ax.errorbar([x(r) for r in all_rows], [100 * r["val_accuracy"] for r in all_rows],
-                yerr=spread(all_rows), fmt="o", markersize=4, color="0.65", elinewidth=0.8,
-                label="models (every iteration of every trial)")
-    ordered = sorted(front, key=x)
-    ax.errorbar([x(r) for r in ordered], [100 * r["val_accuracy"] for r in ordered],
-                yerr=spread(ordered), fmt="o-" if joined else "o", color="tab:red",
-                capsize=3, label="Pareto front")
-    for row in ordered:
-        ax.annotate(label(row), (x(row), 100 * row["val_accuracy"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=7)
-    if dense is not None:
-        ax.scatter([x(dense)], [100 * dense["val_accuracy"]], marker="*", s=150,
-                   color="tab:blue", label="dense model", zorder=3)
-    ax.set_xlabel(x_axis.label)
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"Pareto front: validation accuracy vs {x_axis.column}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        yield ax
+        ax.set_xlabel(x_axis.label)
+        ax.set_ylabel("validation accuracy (%)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left")
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
