@@ -19,17 +19,10 @@ import torch
 
 from prunesearch import data as data_module
 from prunesearch import dense
-from prunesearch import study as study_module
 
 sys.path.insert(0, str(Path(__file__).parent))
 import search  # noqa: E402  (the search benchmark's study)
-
-
-def run(spec, folder: Path, data_dir: Path, trials: int) -> list[optuna.trial.FrozenTrial]:
-    return study_module.optimize(spec, study_module.RunSettings(
-        study=spec.path, n_trials=trials, storage_url=f"sqlite:///{folder / 'o.db'}",
-        tracking_uri=f"sqlite:///{folder / 'm.db'}", data_dir=data_dir,
-        cache_dir=folder.parent / "cache", device="cpu")).trials
+import speed  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +33,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        spec = search.spec_for(folder, "tpe", seed=0)
+        spec = search.spec_for(folder, "tpe", seed=0, train_subset=2000)
         dense.load_or_train(spec, data_module.load(
             data_dir=args.data_dir, val_size=spec.data.val_size,
             train_subset=spec.data.train_subset, seed=spec.seed),
@@ -48,8 +41,9 @@ def main() -> None:
         trials = {}
         for device in ("cpu", "none"):
             (folder / device).mkdir()
-            trials[device] = run(dataclasses.replace(spec, latency_device=device),
-                                 folder / device, args.data_dir, args.trials)
+            trials[device] = speed.run_study(
+                dataclasses.replace(spec, latency_device=device), folder / device,
+                args.data_dir, n_trials=args.trials, cache_dir=folder / "cache").trials
     if [t.params for t in trials["cpu"]] != [t.params for t in trials["none"]]:
         sys.exit("the two runs sampled different schedules: their times do not compare")
     seconds = {device: [(t.datetime_complete - t.datetime_start).total_seconds() for t in runs]

@@ -52,7 +52,6 @@ from torch.nn.utils import prune
 
 from prunesearch import costs, dense, models, results, space, studyfile
 from prunesearch import data as data_module
-from prunesearch import study as study_module
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.records import TrialRecord
 from prunesearch.story import hypervolume
@@ -120,14 +119,7 @@ def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS
 
 def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
     """`spec` run through prunesearch until `budget_s` has passed (no trial starts after)."""
-    return study_module.optimize(spec, study_module.RunSettings(
-        study=spec.path, n_trials=spec.n_trials, storage_url=f"sqlite:///{folder / 'o.db'}",
-        tracking_uri=f"sqlite:///{folder / 'm.db'}", data_dir=data_dir,
-        cache_dir=folder / "cache", device="cpu", timeout=budget_s))
-
-
-def tracking_uri(folder: Path) -> str:
-    return f"sqlite:///{folder / 'm.db'}"
+    return speed.run_study(spec, folder, data_dir, timeout=budget_s)
 
 
 def arrivals(study: optuna.Study, *, iterations: bool,
@@ -280,7 +272,7 @@ def main() -> None:
                 curves[way].append(curve(arrivals(study, iterations=False), args.budget_s))
                 if f"{way}+iterations" in curves:
                     curves[f"{way}+iterations"].append(curve(arrivals(
-                        study, iterations=True, tracking_uri=tracking_uri(folder)),
+                        study, iterations=True, tracking_uri=speed.tracking_uri(folder)),
                         args.budget_s))
                 states = [t.state.name for t in study.trials]
                 best = max((row["val_accuracy"] for row in results.candidates(study)),

@@ -217,12 +217,19 @@ def trial_cold_vs_warm(data_dir: Path) -> dict:
     return timings
 
 
-def run_study(spec, folder: Path, data_dir: Path, device: str = "cpu") -> optuna.Study:
-    """`spec` run to its budget through prunesearch, with its stores in `folder`."""
+def run_study(spec, folder: Path, data_dir: Path, **options) -> optuna.Study:
+    """`spec` run to its budget through prunesearch, with its stores in `folder`; `options`
+    are other RunSettings (device, timeout, ...)."""
+    options = {"n_trials": spec.n_trials, "cache_dir": folder / "cache", "device": "cpu",
+               **options}
     return study_module.optimize(spec, study_module.RunSettings(
-        study=spec.path, n_trials=spec.n_trials, storage_url=f"sqlite:///{folder / 'o.db'}",
-        tracking_uri=f"sqlite:///{folder / 'm.db'}", data_dir=data_dir,
-        cache_dir=folder / "cache", device=device))
+        study=spec.path, storage_url=f"sqlite:///{folder / 'o.db'}",
+        tracking_uri=tracking_uri(folder), data_dir=data_dir, **options))
+
+
+def tracking_uri(folder: Path) -> str:
+    """The MLflow store of a study run_study ran in `folder`."""
+    return f"sqlite:///{folder / 'm.db'}"
 
 
 def study_vs_notebook(spec, data_dir: Path) -> dict:

@@ -96,7 +96,8 @@ def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_di
                "retrain_epochs": search.studyfile.Fixed(1)})
     study = search.search(spec, tmp_path, cifar_dir, budget_s=0.01)  # one trial
     last = search.arrivals(study, iterations=False)
-    every = search.arrivals(study, iterations=True, tracking_uri=search.tracking_uri(tmp_path))
+    every = search.arrivals(study, iterations=True,
+                            tracking_uri=search.speed.tracking_uri(tmp_path))
     assert [row["iteration"] for _, row in every] == [1, 2, 3]
     (ended, row), = last
     assert row["iteration"] == 3
