@@ -26,12 +26,12 @@ latency (latency_device "none", as a study without the speedup objective should 
 --latency-device cpu.
 
     python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
-        [--seeds 0 1 2] [--ways random tpe tpe+es] [--dense-epochs 32] [--latency-device none]
-        [--json search.json] [--plot search.png]
+        [--seeds 0 1 2] [--ways random tpe tpe+es] [--train-subset 2000] [--dense-epochs 32]
+        [--latency-device none] [--json search.json] [--plot search.png]
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
-validation and 2,000 trained on; 32 dense epochs, --dense-epochs; 300 s per search) it takes
-about 58 minutes on 2 CPU cores (73 with --ways tpe+es tpe+esc).
+validation and 2,000 trained on, --train-subset; 32 dense epochs, --dense-epochs; 300 s per
+search) it takes about 58 minutes on 2 CPU cores (73 with --ways tpe+es tpe+esc).
 """
 
 import argparse
@@ -94,13 +94,13 @@ retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
 SEARCHES = {"random": ("random", "none", "planned"), "tpe": ("tpe", "none", "planned"),
             "tpe+es": ("tpe", "mo-asha", "planned"), "tpe+esc": ("tpe", "mo-asha", "current")}
 DEFAULT_WAYS = ("random", "tpe", "tpe+es")
-# Of the subset's 4,670 training images left after validation: fewer images, more trials per
-# budget. At 2,000, 300 s gave TPE about 35 trials, 10 of them its random start-up.
-TRAIN_SUBSET = 1000
-# Near convergence: on 1,000 images seed 0's dense model reaches 49.4% validation at 32 epochs,
-# 55.0% at 64, 56.6% at 96. An underfit one makes every search reward retraining more than
-# pruning well.
-DENSE_EPOCHS = 64
+# Of the subset's 4,670 training images left after validation. Fewer give more trials per
+# budget but a weaker dense model: see the README for --train-subset 1000 --dense-epochs 64.
+TRAIN_SUBSET = 2000
+# Near convergence: on 2,000 images seed 0's dense model reaches 61.0% validation at 32 epochs,
+# 41.4% at 8 (on 1,000: 49.4% at 32, 55.0% at 64, 56.6% at 96). An underfit one makes every
+# search reward retraining more than pruning well.
+DENSE_EPOCHS = 32
 LATENCY_DEVICE = "none"  # no objective of the study above needs latency
 COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
            "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",
