@@ -33,7 +33,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        spec = search.spec_for(folder, "tpe", seed=0, train_subset=2000)
+        spec = search.spec_for(folder, "tpe", seed=0)
         dense.load_or_train(spec, data_module.load(
             data_dir=args.data_dir, val_size=spec.data.val_size,
             train_subset=spec.data.train_subset, seed=spec.seed),

@@ -259,12 +259,13 @@ def main() -> None:
     ways = [way for way in SEARCHES if way in {"random", "tpe", *args.ways}]
     curves = {name: [] for way in ways
               for name in ([way] if SEARCHES[way][1] == "none" else [way, f"{way}+iterations"])}
+    configuration = {"dense_epochs": args.dense_epochs, "latency_device": args.latency_device,
+                     "train_subset": args.train_subset}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for seed in args.seeds:
             for way in ways:
-                spec = spec_for(folder, way, seed, args.dense_epochs, args.latency_device,
-                                args.train_subset)
+                spec = spec_for(folder, way, seed, **configuration)
                 checkpoint = dense.load_or_train(spec, data_module.load(
                     data_dir=args.data_dir, val_size=spec.data.val_size,
                     train_subset=spec.data.train_subset, seed=spec.seed),
@@ -282,8 +283,7 @@ def main() -> None:
                       f"complete, {states.count('PRUNED')} stopped), hypervolume "
                       f"{curves[way][-1][-1][1]:.4f}; val accuracy: dense model "
                       f"{checkpoint.val_accuracy:.1%}, best pruned model {best:.1%}", flush=True)
-        spec = spec_for(folder, "random", args.seeds[0], args.dense_epochs,
-                        args.latency_device, args.train_subset)
+        spec = spec_for(folder, "random", args.seeds[0], **configuration)
         curves["notebook"] = [curve(notebook_search(spec, args.data_dir, args.budget_s),
                                     args.budget_s)]
     table = summary(curves, args.budget_s, args.seeds)
