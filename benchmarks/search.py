@@ -6,7 +6,8 @@ with sampler seeds 0, 1, 2 (a seed also draws the data split and trains its own 
 cached before the clock starts and shared by every way for that seed), each under the same
 wall-time budget, one after another:
 
-  random             random search; the front over each complete trial's last iteration
+  random             random search; the front over the last iteration of each complete trial
+                     (one run to the end of its schedule)
   tpe                TPE (prunesearch's default); the same front
   tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3, rung_point
                      "planned"); the same front, so a stopped trial adds nothing
@@ -47,7 +48,6 @@ from pathlib import Path
 import optuna
 import torch
 from mlflow.tracking import MlflowClient
-from optuna.trial import TrialState
 from torch.nn.utils import prune
 
 from prunesearch import costs, dense, models, results, space, studyfile
@@ -125,8 +125,8 @@ def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
 
 def arrivals(study: optuna.Study, *, iterations: bool,
              tracking_uri: str | None = None) -> list[tuple[float, dict]]:
-    """(seconds since the first trial started, row) for every model the way counts: each
-    complete trial's last at the trial's end, or (`iterations`) every iteration of every
+    """(seconds since the first trial started, row) for every model the way counts: the last
+    of each trial run to the end of its schedule (not stopped early), at the trial's end, or (`iterations`) every iteration of every
     finished trial at the time its figures were logged to MLflow at `tracking_uri`."""
     trials = [t for t in study.trials if t.datetime_start]
     start = min(t.datetime_start for t in trials).timestamp()
@@ -141,7 +141,7 @@ def arrivals(study: optuna.Study, *, iterations: bool,
                       client.get_metric_history(record.mlflow_run_id, "val_accuracy")}
             found += [(logged[figures["iteration"]] - start, results.trial_row(trial, figures))
                       for figures in record.curve]
-        elif trial.state == TrialState.COMPLETE:
+        elif not results.is_stopped(trial):
             found.append((trial.datetime_complete.timestamp() - start, results.trial_row(trial)))
     return sorted(found, key=lambda item: item[0])
 
@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=300.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ways", nargs="+", choices=list(SEARCHES), default=list(DEFAULT_WAYS),
-                        help="how to search (random and tpe always run: tpe is the target)")
+                        help="how to search (tpe always runs: it is the target)")
     parser.add_argument("--dense-epochs", type=int, default=DENSE_EPOCHS,
                         help="dense training, cached per seed before the clocks start")
     parser.add_argument("--train-subset", type=int, default=TRAIN_SUBSET,
@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ways = [way for way in SEARCHES if way in {"random", "tpe", *args.ways}]
+    ways = [way for way in SEARCHES if way in {"tpe", *args.ways}]
     curves = {name: [] for way in ways
               for name in ([way] if SEARCHES[way][1] == "none" else [way, f"{way}+iterations"])}
     configuration = {"dense_epochs": args.dense_epochs, "latency_device": args.latency_device,
@@ -276,11 +276,11 @@ def main() -> None:
                     curves[f"{way}+iterations"].append(curve(arrivals(
                         study, iterations=True, tracking_uri=speed.tracking_uri(folder)),
                         args.budget_s))
-                states = [t.state.name for t in study.trials]
+                outcomes = results.counts(study.trials)
                 best = max((row["val_accuracy"] for row in results.candidates(study)),
                            default=float("nan"))  # nan: no trial finished
-                print(f"seed {seed} {way}: {len(states)} trials ({states.count('COMPLETE')} "
-                      f"complete, {states.count('PRUNED')} stopped), hypervolume "
+                print(f"seed {seed} {way}: {len(study.trials)} trials ({outcomes['COMPLETE']} "
+                      f"complete, {outcomes['STOPPED']} stopped), hypervolume "
                       f"{curves[way][-1][-1][1]:.4f}; val accuracy: dense model "
                       f"{checkpoint.val_accuracy:.1%}, best pruned model {best:.1%}", flush=True)
         spec = spec_for(folder, "random", args.seeds[0], **configuration)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from prunesearch import early_stopping, front, records
+from prunesearch import early_stopping, front, records, results
 from prunesearch.cli import main
 from prunesearch.early_stopping import Rule, StoppedEarly, decide
 from prunesearch.loop import IterationResult
@@ -155,20 +155,24 @@ def test_stopped_trials_are_recorded_honestly_end_to_end(workdir):
     assert output.exit_code == 0, output.output
 
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
-    states = [t.state for t in study.trials]
-    stopped = [t for t in study.trials if t.state == TrialState.PRUNED]
-    # The budget counts finished trials; the sampler (TPE) went on after stopped ones.
-    assert len(states) == 5 and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    stopped = [t for t in study.trials if results.is_stopped(t)]
+    # The budget counts finished trials; the sampler (TPE) went on after stopped ones, and
+    # learns from them: they are COMPLETE with the figures they reached.
+    assert len(study.trials) == 5 and {t.state for t in study.trials} == {TrialState.COMPLETE}
     assert stopped, "no trial stopped: the rule never fired"
+    assert len(stopped) < 5, "every trial stopped: the rule kept none"
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     for trial in stopped:
         record = TrialRecord.of(trial)
+        assert len(record.curve) < 3
         assert record.stopped.startswith(f"stopped after iteration {len(record.curve)} of 3")
-        assert record.final is None and trial.values is None
+        assert record.final == record.curve[-1]
+        assert trial.values == [record.curve[-1]["val_accuracy"], record.curve[-1]["sparsity"]]
         run = client.get_run(record.mlflow_run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags["prunesearch.state"] == "STOPPED"
         assert run.data.tags["prunesearch.stop_reason"] == record.stopped
+        assert run.data.metrics["final_sparsity"] == record.curve[-1]["sparsity"]
         kept = client.list_artifacts(record.mlflow_run_id, "model")
         assert len(kept) == len(record.curve)  # each iteration's weights
     for trial in study.trials:  # every trial recorded its point at the rungs it reached
@@ -190,7 +194,7 @@ def test_two_workers_record_their_rungs_in_the_one_storage(workdir):
     assert output.exit_code == 0, output.output
 
     trials = optuna.load_study(study_name="tiny", storage=STORAGE).trials
-    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert {t.state for t in trials} == {TrialState.COMPLETE}
     assert len(trials) >= 4 and not any(t.state == TrialState.RUNNING for t in trials)
     at_first_rung = {TrialRecord.of(t).worker["pid"] for t in trials
                      if "1" in TrialRecord.of(t).rungs}

@@ -476,7 +476,7 @@ def studies(storage):
         click.echo(f"no study storage at {url} yet")
         return
     click.echo(f"studies in {url}:")
-    header = ["study", "COMPLETE", "FAIL", "RUNNING", "WAITING"]
+    header = ["study", *results.OUTCOMES]
     click.echo(report.columns([h.lower() for h in header],
                               [[str(row[key]) for key in header] for row in rows], indent=2)
                if rows else "  none")

@@ -33,7 +33,12 @@ RUNG_POINTS = ("planned", "current")
 
 
 class StoppedEarly(Exception):
-    """A trial's schedule is not worth finishing; `reason` says at which rung and why."""
+    """A trial's schedule is not worth finishing: the message says at which rung and why;
+    `figures` are those of the last iteration it ran (a model of its own)."""
+
+    def __init__(self, reason: str, figures):
+        super().__init__(reason)
+        self.figures = figures
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ def check(trial: optuna.Trial, result, schedule, objectives, rule: Rule) -> None
         if not decision.goes_on:
             raise StoppedEarly(f"stopped after iteration {result.iteration} of "
                                f"{schedule.iterations}, at the {rung}-epoch rung: "
-                               f"{decision.reason}")
+                               f"{decision.reason}", result)
 
 
 def rule_of(spec) -> Rule | None:

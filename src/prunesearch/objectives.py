@@ -13,8 +13,9 @@ class Objective:
     column: str  # the figure's name in a trial's results and report rows
     scale: float = 100.0  # fractions are shown in percent; ratios as they are
 
-    def value(self, result) -> float:
-        return getattr(result.final, self.column)
+    def value(self, figures) -> float:
+        """The objective in one iteration's figures (an IterationResult)."""
+        return getattr(figures, self.column)
 
 
 OBJECTIVES = {

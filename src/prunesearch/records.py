@@ -38,7 +38,7 @@ class TrialRecord:
     curve: tuple = ()  # every IterationResult (iteration >= 1) as dicts, kept as they come
     repeat_curves: tuple = ()  # with repeats > 1: each repeat's curve (curve holds the means)
     rungs: dict | None = None  # early stopping: {rung epochs as str: the trial's point there}
-    stopped: str | None = None  # why early stopping ended the trial (Optuna state PRUNED)
+    stopped: str | None = None  # why early stopping ended the trial (see results.FINISHED)
     fail_reason: str | None = None
     retry_of: int | None = None  # the interrupted trial whose parameters this one re-runs
 

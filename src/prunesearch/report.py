@@ -96,7 +96,7 @@ def _accuracy(row: dict, key: str) -> str:
 def status_text(name: str, status) -> str:
     """`prunesearch status`: progress, time, dense accuracy, then the front as a table."""
     counts = status.counts
-    complete, stopped = counts.get("COMPLETE", 0), counts.get("PRUNED", 0)
+    complete, stopped = counts.get("COMPLETE", 0), counts.get("STOPPED", 0)
     of = f" of {status.budget}" if status.budget is not None else ""
     lines = [f"study {name}: {complete + stopped}{of} trials finished ({complete} complete, "
              f"{stopped} stopped early), {counts.get('FAIL', 0)} failed, "

@@ -20,11 +20,30 @@ from prunesearch.tracking import StudyTracker
 
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-"""What a study's budget counts: trials run to the end of their schedule, or stopped early."""
+"""What a study's budget counts: trials run to the end of their schedule, or stopped early.
+A trial early stopping ends is COMPLETE with the objectives of its last iteration, not
+PRUNED: Optuna's TPE ranks every PRUNED trial of a multi-objective study below every complete
+one (5.0, `_split_trials`), so it would learn a stopped schedule as the worst, though its
+iterations may be on the front. Earlier versions recorded it PRUNED; both count as stopped."""
+OUTCOMES = ("COMPLETE", "STOPPED", "FAIL", "RUNNING", "WAITING")
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def is_stopped(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether early stopping ended the trial (see FINISHED for its Optuna state)."""
+    return trial.state in FINISHED and (trial.state == TrialState.PRUNED
+                                        or TrialRecord.of(trial).stopped is not None)
+
+
+def counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """Trials per outcome: COMPLETE (run to the end of their schedule), STOPPED (early),
+    FAIL, RUNNING, WAITING (queued)."""
+    tally = collections.Counter("STOPPED" if is_stopped(trial) else trial.state.name
+                                for trial in trials)
+    return {outcome: tally[outcome] for outcome in OUTCOMES}
 
 
 def trial_row(trial: optuna.trial.FrozenTrial, figures: dict | None = None) -> dict:
@@ -70,13 +89,10 @@ def _accuracy_floor(study: optuna.Study) -> float | None:
 
 
 def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
-    """Every study in `storage` with its trial count per state, e.g. "COMPLETE": 12."""
-    rows = []
-    for name in sorted(optuna.get_all_study_names(storage)):
-        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        counts = collections.Counter(trial.state.name for trial in trials)
-        rows.append({"study": name, **{state.name: counts[state.name] for state in TrialState}})
-    return rows
+    """Every study in `storage` with its trial count per outcome (see `counts`)."""
+    return [{"study": name, **counts(optuna.load_study(study_name=name, storage=storage)
+                                     .get_trials(deepcopy=False))}
+            for name in sorted(optuna.get_all_study_names(storage))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +100,7 @@ class Status:
     """Where a study stands, read from its storage alone."""
 
     budget: int | None  # finished trials the last `optimize` aimed for
-    counts: dict  # trials per state name
+    counts: dict  # trials per outcome (see `counts`)
     elapsed_s: float  # first trial's start to the last trial's end (or now, if running)
     left_s: float | None  # mean finished-trial time x trials left / workers running (>= 1)
     dense: dict | None
@@ -93,10 +109,10 @@ class Status:
 
 def status(study: optuna.Study) -> Status:
     trials = study.get_trials(deepcopy=False)
-    counts = collections.Counter(trial.state.name for trial in trials)
+    outcomes = counts(trials)
     record = StudyRecord.of(study)
     starts = [t.datetime_start for t in trials if t.datetime_start]
-    running = counts[TrialState.RUNNING.name]
+    running = outcomes["RUNNING"]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     last = datetime.datetime.now() if running or not ends else max(ends)
     elapsed = (last - min(starts)).total_seconds() if starts else 0.0
@@ -105,7 +121,7 @@ def status(study: optuna.Study) -> Status:
     if record.budget is not None and durations:
         remaining = max(record.budget - len(durations), 0)
         left = sum(durations) / len(durations) * remaining / max(running, 1)
-    return Status(budget=record.budget, counts=dict(counts), elapsed_s=elapsed, left_s=left,
+    return Status(budget=record.budget, counts=outcomes, elapsed_s=elapsed, left_s=left,
                   dense=record.dense, front=pareto_rows(study))
 
 

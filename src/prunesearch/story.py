@@ -28,7 +28,7 @@ def search_metrics(rows: list[dict], front: list[dict], counts: dict[str, int],
     """The search's progress: trials by state, the front's size and hypervolume, and the best
     validation accuracy among models reaching each threshold of the axis."""
     metrics = {"trials_complete": counts.get("COMPLETE", 0),
-               "trials_stopped": counts.get("PRUNED", 0),
+               "trials_stopped": counts.get("STOPPED", 0),
                "trials_failed": counts.get("FAIL", 0),
                "trials_queued": counts.get("WAITING", 0),
                "front_size": len(front), "front_hypervolume": hypervolume(front, axis)}
@@ -51,7 +51,7 @@ def overview(*, name: str, description: str, settings: dict[str, str], dense: di
                   f"{dense['test_accuracy']:.1%}, {dense['macs'] / 1e6:.1f} M MACs, "
                   f"{dense['params_remaining']:,} parameters.", ""]
     lines += [f"**Pareto front** after {counts.get('COMPLETE', 0)} complete trials "
-              f"({counts.get('PRUNED', 0)} stopped early, {counts.get('FAIL', 0)} failed), "
+              f"({counts.get('STOPPED', 0)} stopped early, {counts.get('FAIL', 0)} failed), "
               "over every iteration of every trial (each a model of its own, named "
               "trial.iteration): no other model has both a higher validation "
               f"accuracy and a higher {axis.column.replace('_', ' ')}. Models are selected on "

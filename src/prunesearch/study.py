@@ -7,7 +7,6 @@ trials (see interrupts); the trial it stops is failed and its parameters queued 
 recovery).
 """
 
-import collections
 import dataclasses
 import logging
 import math
@@ -207,8 +206,11 @@ def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> di
 
 
 class _Objective:
-    """One trial: sample a schedule, prune the cached dense model, log, return objectives;
-    or stop early (Optuna's TrialPruned), when early stopping says so.
+    """One trial: sample a schedule, prune the cached dense model, log, return objectives.
+
+    A trial early stopping ends returns the objectives of the last iteration it ran, so the
+    sampler learns what its schedule reached (results.FINISHED says why it is not Optuna's
+    PRUNED), and its records say it stopped, where and why.
 
     Whatever stops the trial after its MLflow run opened ends that run: a stop request
     (the trial is queued again) or an error (the trial fails, the study goes on; out of GPU
@@ -233,12 +235,11 @@ class _Objective:
             self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
             result = self._prune(trial, schedule, run_id)
-            return self._finish(trial, run_id, result)
+            return self._finish(trial, run_id, result.final)
         except early_stopping.StoppedEarly as stopped:
             records.save_trial(trial, stopped=str(stopped))
-            self.tracker.end_trial(run_id, state="STOPPED", reason=str(stopped))
             log.info("trial %d %s", trial.number, stopped)
-            raise optuna.TrialPruned(str(stopped)) from None
+            return self._finish(trial, run_id, stopped.figures, stopped=str(stopped))
         except KeyboardInterrupt:
             recovery.requeue(trial.study, trial, self.tracker,
                              reason="interrupted (Ctrl-C/SIGTERM)")
@@ -319,14 +320,18 @@ class _Objective:
             latency_device=spec.latency_device, classifier=spec.model.classifier,
             on_iteration=on_iteration, on_epoch=on_epoch)
 
-    def _finish(self, trial: optuna.Trial, run_id: str, result: loop.Result) -> list[float]:
+    def _finish(self, trial: optuna.Trial, run_id: str, figures: loop.IterationResult,
+                stopped: str | None = None) -> list[float]:
+        """The trial's objectives: those of its last iteration, `figures`; `stopped`: why
+        early stopping ended it there."""
         spec = self.spec
-        final = dataclasses.asdict(result.final)
+        final = dataclasses.asdict(figures)
         records.save_trial(trial, final=final)
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
-        self.tracker.end_trial(run_id, state="COMPLETE", final=final)
-        return [OBJECTIVES[name].value(result) for name in spec.objectives]
+        self.tracker.end_trial(run_id, state="STOPPED" if stopped else "COMPLETE",
+                               reason=stopped, final=final)
+        return [OBJECTIVES[name].value(figures) for name in spec.objectives]
 
 
 def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudySpec,
@@ -335,12 +340,12 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
     the front's plots and table too, unless drawn less than FRONT_DRAWN_EVERY_S ago (with many
     workers, every trial would redraw it) and the budget is not met."""
     done = results.finished(study)
-    log.info("trial %d %s; %d of %d trials finished", trial.number, trial.state.name,
-             len(done), budget)
+    log.info("trial %d %s; %d of %d trials finished", trial.number,
+             "STOPPED" if results.is_stopped(trial) else trial.state.name, len(done), budget)
     rows = results.candidates(study)
     front = results.pareto_rows(study)
     record = StudyRecord.of(study)
-    counts = collections.Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    counts = results.counts(study.get_trials(deepcopy=False))
     axis = plot_axis(study.metric_names)
     with quiet.working():  # drawing the front is a second of CPU: not while another times
         tracker.update_story(
