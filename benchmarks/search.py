@@ -27,12 +27,12 @@ latency (latency_device "none", as a study without the speedup objective should 
 --latency-device cpu.
 
     python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
-        [--seeds 0 1 2] [--ways random tpe tpe+es] [--train-subset 2000] [--dense-epochs 32]
+        [--seeds 0 1 2] [--ways random tpe tpe+es] [--train-subset 1000] [--dense-epochs 64]
         [--latency-device none] [--json search.json] [--plot search.png]
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
-validation and 2,000 trained on, --train-subset; 32 dense epochs, --dense-epochs; 300 s per
-search) it takes about 58 minutes on 2 CPU cores (73 with --ways tpe+es tpe+esc).
+validation and 1,000 trained on, --train-subset; 64 dense epochs, --dense-epochs; 300 s per
+search) it takes about 57 minutes on 2 CPU cores (about 72 with --ways tpe+es tpe+esc).
 """
 
 import argparse
@@ -95,12 +95,13 @@ SEARCHES = {"random": ("random", "none", "planned"), "tpe": ("tpe", "none", "pla
             "tpe+es": ("tpe", "mo-asha", "planned"), "tpe+esc": ("tpe", "mo-asha", "current")}
 DEFAULT_WAYS = ("random", "tpe", "tpe+es")
 # Of the subset's 4,670 training images left after validation. Fewer give more trials per
-# budget but a weaker dense model: see the README for --train-subset 1000 --dense-epochs 64.
-TRAIN_SUBSET = 2000
-# Near convergence: on 2,000 images seed 0's dense model reaches 61.0% validation at 32 epochs,
-# 41.4% at 8 (on 1,000: 49.4% at 32, 55.0% at 64, 56.6% at 96). An underfit one makes every
-# search reward retraining more than pruning well.
-DENSE_EPOCHS = 32
+# budget but a weaker dense model; on 2,000 (32 dense epochs) about 35 trials fit in 300 s,
+# too few for TPE to beat random search, so no way could be told from another.
+TRAIN_SUBSET = 1000
+# Near convergence: on 1,000 images seed 0's dense model reaches 49.4% validation at 32
+# epochs, 55.0% at 64, 56.6% at 96 (on 2,000: 61.0% at 32, 41.4% at 8). An underfit one makes
+# every search reward retraining more than pruning well.
+DENSE_EPOCHS = 64
 LATENCY_DEVICE = "none"  # no objective of the study above needs latency
 COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
            "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",

@@ -71,8 +71,9 @@ def test_studies_lists_files_and_trial_counts_per_state(workdir):
 
     assert invoke("optimize", "--study", "tiny", "--n-trials", "1").exit_code == 0
     after = invoke("studies")
-    row = after.output.splitlines()[-1].split()
-    assert row == ["tiny", "1", "0", "0", "0"]
+    header, row = (line.split() for line in after.output.splitlines()[-2:])
+    assert header == ["study", "complete", "stopped", "fail", "running", "waiting"]
+    assert row == ["tiny", "1", "0", "0", "0", "0"]
 
 
 def test_studies_with_a_missing_storage_is_an_error_and_creates_nothing(workdir):

@@ -186,6 +186,18 @@ def test_stopped_trials_are_recorded_honestly_end_to_end(workdir):
     assert parent.data.metrics["trials_stopped"] == len(stopped)
 
 
+def test_stopped_trials_count_apart_from_complete_ones_old_pruned_ones_too():
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 0.9]))
+    study.add_trial(optuna.trial.create_trial(values=[0.6, 0.3],
+                                              user_attrs={"stopped": "stopped after 1 of 3"}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED))  # recorded before
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    assert [results.is_stopped(t) for t in study.trials] == [False, True, True, False]
+    assert results.counts(study.trials) == {"COMPLETE": 1, "STOPPED": 2, "FAIL": 1,
+                                            "RUNNING": 0, "WAITING": 0}
+
+
 def test_two_workers_record_their_rungs_in_the_one_storage(workdir):
     study_file = write_study(workdir, retrain_epochs="1", settings=EARLY)
     study_file.write_text(study_file.read_text().replace("n_trials = 2", "n_trials = 4").replace(
