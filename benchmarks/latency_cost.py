@@ -1,9 +1,10 @@
 """What timing latency costs a search: the same trials with latency_device "cpu" and "none".
 
 The search benchmark's study (benchmarks/search.py, seed 0: cifar_cnn width 16) on the
-2,000 training images and 32 dense epochs its README figure was measured with, its first --trials trials (TPE's random start-up trials, so both runs train
-the same schedules), once timing latency and once not; prints each trial's wall time and the
-ratio of the totals. The dense model is trained and cached before either run.
+2,000 training images and 32 dense epochs its README figure was measured with, its first
+--trials trials (TPE's random start-up trials, so both runs train the same schedules), once
+timing latency and once not; prints each trial's wall time and the ratio of the totals. The
+dense model is trained and cached before either run.
 
     python benchmarks/latency_cost.py --data-dir ../shared/data/cifar10-subset [--trials 4]
 """

@@ -127,8 +127,9 @@ def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
 def arrivals(study: optuna.Study, *, iterations: bool,
              tracking_uri: str | None = None) -> list[tuple[float, dict]]:
     """(seconds since the first trial started, row) for every model the way counts: the last
-    of each trial run to the end of its schedule (not stopped early), at the trial's end, or (`iterations`) every iteration of every
-    finished trial at the time its figures were logged to MLflow at `tracking_uri`."""
+    of each trial run to the end of its schedule (not stopped early), at the trial's end, or
+    (`iterations`) every iteration of every finished trial at the time its figures were logged
+    to MLflow at `tracking_uri`."""
     trials = [t for t in study.trials if t.datetime_start]
     start = min(t.datetime_start for t in trials).timestamp()
     client = MlflowClient(tracking_uri) if iterations else None

@@ -234,12 +234,8 @@ class _Objective:
             records.save_trial(trial, mlflow_run_id=run_id)
             self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
-            result = self._prune(trial, schedule, run_id)
-            return self._finish(trial, run_id, result.final)
-        except early_stopping.StoppedEarly as stopped:
-            records.save_trial(trial, stopped=str(stopped))
-            log.info("trial %d %s", trial.number, stopped)
-            return self._finish(trial, run_id, stopped.figures, stopped=str(stopped))
+            figures, stopped = self._prune(trial, schedule, run_id)
+            return self._finish(trial, run_id, figures, stopped)
         except KeyboardInterrupt:
             recovery.requeue(trial.study, trial, self.tracker,
                              reason="interrupted (Ctrl-C/SIGTERM)")
@@ -270,10 +266,12 @@ class _Objective:
         except (services.ServiceUnavailable, DiskFull) as also:
             return TrialAbandoned(also)
 
-    def _prune(self, trial: optuna.Trial, schedule, run_id: str) -> loop.Result:
+    def _prune(self, trial: optuna.Trial, schedule, run_id: str
+               ) -> tuple[loop.IterationResult, str | None]:
         """Run the schedule; after each iteration its figures (the repeats' means) and repeat
         0's weights are recorded, a candidate for the front whether or not the trial ends,
-        and early stopping may end it."""
+        and early stopping may end it. Returns the last iteration's figures and why early
+        stopping ended the trial there (None: it ran to the end)."""
         spec = self.spec
         rule = early_stopping.rule_of(spec)
         curve, each_curve = [], []
@@ -309,16 +307,20 @@ class _Objective:
 
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
-        return loop.run(
-            schedule=schedule, model=model, data=self.data,
-            dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
-            rewind_state=self.checkpoint.rewind_state,
-            fresh_state=lambda iteration: dense_module.initial_state(
-                spec, seed=spec.seed + 1000 * iteration),
-            optimizer=dense_module.optimizer_settings(spec, self.device),
-            augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
-            latency_device=spec.latency_device, classifier=spec.model.classifier,
-            on_iteration=on_iteration, on_epoch=on_epoch)
+        try:
+            return loop.run(
+                schedule=schedule, model=model, data=self.data,
+                dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
+                rewind_state=self.checkpoint.rewind_state,
+                fresh_state=lambda iteration: dense_module.initial_state(
+                    spec, seed=spec.seed + 1000 * iteration),
+                optimizer=dense_module.optimizer_settings(spec, self.device),
+                augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
+                latency_device=spec.latency_device, classifier=spec.model.classifier,
+                on_iteration=on_iteration, on_epoch=on_epoch).final, None
+        except early_stopping.StoppedEarly as stopped:
+            log.info("trial %d %s", trial.number, stopped)
+            return stopped.figures, str(stopped)
 
     def _finish(self, trial: optuna.Trial, run_id: str, figures: loop.IterationResult,
                 stopped: str | None = None) -> list[float]:
@@ -326,7 +328,7 @@ class _Objective:
         early stopping ended it there."""
         spec = self.spec
         final = dataclasses.asdict(figures)
-        records.save_trial(trial, final=final)
+        records.save_trial(trial, final=final, stopped=stopped)
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
         self.tracker.end_trial(run_id, state="STOPPED" if stopped else "COMPLETE",
