@@ -22,8 +22,8 @@ from prunesearch.tracking import StudyTracker
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 """What a study's budget counts: trials run to the end of their schedule, or stopped early.
 A trial early stopping ends is COMPLETE with the objectives of its last iteration, not
-PRUNED: Optuna's TPE ranks every PRUNED trial of a multi-objective study below every complete
-one (5.0, `_split_trials`), so it would learn a stopped schedule as the worst, though its
+PRUNED: Optuna's TPE (5.0, `_split_trials`) fills the good tenth of a multi-objective study's
+trials from complete ones first, so it would learn a stopped schedule as the worst, though its
 iterations may be on the front. Earlier versions recorded it PRUNED; both count as stopped."""
 OUTCOMES = ("COMPLETE", "STOPPED", "FAIL", "RUNNING", "WAITING")
 
