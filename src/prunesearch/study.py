@@ -319,6 +319,7 @@ class _Objective:
                 latency_device=spec.latency_device, classifier=spec.model.classifier,
                 on_iteration=on_iteration, on_epoch=on_epoch).final, None
         except early_stopping.StoppedEarly as stopped:
+            records.save_trial(trial, stopped=str(stopped))
             log.info("trial %d %s", trial.number, stopped)
             return stopped.figures, str(stopped)
 
@@ -328,7 +329,7 @@ class _Objective:
         early stopping ended it there."""
         spec = self.spec
         final = dataclasses.asdict(figures)
-        records.save_trial(trial, final=final, stopped=stopped)
+        records.save_trial(trial, final=final)
         if spec.accuracy_floor is not None:
             trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
         self.tracker.end_trial(run_id, state="STOPPED" if stopped else "COMPLETE",
