@@ -16,6 +16,7 @@ else:  # pragma: no cover - Python 3.10
 
 from prunesearch import early_stopping, methods, models
 from prunesearch.early_stopping import RUNG_POINTS
+from prunesearch.iteration_trials import LEARNS_FROM
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
@@ -137,6 +138,11 @@ class StudySpec:
                                 "its schedule will end (planned) or as its model is now "
                                 "(current)",
         allowed=f"one of {list(RUNG_POINTS)}", check=lambda v: v in RUNG_POINTS)
+    sampler_learns_from: str = setting(
+        default="iterations", help="tpe: learn from every iteration of every trial (iteration "
+                                   "k of a schedule is the schedule with k iterations) or "
+                                   "from each trial's last iteration only (trials)",
+        allowed=f"one of {list(LEARNS_FROM)}", check=lambda v: v in LEARNS_FROM)
     repeats: int = setting(
         default=1, help="train each schedule this many times from the same dense model with "
                         "different retraining seeds; the objectives are the means",
