@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from prunesearch.loop import IterationResult
 from prunesearch.objectives import OBJECTIVES
 from prunesearch.records import TrialRecord
 
@@ -32,13 +31,12 @@ def per_iteration(trial: FrozenTrial, objectives: Sequence[str],
         return [trial]
     shown = []
     for figures in curve:
-        result = IterationResult(**figures)
         measured = optuna.trial.create_trial(
-            state=TrialState.COMPLETE, params={**trial.params, "iterations": result.iteration},
+            state=TrialState.COMPLETE, params={**trial.params, "iterations": figures["iteration"]},
             distributions=trial.distributions,
-            values=[OBJECTIVES[name].value(result) for name in objectives],
+            values=[figures[OBJECTIVES[name].column] for name in objectives],
             constraints=None if accuracy_floor is None
-            else {"val_accuracy_floor": accuracy_floor - result.val_accuracy})
+            else {"val_accuracy_floor": accuracy_floor - figures["val_accuracy"]})
         measured.number = trial.number
         shown.append(measured)
     return shown + ([trial] if trial.state == TrialState.RUNNING else [])

@@ -381,8 +381,8 @@ def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
 def fingerprint(spec: StudySpec) -> dict[str, str]:
     """What a study must keep to be resumed: every setting that changes what its trials mean
     (search space, objectives, accuracy floor, data, model, dense training, seed, repeats), as
-    the study file spells it. Name, description, budget, sampler and early stopping may
-    change."""
+    the study file spells it. Name, description, budget, sampler (and what it learns from)
+    and early stopping may change."""
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
                 "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed),
                 "repeats": str(spec.repeats)}
