@@ -43,10 +43,10 @@ def per_iteration(trial: FrozenTrial, objectives: Sequence[str],
 
 
 class _StudySeenPerIteration:
-    """The study with its trials replaced by per_iteration's; everything else delegated."""
+    """The study with its trials replaced by `shown(trial)`; everything else delegated."""
 
-    def __init__(self, study: optuna.Study, objectives, accuracy_floor):
-        self._study, self._objectives, self._floor = study, objectives, accuracy_floor
+    def __init__(self, study: optuna.Study, shown):
+        self._study, self._shown = study, shown
 
     def __getattr__(self, name):
         return getattr(self._study, name)
@@ -54,7 +54,7 @@ class _StudySeenPerIteration:
     def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
         shown = [measured for trial in self._study._get_trials(deepcopy=False, states=None,
                                                                use_cache=use_cache)
-                 for measured in per_iteration(trial, self._objectives, self._floor)]
+                 for measured in self._shown(trial)]
         return [t for t in shown if states is None or t.state in states]
 
     def get_trials(self, deepcopy: bool = True, states=None):
@@ -71,9 +71,17 @@ class LearningFromIterations(optuna.samplers.BaseSampler):
     def __init__(self, inner: optuna.samplers.BaseSampler, objectives: Sequence[str],
                  accuracy_floor: float | None = None):
         self.inner, self._objectives, self._floor = inner, tuple(objectives), accuracy_floor
+        self._finished = {}  # trial number -> per_iteration: a finished trial never changes
+
+    def _shown(self, trial: FrozenTrial) -> list[FrozenTrial]:
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            return per_iteration(trial, self._objectives, self._floor)
+        if trial.number not in self._finished:
+            self._finished[trial.number] = per_iteration(trial, self._objectives, self._floor)
+        return self._finished[trial.number]
 
     def _seen(self, study):
-        return _StudySeenPerIteration(study, self._objectives, self._floor)
+        return _StudySeenPerIteration(study, self._shown)
 
     def infer_relative_search_space(self, study, trial):
         return self.inner.infer_relative_search_space(self._seen(study), trial)
