@@ -69,7 +69,6 @@ sampler = "{sampler}"
 latency_device = "{latency_device}"
 early_stopping = "{early_stopping}"
 rung_point = "{rung_point}"
-sampler_learns_from = "{learns_from}"
 
 [data]
 val_size = 500
@@ -91,11 +90,9 @@ retrain_epochs = {{ low = 1, high = 2 }}
 reinit = ["finetune", "rewind"]
 retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
 """
-# way: (sampler, early_stopping, rung_point, sampler_learns_from)
-SEARCHES = {"random": ("random", "none", "planned", "trials"),
-            "tpe": ("tpe", "none", "planned", "trials"),
-            "tpe+es": ("tpe", "mo-asha", "planned", "iterations"),
-            "tpe+esc": ("tpe", "mo-asha", "current", "iterations")}
+# way: (sampler, early_stopping, rung_point)
+SEARCHES = {"random": ("random", "none", "planned"), "tpe": ("tpe", "none", "planned"),
+            "tpe+es": ("tpe", "mo-asha", "planned"), "tpe+esc": ("tpe", "mo-asha", "current")}
 DEFAULT_WAYS = ("random", "tpe", "tpe+es")
 # Of the subset's 4,670 training images left after validation. Fewer give more trials per
 # budget but a weaker dense model; on 2,000 (32 dense epochs) about 35 trials fit in 300 s,
@@ -113,12 +110,12 @@ COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
 
 def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS,
              latency_device: str = LATENCY_DEVICE, train_subset: int = TRAIN_SUBSET):
-    sampler, early_stopping, rung_point, learns_from = SEARCHES[way]
+    sampler, early_stopping, rung_point = SEARCHES[way]
     path = folder / f"{way}-{seed}.toml"
     path.write_text(textwrap.dedent(STUDY.format(
         name=f"search-{way.replace('+', '-')}-{seed}", seed=seed, sampler=sampler,
-        early_stopping=early_stopping, rung_point=rung_point, learns_from=learns_from,
-        dense_epochs=dense_epochs, latency_device=latency_device, train_subset=train_subset)))
+        early_stopping=early_stopping, rung_point=rung_point, dense_epochs=dense_epochs,
+        latency_device=latency_device, train_subset=train_subset)))
     return studyfile.load(str(path))
 
 

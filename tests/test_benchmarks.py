@@ -88,8 +88,6 @@ def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_di
     search = load("search")
     spec = search.spec_for(tmp_path, "tpe+esc", seed=0)
     assert (spec.early_stopping, spec.rung_point) == ("mo-asha", "current")
-    assert spec.sampler_learns_from == "iterations"
-    assert search.spec_for(tmp_path, "tpe", seed=0).sampler_learns_from == "trials"  # plain
     spec = dataclasses.replace(
         spec, data=dataclasses.replace(spec.data, val_size=50, train_subset=None),
         model=dataclasses.replace(spec.model, width=4),

@@ -48,14 +48,6 @@ def test_validate_shows_the_early_stopping_rule_when_it_is_on(workdir):
     assert result.exit_code == 0, result.output
     assert ("trials: early_stopping mo-asha (reduction_factor 3, first_rung_epochs 1, "
             "rung_point current), repeats 1") in result.output.splitlines()
-    assert "sampler tpe (learns from iterations), seed 0" in result.output
-
-
-def test_validate_says_what_tpe_learns_from(workdir):
-    path = write_study(workdir, settings='sampler_learns_from = "trials"')
-    result = invoke("validate", "--study", str(path))
-    assert result.exit_code == 0, result.output
-    assert "sampler tpe (learns from trials), seed 0" in result.output
 
 
 def test_validate_refuses_a_bad_file_in_one_line_with_exit_2(workdir):

@@ -85,8 +85,6 @@ BAD_EDITS = {
     "speedup without timing": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"\n'
                                'objectives = ["val_accuracy", "speedup"]'),
                                "latency_device", "speedup objective needs cpu or cuda"),
-    "unknown sampler_learns_from": (("n_trials = 2", 'n_trials = 2\nsampler_learns_from = "runs"'),
-                                    "sampler_learns_from", "iterations"),
     "grid over a range": (('sampler = "tpe"', 'sampler = "grid"'), "space.amount",
                           "needs a list of values"),
 }

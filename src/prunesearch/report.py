@@ -23,9 +23,8 @@ def study_summary(spec) -> str:
     """A validated StudySpec as the user should read it: every setting, defaults filled in,
     and the search space with each parameter's kind."""
     lines = [f"{spec.path}: valid",
-             f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}"
-             + (f" (learns from {spec.sampler_learns_from})" if spec.sampler == "tpe" else "")
-             + f", seed {spec.seed}, maximise {' and '.join(spec.objectives)}, "
+             f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
+             f" maximise {' and '.join(spec.objectives)}, "
              + ("latency not timed" if spec.latency_device == costs.NOT_TIMED
                 else f"latency on {spec.latency_device}")
              + (f", validation accuracy >= {spec.accuracy_floor}"

@@ -26,8 +26,8 @@ from optuna.trial import TrialState
 from prunesearch import data as data_module
 from prunesearch import early_stopping
 from prunesearch import dense as dense_module
-from prunesearch import diskspace, export, interrupts, iteration_trials, loop, models, records
-from prunesearch import quiet, recovery, results, services, space, story
+from prunesearch import diskspace, export, interrupts, loop, models, records, recovery, results
+from prunesearch import quiet, services, space, story
 from prunesearch import storage as storage_module
 from prunesearch import studyfile, workers
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
@@ -177,8 +177,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     tracker.log_dataset(tracker.parent_run_id, **dataset)
     # Reseeded with the history length, so a resumed run does not replay the first run's
     # random start-up points.
-    study.sampler = iteration_trials.sampler_for(spec, space.make_sampler(
-        spec.sampler, seed=spec.seed + len(study.trials), space=spec.space))
+    study.sampler = space.make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
+                                       space=spec.space)
     interrupts.check()
     try:
         study.optimize(

@@ -16,7 +16,6 @@ else:  # pragma: no cover - Python 3.10
 
 from prunesearch import early_stopping, methods, models
 from prunesearch.early_stopping import RUNG_POINTS
-from prunesearch.iteration_trials import LEARNS_FROM
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
@@ -138,11 +137,6 @@ class StudySpec:
                                 "its schedule will end (planned) or as its model is now "
                                 "(current)",
         allowed=f"one of {list(RUNG_POINTS)}", check=lambda v: v in RUNG_POINTS)
-    sampler_learns_from: str = setting(
-        default="iterations", help="tpe: learn from every iteration of every trial (iteration "
-                                   "k of a schedule is the schedule with k iterations) or "
-                                   "from each trial's last iteration only (trials)",
-        allowed=f"one of {list(LEARNS_FROM)}", check=lambda v: v in LEARNS_FROM)
     repeats: int = setting(
         default=1, help="train each schedule this many times from the same dense model with "
                         "different retraining seeds; the objectives are the means",
@@ -381,8 +375,8 @@ def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
 def fingerprint(spec: StudySpec) -> dict[str, str]:
     """What a study must keep to be resumed: every setting that changes what its trials mean
     (search space, objectives, accuracy floor, data, model, dense training, seed, repeats), as
-    the study file spells it. Name, description, budget, sampler (and what it learns from)
-    and early stopping may change."""
+    the study file spells it. Name, description, budget, sampler and early stopping may
+    change."""
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
                 "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed),
                 "repeats": str(spec.repeats)}
