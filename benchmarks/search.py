@@ -9,6 +9,8 @@ wall-time budget, one after another:
   random             random search; the front over the last iteration of each complete trial
                      (one run to the end of its schedule)
   tpe                TPE (prunesearch's default); the same front
+  tpe+iterations     the same runs as tpe, the front over every iteration of every trial
+                     (what prunesearch reports for it; tpe stays the target)
   tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3, rung_point
                      "planned"); the same front, so a stopped trial adds nothing
   tpe+es+iterations  the same runs as tpe+es, the front over every iteration of every
@@ -103,8 +105,8 @@ TRAIN_SUBSET = 1000
 # every search reward retraining more than pruning well.
 DENSE_EPOCHS = 64
 LATENCY_DEVICE = "none"  # no objective of the study above needs latency
-COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+es": "tab:orange",
-           "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",
+COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+iterations": "tab:cyan",
+           "tpe+es": "tab:orange", "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",
            "tpe+esc+iterations": "tab:green", "notebook": "black"}
 
 
@@ -260,7 +262,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ways = [way for way in SEARCHES if way in {"tpe", *args.ways}]
     curves = {name: [] for way in ways
-              for name in ([way] if SEARCHES[way][1] == "none" else [way, f"{way}+iterations"])}
+              for name in ([way] if way == "random" else [way, f"{way}+iterations"])}
     configuration = {"dense_epochs": args.dense_epochs, "latency_device": args.latency_device,
                      "train_subset": args.train_subset}
     with tempfile.TemporaryDirectory() as tmp:
