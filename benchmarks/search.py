@@ -87,8 +87,8 @@ batch_size = 128
 [space]
 method = ["l1_unstructured", "global_l1"]
 amount = {{ low = 0.2, high = 0.7 }}
-iterations = {{ low = 1, high = 4 }}
-retrain_epochs = {{ low = 1, high = 2 }}
+iterations = {{ low = 1, high = 5 }}
+retrain_epochs = {{ low = 1, high = 3 }}
 reinit = ["finetune", "rewind"]
 retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
 """
