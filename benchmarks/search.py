@@ -11,8 +11,9 @@ wall-time budget, one after another:
   tpe                TPE (prunesearch's default); the same front
   tpe+iterations     the same runs as tpe, the front over every iteration of every trial
                      (what prunesearch reports for it; tpe stays the target)
-  tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3, rung_point
-                     "planned"); the same front, so a stopped trial adds nothing
+  tpe+es             TPE with early_stopping = "mo-asha" (reduction factor 3, or
+                     --reduction-factor; rung_point "planned"); the same front, so a stopped
+                     trial adds nothing
   tpe+es+iterations  the same runs as tpe+es, the front over every iteration of every
                      finished trial, stopped ones included (what prunesearch reports)
   tpe+esc, tpe+esc+iterations
@@ -30,7 +31,8 @@ latency (latency_device "none", as a study without the speedup objective should 
 
     python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
         [--seeds 0 1 2] [--ways random tpe tpe+es] [--train-subset 1000] [--dense-epochs 64]
-        [--latency-device none] [--json search.json] [--plot search.png]
+        [--latency-device none] [--reduction-factor 3] [--json search.json]
+        [--plot search.png]
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
 validation and 1,000 trained on, --train-subset; 64 dense epochs, --dense-epochs; 300 s per
@@ -71,6 +73,7 @@ sampler = "{sampler}"
 latency_device = "{latency_device}"
 early_stopping = "{early_stopping}"
 rung_point = "{rung_point}"
+reduction_factor = {reduction_factor}
 
 [data]
 val_size = 500
@@ -96,6 +99,7 @@ retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
 SEARCHES = {"random": ("random", "none", "planned"), "tpe": ("tpe", "none", "planned"),
             "tpe+es": ("tpe", "mo-asha", "planned"), "tpe+esc": ("tpe", "mo-asha", "current")}
 DEFAULT_WAYS = ("random", "tpe", "tpe+es")
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # of the budget, where mean_over_seeds reads the curves
 # Of the subset's 4,670 training images left after validation. Fewer give more trials per
 # budget but a weaker dense model; on 2,000 (32 dense epochs) about 35 trials fit in 300 s,
 # too few for TPE to beat random search, so no way could be told from another.
@@ -105,19 +109,22 @@ TRAIN_SUBSET = 1000
 # every search reward retraining more than pruning well.
 DENSE_EPOCHS = 64
 LATENCY_DEVICE = "none"  # no objective of the study above needs latency
+REDUCTION_FACTOR = 3  # MO-ASHA's, the study files' default
 COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+iterations": "tab:cyan",
            "tpe+es": "tab:orange", "tpe+es+iterations": "tab:red", "tpe+esc": "tab:olive",
            "tpe+esc+iterations": "tab:green", "notebook": "black"}
 
 
 def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS,
-             latency_device: str = LATENCY_DEVICE, train_subset: int = TRAIN_SUBSET):
+             latency_device: str = LATENCY_DEVICE, train_subset: int = TRAIN_SUBSET,
+             reduction_factor: int = REDUCTION_FACTOR):
     sampler, early_stopping, rung_point = SEARCHES[way]
     path = folder / f"{way}-{seed}.toml"
     path.write_text(textwrap.dedent(STUDY.format(
         name=f"search-{way.replace('+', '-')}-{seed}", seed=seed, sampler=sampler,
         early_stopping=early_stopping, rung_point=rung_point, dense_epochs=dense_epochs,
-        latency_device=latency_device, train_subset=train_subset)))
+        latency_device=latency_device, train_subset=train_subset,
+        reduction_factor=reduction_factor)))
     return studyfile.load(str(path))
 
 
@@ -163,6 +170,18 @@ def curve(found: list[tuple[float, dict]], budget_s: float) -> list[tuple[float,
 
 def time_to(points: list[tuple[float, float]], target: float) -> float | None:
     return next((at for at, volume in points if volume >= target - 1e-12), None)
+
+
+def volume_at(points: list[tuple[float, float]], seconds: float) -> float:
+    """The hypervolume a curve had reached `seconds` into its search."""
+    return max(volume for at, volume in points if at <= seconds)
+
+
+def mean_over_seeds(curves: dict, budget_s: float) -> dict[str, list[float]]:
+    """Each way's hypervolume at each of FRACTIONS of the budget, averaged over its seeds: a
+    readout steadier than the time to one seed's target, which one late trial can set."""
+    return {way: [statistics.mean(volume_at(points, fraction * budget_s) for points in runs)
+                  for fraction in FRACTIONS] for way, runs in curves.items()}
 
 
 def notebook_search(spec, data_dir: Path, budget_s: float) -> list[tuple[float, dict]]:
@@ -256,6 +275,8 @@ def main() -> None:
                         help="training images (of those the validation split leaves)")
     parser.add_argument("--latency-device", choices=["cpu", "none"], default=LATENCY_DEVICE,
                         help="cpu: trials also time latency, which no objective here needs")
+    parser.add_argument("--reduction-factor", type=int, default=REDUCTION_FACTOR,
+                        help="MO-ASHA's, for the ways with early stopping")
     parser.add_argument("--json", type=Path, default=Path("search.json"))
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
     args = parser.parse_args()
@@ -264,7 +285,8 @@ def main() -> None:
     curves = {name: [] for way in ways
               for name in ([way] if way == "random" else [way, f"{way}+iterations"])}
     configuration = {"dense_epochs": args.dense_epochs, "latency_device": args.latency_device,
-                     "train_subset": args.train_subset}
+                     "train_subset": args.train_subset,
+                     "reduction_factor": args.reduction_factor}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for seed in args.seeds:
@@ -291,8 +313,9 @@ def main() -> None:
         curves["notebook"] = [curve(notebook_search(spec, args.data_dir, args.budget_s),
                                     args.budget_s)]
     table = summary(curves, args.budget_s, args.seeds)
+    means = mean_over_seeds(curves, args.budget_s)
     args.json.write_text(json.dumps({"budget_s": args.budget_s, "seeds": table,
-                                     "curves": curves}, indent=2))
+                                     "mean_over_seeds": means, "curves": curves}, indent=2))
     plot(curves, args.budget_s, args.plot)
     print(f"\nhypervolume from (val accuracy {CHANCE}, sparsity 0); budget {args.budget_s:.0f} s"
           " per search; time to reach plain TPE's hypervolume at its budget:")
@@ -320,6 +343,12 @@ def main() -> None:
                   f"({first['notebook_hypervolume']:.4f}): notebook {notebook:.0f} s, {way} "
                   + ("never" if ours is None else
                      f"{ours:.1f} s, {notebook / ours:.1f}x faster") + " (target >= 5x)")
+    print(f"\nmean hypervolume over seeds (notebook: seed {args.seeds[0]}) at these times; "
+          f"plain TPE's at its budget: {means['tpe'][-1]:.4f}")
+    print(f"{'way':<18} " + "".join(f"{fraction * args.budget_s:>8.0f} s"
+                                    for fraction in FRACTIONS))
+    for way, volumes in means.items():
+        print(f"{way:<18} " + "".join(f"{volume:>10.4f}" for volume in volumes))
     print(f"wrote {args.json} and {args.plot}")
 
 

@@ -73,6 +73,20 @@ def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
     assert "time_to_notebook_s" not in table[1]["tpe"]
 
 
+def test_search_benchmark_averages_each_way_over_seeds_at_fractions_of_the_budget():
+    search = load("search")
+    curves = {"tpe": [[(0.0, 0.0), (10.0, 0.2), (20.0, 0.4)], [(0.0, 0.0), (25.0, 0.6)]]}
+    # A 40 s budget is read at 10, 20, 30 and 40 s: seed 1 has nothing before 25 s.
+    assert search.mean_over_seeds(curves, budget_s=40) == {
+        "tpe": [pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.5), pytest.approx(0.5)]}
+
+
+def test_search_benchmark_study_files_take_the_reduction_factor(tmp_path):
+    search = load("search")
+    spec = search.spec_for(tmp_path, "tpe+es", seed=0, reduction_factor=2)
+    assert (spec.early_stopping, spec.reduction_factor) == ("mo-asha", 2)
+
+
 def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_path):
     search = load("search")
     spec = search.spec_for(tmp_path, "random", seed=0)

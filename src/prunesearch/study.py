@@ -324,7 +324,7 @@ class _Objective:
             return stopped.figures, str(stopped)
 
     def _finish(self, trial: optuna.Trial, run_id: str, figures: loop.IterationResult,
-                stopped: str | None = None) -> list[float]:
+                stopped: str | None) -> list[float]:
         """The trial's objectives: those of its last iteration, `figures`; `stopped`: why
         early stopping ended it there."""
         spec = self.spec
