@@ -24,7 +24,8 @@ wall-time budget, one after another:
 A trial's last model counts from the moment the trial ended; with +iterations each model
 counts from the moment its iteration was logged (the MLflow metric's timestamp). For each
 seed, the target is the hypervolume plain TPE reached at its budget; each way's time to reach
-it is compared with TPE's budget. For seed 0 each way's time to the notebook loop's
+it is compared with TPE's budget. Each way's hypervolume is also averaged over the seeds at
+1/4, 1/2, 3/4 and all of the budget. For seed 0 each way's time to the notebook loop's
 hypervolume at its budget is compared with the notebook's own time to it. Trials time no
 latency (latency_device "none", as a study without the speedup objective should run), unless
 --latency-device cpu.
@@ -35,8 +36,9 @@ latency (latency_device "none", as a study without the speedup objective should 
         [--plot search.png]
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
-validation and 1,000 trained on, --train-subset; 64 dense epochs, --dense-epochs; 300 s per
-search) it takes about 57 minutes on 2 CPU cores (about 72 with --ways tpe+es tpe+esc).
+validation and 1,000 trained on, --train-subset; 64 dense epochs, --dense-epochs; schedules
+of 1-5 iterations of 1-3 retraining epochs, as in studies/l1-iterative.toml; 300 s per
+search) it takes about 56 minutes on 2 CPU cores (about 72 with --ways tpe+es tpe+esc).
 """
 
 import argparse
