@@ -282,6 +282,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("search.json"))
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
     args = parser.parse_args()
+    if args.reduction_factor < 2:
+        parser.error(f"--reduction-factor {args.reduction_factor}: must be an integer >= 2")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ways = [way for way in SEARCHES if way in {"tpe", *args.ways}]
     curves = {name: [] for way in ways

@@ -3,6 +3,7 @@ as the code they measure changes. Their figures come from running them, never fr
 
 import dataclasses
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,16 @@ def test_search_benchmark_study_files_take_the_reduction_factor(tmp_path):
     search = load("search")
     spec = search.spec_for(tmp_path, "tpe+es", seed=0, reduction_factor=2)
     assert (spec.early_stopping, spec.reduction_factor) == ("mo-asha", 2)
+
+
+def test_search_benchmark_refuses_a_reduction_factor_below_2(monkeypatch, capsys, tmp_path):
+    search = load("search")
+    monkeypatch.setattr(sys, "argv", ["search.py", "--data-dir", str(tmp_path),
+                                      "--reduction-factor", "1"])
+    with pytest.raises(SystemExit) as exit_:
+        search.main()
+    assert exit_.value.code == 2
+    assert "--reduction-factor 1: must be an integer >= 2" in capsys.readouterr().err
 
 
 def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_path):
