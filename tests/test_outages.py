@@ -93,9 +93,9 @@ def test_mlflow_transient_means_unreachable_or_5xx_not_a_client_mistake():
 
 
 def test_workers_writing_the_study_run_at_the_same_moment_all_succeed(tmp_path):
-    """MLflow's SQL store upserts a tag or latest metric by a read and then an insert: of
-    writers that start together on a new key, all but one fail on the unique key (about 1 in 3
-    calls here) unless the lost race is retried."""
+    """MLflow's SQL store upserts a tag, a latest metric or a dataset by a read and then an
+    insert: of writers that start together on a new key, all but one fail on the unique key
+    (about 1 in 3 calls here) unless the lost race is retried."""
     from mlflow.entities import Metric
 
     tracker = tracking.StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -108,6 +108,8 @@ def test_workers_writing_the_study_run_at_the_same_moment_all_succeed(tmp_path):
             tracker.client.set_tag(run_id, f"tag{round_}", "on front")
             tracker.client.log_batch(run_id, metrics=[Metric(f"metric{round_}", writer,
                                                              1000 * round_ + writer, round_)])
+            tracker.log_dataset(run_id, name=f"data{round_}", digest=f"digest{round_}",
+                                source=str(tmp_path), profile={"train": round_})
         except Exception as error:
             errors.append(error)
 
@@ -124,6 +126,8 @@ def test_workers_writing_the_study_run_at_the_same_moment_all_succeed(tmp_path):
     assert all(run.data.tags[f"tag{r}"] == "on front" for r in range(rounds))
     assert all(len(tracker.raw_client.get_metric_history(run_id, f"metric{r}")) == writers
                for r in range(rounds))
+    assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == sorted(
+        f"data{r}" for r in range(rounds))
 
 
 def test_a_lost_race_is_told_apart_from_other_bad_requests():

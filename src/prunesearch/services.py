@@ -95,9 +95,9 @@ def lost_write_race(error: BaseException) -> bool:
 def retry_lost_race(function: Callable) -> Callable:
     """`function`, an idempotent upsert, tried again when it loses a race (lost_write_race).
 
-    MLflow's SQL store sets a tag or a latest metric by reading the row and then inserting it;
-    two workers writing the study run at the same moment both read nothing, and the later
-    insert fails. Its retry reads the row and updates it. A short random pause lets the
+    MLflow's SQL store sets a tag, a latest metric or a dataset by reading the row and then
+    inserting it; two workers writing the study run at the same moment both read nothing, and
+    the later insert fails. Its retry reads the row and updates it. A short random pause lets the
     writers part ways."""
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(RACE_ATTEMPTS), wait=tenacity.wait_random(0, 0.1),

@@ -34,9 +34,9 @@ def resolve_uri(tracking_uri: str | None) -> str:
             or f"sqlite:///{Path(DEFAULT_TRACKING_FILE).resolve()}")
 
 
-# The client's upserts: writing the same tag, param or metric again is harmless, so one that
-# lost a race with another worker's may be retried (services.retry_lost_race).
-_UPSERTS = frozenset({"set_tag", "set_experiment_tag", "log_batch"})
+# The client's upserts: writing the same tag, param, metric or dataset input again is harmless,
+# so one that lost a race with another worker's may be retried (services.retry_lost_race).
+_UPSERTS = frozenset({"set_tag", "set_experiment_tag", "log_batch", "log_inputs"})
 
 
 class _Retried:
