@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from prunesearch import studyfile
+from prunesearch.config import studyfile
 from prunesearch.cli import main
 
 from conftest import PortTaken, on_a_free_port, write_study
@@ -230,7 +230,7 @@ def test_bad_data_folder_is_one_line_and_writes_nothing(workdir, cifar_dir, tmp_
 
 def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path):
     from prunesearch.cli import run_settings
-    from prunesearch.study import RunSettings
+    from prunesearch.search.optimize import RunSettings
 
     spec = studyfile.load(str(tiny_study))
     # Every field away from its default, so that one the command line drops shows.

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from prunesearch import methods
+from prunesearch.pruning import methods
 from prunesearch.cli import main
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -82,7 +82,9 @@ def test_jobs_share_one_gpu(workdir):
 
 
 def test_bf16_training_on_the_gpu_learns_and_evaluates_in_fp32(workdir, cifar_dir):
-    from prunesearch import data, models, train
+    from prunesearch.training import data
+    from prunesearch.training import models
+    from prunesearch.training import train
 
     split = data.load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0).train.to("cuda")
     model = models.build("cifar_cnn", width=4).cuda()
@@ -98,7 +100,7 @@ def test_bf16_training_on_the_gpu_learns_and_evaluates_in_fp32(workdir, cifar_di
 
 def test_a_trial_out_of_gpu_memory_fails_frees_the_memory_and_the_next_one_runs(workdir,
                                                                                  monkeypatch):
-    from prunesearch import loop
+    from prunesearch.pruning import loop
 
     retrain = loop.train_epochs
     calls = []

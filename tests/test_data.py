@@ -4,7 +4,7 @@ import urllib.error
 import pytest
 import torch
 
-from prunesearch import data
+from prunesearch.training import data
 from prunesearch.errors import DataError
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunesearch import data as data_module
-from prunesearch import dense, studyfile
+from prunesearch.training import data as data_module
+from prunesearch.search import dense
+from prunesearch.config import studyfile
 
 
 def load_dense(study_path: str, data_dir: str, cache_dir: str, barrier) -> tuple[bool, float]:

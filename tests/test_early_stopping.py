@@ -11,12 +11,15 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from prunesearch import early_stopping, front, records, results
+from prunesearch.search import early_stopping
+from prunesearch.foundation import pareto
+from prunesearch.stores import records
+from prunesearch.views import study_view
 from prunesearch.cli import main
-from prunesearch.early_stopping import Rule, StoppedEarly, decide
-from prunesearch.loop import IterationResult
-from prunesearch.records import TrialRecord
-from prunesearch.schedule import Schedule
+from prunesearch.search.early_stopping import Rule, StoppedEarly, decide
+from prunesearch.pruning.loop import IterationResult
+from prunesearch.stores.records import TrialRecord
+from prunesearch.pruning.schedule import Schedule
 
 from conftest import write_study
 
@@ -25,9 +28,9 @@ STORAGE = "sqlite:///prunesearch.db"
 
 def test_ranks_and_crowding_follow_non_dominated_sorting():
     points = [(0.9, 0.1), (0.5, 0.5), (0.1, 0.9), (0.4, 0.4), (0.1, 0.1)]
-    assert front.ranks(points) == [0, 0, 0, 1, 2]
-    assert front.optimal(points) == [0, 1, 2]
-    distance = front.crowding(points[:3])
+    assert pareto.ranks(points) == [0, 0, 0, 1, 2]
+    assert pareto.optimal(points) == [0, 1, 2]
+    distance = pareto.crowding(points[:3])
     assert math.isinf(distance[0]) and math.isinf(distance[2])
     assert distance[1] == pytest.approx(2.0)  # (0.9-0.1)/0.8 on each axis
 
@@ -155,7 +158,7 @@ def test_stopped_trials_are_recorded_honestly_end_to_end(workdir):
     assert output.exit_code == 0, output.output
 
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
-    stopped = [t for t in study.trials if results.is_stopped(t)]
+    stopped = [t for t in study.trials if study_view.is_stopped(t)]
     # The budget counts finished trials; the sampler (TPE) went on after stopped ones, and
     # learns from them: they are COMPLETE with the figures they reached.
     assert len(study.trials) == 5 and {t.state for t in study.trials} == {TrialState.COMPLETE}
@@ -193,8 +196,8 @@ def test_stopped_trials_count_apart_from_complete_ones_old_pruned_ones_too():
                                               user_attrs={"stopped": "stopped after 1 of 3"}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED))  # recorded before
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
-    assert [results.is_stopped(t) for t in study.trials] == [False, True, True, False]
-    assert results.counts(study.trials) == {"COMPLETE": 1, "STOPPED": 2, "FAIL": 1,
+    assert [study_view.is_stopped(t) for t in study.trials] == [False, True, True, False]
+    assert study_view.counts(study.trials) == {"COMPLETE": 1, "STOPPED": 2, "FAIL": 1,
                                             "RUNNING": 0, "WAITING": 0}
 
 
@@ -218,4 +221,4 @@ def test_the_front_of_many_points_is_the_first_non_dominated_layer():
     points = [(round(rng.random(), 2), round(rng.random(), 2), rng.choice((0.0, 1.0)))
               for _ in range(300)]
     points += points[:5]  # duplicates: equal points do not dominate each other
-    assert front.optimal(points) == [i for i, r in enumerate(front.ranks(points)) if r == 0]
+    assert pareto.optimal(points) == [i for i, r in enumerate(pareto.ranks(points)) if r == 0]

@@ -16,7 +16,9 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from conftest import write_study
-from prunesearch import interrupts, recovery, tracking
+from prunesearch.foundation import interrupts
+from prunesearch.search import recovery
+from prunesearch.stores import tracking
 from prunesearch.cli import main
 
 RUNNING = optuna.trial.TrialState.RUNNING

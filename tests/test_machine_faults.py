@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from conftest import write_study
-from prunesearch import loop
+from prunesearch.pruning import loop
 from prunesearch.cli import main
 
 TrialState = optuna.trial.TrialState

@@ -8,9 +8,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunesearch import costs, methods, models, studyfile
-from prunesearch.export import shrink
-from prunesearch.methods.channels import couplings, groups, live_channels
+from prunesearch.pruning import costs
+from prunesearch.pruning import methods
+from prunesearch.training import models
+from prunesearch.config import studyfile
+from prunesearch.pruning.export import shrink
+from prunesearch.pruning.methods.channels import couplings, groups, live_channels
 from test_pruning import EXAMPLE, pruner
 
 # (parameters, MACs per 32x32 image) as published: He et al. 2016 / Torch-Pruning's CIFAR

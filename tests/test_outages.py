@@ -1,4 +1,4 @@
-"""Outages of a service, as services.call sees them: retried with a line each time while they
+"""Outages of a service, as outages.call sees them: retried with a line each time while they
 last, given up in one line past the wait, and a bad request never retried; and workers' writes
 to the shared study run that race each other. The real services restarting under real
 workers: test_distributed."""
@@ -10,14 +10,16 @@ import optuna
 import pytest
 import sqlalchemy.exc
 
-from prunesearch import services, storage, tracking
+from prunesearch.stores import outages
+from prunesearch.stores import storage
+from prunesearch.stores import tracking
 
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
-    monkeypatch.setattr(services, "BACKOFF_FIRST_S", 0.01)
-    monkeypatch.setattr(services, "BACKOFF_MAX_S", 0.05)
-    monkeypatch.setattr(services, "_given_up", set())
+    monkeypatch.setattr(outages, "BACKOFF_FIRST_S", 0.01)
+    monkeypatch.setattr(outages, "BACKOFF_MAX_S", 0.05)
+    monkeypatch.setattr(outages, "_given_up", set())
 
 
 def refused() -> sqlalchemy.exc.OperationalError:
@@ -39,9 +41,9 @@ def flaky(failures: int, error=None):
 
 def test_an_outage_shorter_than_the_wait_is_ridden_out_a_line_each_retry(caplog):
     function, calls = flaky(3)
-    with caplog.at_level(logging.WARNING, logger="prunesearch.services"):
-        assert services.call("db", "get_trial", function, 21, wait_s=30,
-                             is_transient=services.database_transient) == 42
+    with caplog.at_level(logging.WARNING, logger="prunesearch.stores.outages"):
+        assert outages.call("db", "get_trial", function, 21, wait_s=30,
+                             is_transient=outages.database_transient) == 42
     assert calls == [21] * 4
     retrying = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     assert len(retrying) == 3 and all("db unreachable during get_trial" in m for m in retrying)
@@ -51,26 +53,26 @@ def test_an_outage_shorter_than_the_wait_is_ridden_out_a_line_each_retry(caplog)
 
 def test_past_the_wait_one_error_naming_the_service_and_later_calls_fail_at_once():
     function, calls = flaky(10**6)
-    with pytest.raises(services.ServiceUnavailable) as raised:
-        services.call("study database postgresql://u@h/db", "create_new_trial", function, 1,
-                      wait_s=0.3, is_transient=services.database_transient)
+    with pytest.raises(outages.ServiceUnavailable) as raised:
+        outages.call("study database postgresql://u@h/db", "create_new_trial", function, 1,
+                      wait_s=0.3, is_transient=outages.database_transient)
     message = str(raised.value)
     assert message.startswith("study database postgresql://u@h/db unreachable for 0 s")
     assert "create_new_trial" in message and "Connection refused" in message
     assert "\n" not in message and "run the same command" in message
     tried = len(calls)
     assert tried >= 2
-    with pytest.raises(services.ServiceUnavailable):
-        services.call("study database postgresql://u@h/db", "get_trial", function, 1,
-                      wait_s=30, is_transient=services.database_transient)
+    with pytest.raises(outages.ServiceUnavailable):
+        outages.call("study database postgresql://u@h/db", "get_trial", function, 1,
+                      wait_s=30, is_transient=outages.database_transient)
     assert len(calls) == tried  # not called again: it would only wait again
 
 
 def test_a_bad_request_is_not_retried():
     function, calls = flaky(1, error=sqlalchemy.exc.IntegrityError("insert", {}, Exception()))
     with pytest.raises(sqlalchemy.exc.IntegrityError):
-        services.call("db", "insert", function, 1, wait_s=30,
-                      is_transient=services.database_transient)
+        outages.call("db", "insert", function, 1, wait_s=30,
+                      is_transient=outages.database_transient)
     assert len(calls) == 1
 
 
@@ -84,12 +86,12 @@ def test_mlflow_transient_means_unreachable_or_5xx_not_a_client_mistake():
         except requests.exceptions.ConnectionError as error:
             raise MlflowException(f"API request to http://h/api failed with exception {error}")
     except MlflowException as error:
-        assert services.tracking_transient(error)
-    assert services.tracking_transient(RestException(
+        assert tracking.transient(error)
+    assert tracking.transient(RestException(
         {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "restarting"}))
-    assert not services.tracking_transient(RestException(
+    assert not tracking.transient(RestException(
         {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such run"}))
-    assert not services.tracking_transient(MlflowException("Invalid metric name"))
+    assert not tracking.transient(MlflowException("Invalid metric name"))
 
 
 def test_workers_writing_the_study_run_at_the_same_moment_all_succeed(tmp_path):
@@ -133,12 +135,12 @@ def test_workers_writing_the_study_run_at_the_same_moment_all_succeed(tmp_path):
 def test_a_lost_race_is_told_apart_from_other_bad_requests():
     from mlflow.exceptions import MlflowException, RestException
 
-    assert services.lost_write_race(sqlalchemy.exc.IntegrityError("insert", {}, Exception()))
-    assert services.lost_write_race(RestException({  # PostgreSQL behind a tracking server
+    assert outages.lost_write_race(sqlalchemy.exc.IntegrityError("insert", {}, Exception()))
+    assert outages.lost_write_race(RestException({  # PostgreSQL behind a tracking server
         "error_code": "BAD_REQUEST", "message": "(psycopg2.errors.UniqueViolation) duplicate "
         "key value violates unique constraint \"tag_pk\""}))
-    assert not services.lost_write_race(MlflowException("Invalid metric name"))
-    assert not services.lost_write_race(refused())
+    assert not outages.lost_write_race(MlflowException("Invalid metric name"))
+    assert not outages.lost_write_race(refused())
 
 
 def test_the_study_storage_retries_its_database_calls(tmp_path, monkeypatch):

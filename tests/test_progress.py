@@ -8,7 +8,7 @@ import subprocess
 import sys
 import termios
 
-LOOP = ("from prunesearch import progress\n"
+LOOP = ("from prunesearch.foundation import progress\n"
         "for _ in progress.steps(range(3), total=3, label='epoch 1/2'): pass\n")
 
 

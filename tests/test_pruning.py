@@ -4,15 +4,17 @@ import optuna
 import pytest
 import torch
 
-from prunesearch import methods, models, reinit
-from prunesearch.data import load
-from prunesearch.methods import Context
-from prunesearch.methods.structured import NormOptions
-from prunesearch.methods.channels import couplings, live_channels
-from prunesearch.loop import prunable_targets, run
-from prunesearch.schedule import Choice, Fixed, Schedule
-from prunesearch.space import suggest
-from prunesearch.train import OptimizerSettings
+from prunesearch.pruning import methods
+from prunesearch.training import models
+from prunesearch.pruning import reinit
+from prunesearch.training.data import load
+from prunesearch.pruning.methods import Context
+from prunesearch.pruning.methods.structured import NormOptions
+from prunesearch.pruning.methods.channels import couplings, live_channels
+from prunesearch.pruning.loop import prunable_targets, run
+from prunesearch.pruning.schedule import Choice, Fixed, Schedule
+from prunesearch.config.space import suggest
+from prunesearch.training.train import OptimizerSettings
 
 METHODS = sorted(methods.REGISTRY)
 SETTINGS = OptimizerSettings(lr=0.05, batch_size=32, momentum=0.9, weight_decay=5e-4)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from prunesearch.cli import main
-from prunesearch.records import TrialRecord
+from prunesearch.stores.records import TrialRecord
 
 from conftest import write_study
 

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunesearch import costs, methods
-from prunesearch.export import shrink
-from prunesearch.methods.channels import live_channels
-from prunesearch.methods.structured import NormOptions
+from prunesearch.pruning import costs
+from prunesearch.pruning import methods
+from prunesearch.pruning.export import shrink
+from prunesearch.pruning.methods.channels import live_channels
+from prunesearch.pruning.methods.structured import NormOptions
 from test_pruning import EXAMPLE, pruner, tiny_model
 
 STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)

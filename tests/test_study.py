@@ -13,11 +13,15 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from prunesearch import costs, export, models, results, studyfile
-from prunesearch import data as data_module
+from prunesearch.pruning import costs
+from prunesearch.pruning import export
+from prunesearch.training import models
+from prunesearch.views import study_view
+from prunesearch.config import studyfile
+from prunesearch.training import data as data_module
 from prunesearch.cli import main
-from prunesearch.loop import FIGURES
-from prunesearch.train import evaluate
+from prunesearch.pruning.loop import FIGURES
+from prunesearch.training.train import evaluate
 
 from conftest import write_study
 
@@ -117,7 +121,7 @@ def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, 
         trial = study.trials[number]
         assert child.info.status == "FINISHED"
         assert child.data.tags["prunesearch.state"] == "COMPLETE"
-        assert child.data.tags["prunesearch.study"] == "tiny"
+        assert child.data.tags["prunesearch.search.optimize"] == "tiny"
         assert child.data.params["method"] == "l1_unstructured"
         assert float(child.data.params["amount"]) == pytest.approx(trial.params["amount"])
         history = client.get_metric_history(child.info.run_id, "val_accuracy")
@@ -142,13 +146,13 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
     overview = parent.data.tags["mlflow.note.content"]
     assert "**Dense model**: validation" in overview and "Pareto front** after 2 complete" \
         in overview and "- objectives: val_accuracy, sparsity" in overview
-    for row in results.pareto_rows(study):  # one table row per model on the front
+    for row in study_view.pareto_rows(study):  # one table row per model on the front
         assert (f"| {row['trial']}.{row['iteration']} | {row['sparsity']:.1%} | "
                 f"{row['val_accuracy']:.1%} |") in overview
     history = client.get_metric_history(parent.info.run_id, "front_hypervolume")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2]
     assert parent.data.metrics["trials_complete"] == 2
-    half_sparse = [row["val_accuracy"] for row in results.candidates(study)
+    half_sparse = [row["val_accuracy"] for row in study_view.candidates(study)
                    if row["sparsity"] >= 0.5]
     assert parent.data.metrics.get("best_val_accuracy_sparsity_ge_50") == max(
         half_sparse, default=None)
@@ -164,8 +168,8 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
 
 def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met(
         workdir, monkeypatch):
-    from prunesearch import study as study_module
-    from prunesearch.tracking import StudyTracker
+    from prunesearch.search import optimize as study_module
+    from prunesearch.stores.tracking import StudyTracker
 
     drawn = []
     update = StudyTracker.update_pareto
@@ -184,15 +188,15 @@ def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met
 
 
 def test_story_hypervolume_and_thresholds():
-    from prunesearch import story
-    from prunesearch.objectives import OBJECTIVES
+    from prunesearch.views import overview
+    from prunesearch.config.objectives import OBJECTIVES
 
     rows = [{"sparsity": 0.9, "val_accuracy": 0.6}, {"sparsity": 0.5, "val_accuracy": 0.7},
             {"sparsity": 0.4, "val_accuracy": 0.65}]  # the last is dominated
     axis = OBJECTIVES["sparsity"]
-    assert story.hypervolume(rows[:2], axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
-    assert story.hypervolume(rows, axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
-    metrics = story.search_metrics(rows, rows[:2], {"COMPLETE": 3, "FAIL": 1}, axis)
+    assert overview.hypervolume(rows[:2], axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
+    assert overview.hypervolume(rows, axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
+    metrics = overview.search_metrics(rows, rows[:2], {"COMPLETE": 3, "FAIL": 1}, axis)
     assert metrics["best_val_accuracy_sparsity_ge_50"] == 0.7
     assert metrics["best_val_accuracy_sparsity_ge_90"] == 0.6
     assert "best_val_accuracy_sparsity_ge_95" not in metrics  # no trial got there
@@ -557,7 +561,7 @@ def test_export_registers_a_model_that_loads_back_and_scores_what_its_trial_reco
                                                   abs=1 / len(test))
     assert mlflow.models.get_model_info("models:/tiny-pruned/1").signature is not None
     tags = tracking_client(workdir).get_model_version("tiny-pruned", "1").tags
-    assert tags["prunesearch.study"] == "tiny" and tags["prunesearch.trial"] == str(trial.number)
+    assert tags["prunesearch.search.optimize"] == "tiny" and tags["prunesearch.trial"] == str(trial.number)
     assert float(tags["prunesearch.sparsity"]) == pytest.approx(trial.values[1])
 
 

@@ -1,12 +1,12 @@
 import pytest
 from click.testing import CliRunner
 
-from prunesearch import studyfile
+from prunesearch.config import studyfile
 from prunesearch.cli import main
 from prunesearch.errors import StudyFileError
-from prunesearch.schedule import Choice, Fixed, Range
+from prunesearch.pruning.schedule import Choice, Fixed, Range
 
-from conftest import TINY_STUDY
+from conftest import write_study
 
 
 @pytest.mark.parametrize("path", studyfile.available(), ids=lambda p: p.stem)
@@ -27,8 +27,8 @@ def test_l1_iterative_space_is_what_the_issue_asks():
 def test_name_resolves_local_file_before_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
-    (tmp_path / "studies" / "smoke.toml").write_text(
-        TINY_STUDY.format(retrain_epochs="1", settings="").replace('"tiny"', '"local-smoke"'))
+    path = write_study(tmp_path / "studies", name="smoke.toml", retrain_epochs="1")
+    path.write_text(path.read_text().replace('"tiny"', '"local-smoke"'))
     assert studyfile.load("smoke").name == "local-smoke"
     assert studyfile.load("l1-iterative").name == "l1-iterative"  # falls back to shipped
 
@@ -45,8 +45,7 @@ def test_missing_study_path_says_no_such_file(tmp_path):
 
 
 def test_scalar_list_and_table_become_fixed_choice_and_range(tmp_path):
-    path = tmp_path / "s.toml"
-    path.write_text(TINY_STUDY.format(retrain_epochs="2", settings=""))
+    path = write_study(tmp_path, retrain_epochs="2")
     spec = studyfile.load(str(path))
     assert spec.space["retrain_epochs"] == Fixed(2)
     assert spec.space["reinit"] == Choice(("finetune", "rewind", "random"))
@@ -93,9 +92,9 @@ BAD_EDITS = {
 @pytest.mark.parametrize("edit", BAD_EDITS.values(), ids=BAD_EDITS.keys())
 def test_bad_study_file_is_one_line_exit_2_and_writes_nothing(workdir, edit):
     (old, new), key, allowed = edit
-    text = TINY_STUDY.format(retrain_epochs="1", settings="")
+    path = write_study(workdir, name="bad.toml", retrain_epochs="1")
+    text = path.read_text()
     assert old in text
-    path = workdir / "bad.toml"
     path.write_text(text.replace(old, new, 1))
     before = sorted(p.name for p in workdir.iterdir())
 

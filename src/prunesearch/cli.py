@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from prunesearch import studyfile
+from prunesearch.config import studyfile
 from prunesearch.errors import PrunesearchError, StudyFileError
 
 EXIT_INTERRUPTED = 130
@@ -126,28 +126,33 @@ def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cach
              jobs, allow_spec_change, outage_wait_s):
     """Run (or resume) a study until it has n_trials complete trials."""
     spec = studyfile.load(study)
-    from prunesearch import workers
+    from prunesearch.search import workers
 
     label = workers.worker_label()
     _configure_logging(prefix=f"[worker {label}] " if label else "")
-    from prunesearch import interrupts, report, results
-    from prunesearch import study as study_module
+    from prunesearch.foundation import interrupts
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.search import optimize as study_module
 
     interrupts.install()
     settings = run_settings(spec, n_trials=n_trials, timeout=timeout, storage_url=storage_url,
                             tracking_uri=tracking_uri, data_dir=data_dir, cache_dir=cache_dir,
                             device=device, allow_spec_change=allow_spec_change,
                             outage_wait_s=outage_wait_s)
-    rows = results.pareto_rows(study_module.optimize(spec, settings, jobs=jobs))
+    rows = study_view.pareto_rows(study_module.optimize(spec, settings, jobs=jobs))
     if rows:
-        click.echo(report.to_table(rows))
+        click.echo(tables.to_table(rows))
 
 
 def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir,
                  device, allow_spec_change, outage_wait_s, **_):
     """`optimize`'s options, defaults resolved, as the RunSettings its workers get too."""
-    from prunesearch import data, dense, storage, tracking
-    from prunesearch.study import RunSettings
+    from prunesearch.training import data
+    from prunesearch.search import dense
+    from prunesearch.stores import storage
+    from prunesearch.stores import tracking
+    from prunesearch.search.optimize import RunSettings
 
     return RunSettings(
         study=spec.path.resolve(), n_trials=n_trials or spec.n_trials, timeout=timeout,
@@ -186,15 +191,16 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
     JSON and CSV give accuracies, sparsity and MACs removed as fractions in [0, 1]; the table
     in percent. Test accuracy is shown, never selected on.
     """
-    from prunesearch import report, results
-    from prunesearch import storage as storage_module
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.stores import storage as storage_module
 
     name = _study_name(study)
     loaded = storage_module.open_study(name, storage)
-    rows = results.pareto_rows(loaded, every_trial=every_trial, per_iteration=per_iteration)
+    rows = study_view.pareto_rows(loaded, every_trial=every_trial, per_iteration=per_iteration)
     if plot_path is not None:
         _write_plots(loaded, plot_path)
-    formatter = {"table": report.to_table, "json": report.to_json, "csv": report.to_csv}
+    formatter = {"table": tables.to_table, "json": tables.to_json, "csv": tables.to_csv}
     if output_format == "table" and not rows:
         click.echo(f"study {name!r} has no finished trial yet", err=True)
         return
@@ -202,17 +208,18 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
 
 
 def _write_plots(study, path: Path) -> None:
-    from prunesearch import report, results
-    from prunesearch.objectives import joined, plot_axis
-    from prunesearch.records import StudyRecord
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.config.objectives import joined, plot_axis
+    from prunesearch.stores.records import StudyRecord
 
-    figures = (results.candidates(study), results.pareto_rows(study),
+    figures = (study_view.candidates(study), study_view.pareto_rows(study),
                StudyRecord.of(study).dense)
     objectives = study.metric_names or []
     axis = (plot_axis(objectives), joined(objectives))
-    report.plot_pareto(*figures, path, *axis)
+    tables.plot_pareto(*figures, path, *axis)
     html = path.with_suffix(".html")
-    written = report.plot_pareto_html(*figures, html, *axis)
+    written = tables.plot_pareto_html(*figures, html, *axis)
     click.echo(f"wrote {path}" + (f" and {html}" if written else
                                   " (pip install plotly for an interactive HTML version)"),
                err=True)
@@ -241,39 +248,40 @@ def compare(studies, storage, output_format, plot_path, log_run):
     objective), its front there."""
     import tempfile
 
-    from prunesearch import compare as compare_module
-    from prunesearch import report, results
-    from prunesearch import storage as storage_module
-    from prunesearch.records import StudyRecord
+    from prunesearch.views import compare as compare_module
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.stores import storage as storage_module
+    from prunesearch.stores.records import StudyRecord
 
     loaded = [storage_module.open_study(_study_name(study), storage) for study in studies]
     axis = compare_module.common_axis([study.metric_names or [] for study in loaded])
-    fronts = {study.study_name: compare_module.front_on(results.candidates(study), axis)
+    fronts = {study.study_name: compare_module.front_on(study_view.candidates(study), axis)
               for study in loaded}
     rows = [{"study": name, **row} for name, front in fronts.items() for row in front]
     if output_format == "json":
-        click.echo(report.to_json(rows))
+        click.echo(tables.to_json(rows))
     else:
         click.echo(f"fronts on validation accuracy and {axis.column}:")
-        click.echo(report.columns(
+        click.echo(tables.columns(
             ["study", "trial", "iter", axis.column, "val acc %", "test acc %", "schedule"],
             [[r["study"], str(r["trial"]), str(r["iteration"]),
               f"{axis.scale * r[axis.column]:.2f}", f"{100 * r['val_accuracy']:.2f}",
               f"{100 * r['test_accuracy']:.2f}",
-              " ".join(f"{k}={report.short_value(v)}" for k, v in r["params"].items())]
+              " ".join(f"{k}={tables.short_value(v)}" for k, v in r["params"].items())]
              for r in rows]))
     if plot_path is not None:
         compare_module.plot(fronts, axis, plot_path)
         compare_module.plot_html(fronts, axis, plot_path.with_suffix(".html"))
         click.echo(f"wrote {plot_path}", err=True)
     if log_run:
-        from prunesearch import tracking
+        from prunesearch.stores import tracking
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             compare_module.plot(fronts, axis, folder / "fronts.png")
             compare_module.plot_html(fronts, axis, folder / "fronts.html")
-            (folder / "fronts.json").write_text(report.to_json(rows))
+            (folder / "fronts.json").write_text(tables.to_json(rows))
             tracker = tracking.StudyTracker(StudyRecord.of(loaded[0]).mlflow_tracking_uri)
             run_id = tracker.log_comparison(list(fronts), folder)
         click.echo(f"logged to MLflow {tracker.uri}: experiment prunesearch-compare, run "
@@ -289,9 +297,9 @@ def compare(studies, storage, output_format, plot_path, log_run):
 @click.option("--study", "study", required=True, help=STUDY_HELP)
 def validate(study):
     """Check a study file and print its resolved settings and search space; exit 2 if bad."""
-    from prunesearch import report
+    from prunesearch.views import tables
 
-    click.echo(report.study_summary(studyfile.load(study)))
+    click.echo(tables.study_summary(studyfile.load(study)))
 
 
 @main.command(epilog="""examples:
@@ -306,11 +314,12 @@ def validate(study):
 def status(study, storage):
     """Show a study's progress (completed of budget, failed, running, elapsed, time left),
     the dense model's accuracy and the current Pareto front."""
-    from prunesearch import report, results
-    from prunesearch import storage as storage_module
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.stores import storage as storage_module
 
     name = _study_name(study)
-    click.echo(report.status_text(name, results.status(storage_module.open_study(name, storage))))
+    click.echo(tables.status_text(name, study_view.status(storage_module.open_study(name, storage))))
 
 
 @main.command(epilog="""examples:
@@ -343,21 +352,24 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
     """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
-    from prunesearch import data, export as export_module, report, results
-    from prunesearch import storage as storage_module
-    from prunesearch.loop import FIGURES
-    from prunesearch.records import StudyRecord
+    from prunesearch.training import data
+    from prunesearch.pruning import export as export_module
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.stores import storage as storage_module
+    from prunesearch.pruning.loop import FIGURES
+    from prunesearch.stores.records import StudyRecord
 
     name = _study_name(study)
     loaded = storage_module.open_study(name, storage)
-    model, row = results.trial_model(loaded, number, iteration=iteration,
+    model, row = study_view.trial_model(loaded, number, iteration=iteration,
                                      tracking_uri=tracking_uri)
     test = data.load_test(data_dir or data.default_data_dir())
     model_spec = StudyRecord.of(loaded).model
-    figures = {key: report.strict(row[key]) for key in FIGURES}  # null as in pareto.json
+    figures = {key: tables.strict(row[key]) for key in FIGURES}  # null as in pareto.json
     slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
-        recorded_test_accuracy=results.kept_test_accuracy(loaded, number, row["iteration"]),
+        recorded_test_accuracy=study_view.kept_test_accuracy(loaded, number, row["iteration"]),
         output_dir=output_dir,
         info={"study": name, "trial": number, "iteration": row["iteration"],
               "model": model_spec, "schedule": row["params"], "figures": figures},
@@ -367,12 +379,12 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
                f"{summary['test_accuracy_measured']:.2%} (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
                f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
     if registered_name:
-        from prunesearch import tracking
+        from prunesearch.stores import tracking
 
         tracker = tracking.StudyTracker(tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri)
         version = tracker.register_model(
             row["mlflow_run_id"], slim, data.normalize(test.images[:2]), name=registered_name,
-            tags={"prunesearch.study": name, "prunesearch.trial": str(number),
+            tags={"prunesearch.search.optimize": name, "prunesearch.trial": str(number),
                   "prunesearch.iteration": str(row["iteration"]),
                   **{f"prunesearch.{key}": str(value) for key, value in figures.items()}})
         click.echo(f"registered as version {version} of {registered_name!r} in {tracker.uri}; "
@@ -401,9 +413,9 @@ def ui(study, storage, tracking_uri, host, port):
     import subprocess
     import sys
 
-    from prunesearch import storage as storage_module
-    from prunesearch import tracking
-    from prunesearch.records import StudyRecord
+    from prunesearch.stores import storage as storage_module
+    from prunesearch.stores import tracking
+    from prunesearch.stores.records import StudyRecord
 
     page = ""  # with a study: its run, whose Overview shows the front
     if study is not None:
@@ -461,23 +473,24 @@ def _description(path: Path) -> str:
 def studies(storage):
     """List the study files available by name, and the studies in the storage with their
     trial counts."""
-    from prunesearch import report, results
-    from prunesearch import storage as storage_module
+    from prunesearch.views import tables
+    from prunesearch.views import study_view
+    from prunesearch.stores import storage as storage_module
 
     files = [(path.stem, str(path), _description(path)) for path in studyfile.available()]
     click.echo("study files (--study NAME):")
-    click.echo(report.columns(["name", "file", "description"], files, indent=2))
+    click.echo(tables.columns(["name", "file", "description"], files, indent=2))
     url = storage_module.resolve(storage)
     try:
-        rows = results.progress(storage_module.open_storage(url, must_exist=True))
+        rows = study_view.progress(storage_module.open_storage(url, must_exist=True))
     except PrunesearchError:
         if storage is not None:
             raise
         click.echo(f"no study storage at {url} yet")
         return
     click.echo(f"studies in {url}:")
-    header = ["study", *results.OUTCOMES]
-    click.echo(report.columns([h.lower() for h in header],
+    header = ["study", *study_view.OUTCOMES]
+    click.echo(tables.columns([h.lower() for h in header],
                               [[str(row[key]) for key in header] for row in rows], indent=2)
                if rows else "  none")
 

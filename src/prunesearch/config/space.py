@@ -1,0 +1,52 @@
+"""Turn a study's search space and an Optuna trial into a Schedule."""
+
+from collections.abc import Mapping
+
+import optuna
+
+import dataclasses
+
+from prunesearch.pruning import methods
+from prunesearch.pruning.schedule import Choice, Fixed, ParamSpec, Schedule
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, ParamSpec]) -> Schedule:
+    """Sample every searched parameter (fixed ones are not Optuna parameters) into a Schedule;
+    fields the space leaves out take their defaults.
+
+    The method is drawn first; its own options (e.g. `norm`) are sampled only in trials of a
+    method that reads them, so Optuna sees them as conditional on the method.
+    """
+    method = _sample(trial, "method", space["method"])
+    options = {field.name for field in dataclasses.fields(methods.get(method).Options)}
+    values = {name: _sample(trial, name, param) for name, param in space.items()
+              if name != "method" and (name not in methods.OPTION_FIELDS or name in options)}
+    return Schedule.from_dict({"method": method, **values})
+
+
+def make_sampler(name: str, seed: int, space: Mapping[str, ParamSpec]
+                 ) -> optuna.samplers.BaseSampler:
+    """The study file's `sampler`; constant_liar keeps concurrent TPE workers from proposing
+    the same point."""
+    if name == "grid":
+        return optuna.samplers.GridSampler(
+            {key: list(param.choices) for key, param in space.items()
+             if isinstance(param, Choice)}, seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _sample(trial: optuna.Trial, name: str, param: ParamSpec):
+    if isinstance(param, Fixed):
+        return param.value
+    if isinstance(param, Choice):
+        return trial.suggest_categorical(name, list(param.choices))
+    if param.integer:
+        return trial.suggest_int(name, param.low, param.high, step=param.step or 1,
+                                 log=param.log)
+    return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)

@@ -1,0 +1,397 @@
+"""Study files: find one by name or path, parse its TOML and validate it into a StudySpec.
+
+Every value is checked before anything is written anywhere; a bad one raises a
+StudyFileError naming the file, the key, the value and what is allowed.
+"""
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from prunesearch.pruning import methods
+from prunesearch.training import models
+from prunesearch.errors import MISSING, StudyFileError
+from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
+from prunesearch.pruning.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
+from prunesearch.training.train import PRECISIONS
+from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
+                                  valid)
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
+EARLY_STOPPING_RULES = ("none", "mo-asha")  # see search.early_stopping
+RUNG_POINTS = ("planned", "current")
+LATENCY_DEVICES = ("cpu", "cuda", "none")  # none: not timed (see costs.NOT_TIMED)
+SHIPPED_DIR = Path(__file__).parents[1] / "studies"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    val_size: int | float = setting(
+        default=5000, help="validation images held out of the training set (stratified)",
+        allowed="an integer >= 1 (images) or a number in (0, 1) (fraction of the training set)",
+        check=lambda v: v >= 1 if isinstance(v, int) else 0 < v < 1)
+    train_subset: int | None = setting(
+        default=None, help="train on a stratified subset of this many images (leave out: all)",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    augment: bool = setting(
+        default=True, help="random crop (4 px padding) and horizontal flip while training",
+        allowed="true or false")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The network. Keys other than these are keyword arguments of a custom builder."""
+
+    name: str = setting(
+        default="cifar_cnn", help="a registry model; a torchvision classification builder, "
+                                  "torchvision:NAME; or your own, package.module:callable or "
+                                  "file.py:callable (a path relative to the study file)",
+        allowed=f"one of {sorted(models.REGISTRY)}, torchvision:NAME, module:callable or "
+                "file.py:callable",
+        check=lambda v: v in models.REGISTRY or models.custom.is_custom(v))
+    width: int | None = setting(
+        default=None, help="channels of the first stage, later stages in proportion; leave "
+                           "out for the model as published (cifar_cnn 32, resnet20 and "
+                           "resnet56 16, vgg16_bn 64); a custom builder gets it as a keyword",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    classifier: str | None = setting(
+        default=None, help="the output layer, whose outputs are the classes (never pruned "
+                           "away), as a module name such as fc or head.linear; leave out: a "
+                           "module called classifier, else the last nn.Linear",
+        allowed="the name of a linear or conv layer of the model")
+    cifar_stem: bool = setting(
+        default=True, help="torchvision models with conv1 and maxpool (ResNets): a 3x3 "
+                           "stride-1 first convolution and no max-pooling, for 32x32 images",
+        allowed="true or false")
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    epochs: int = setting(default=15, help="epochs of dense training (once, then cached)",
+                          allowed="an integer >= 1", check=lambda v: v >= 1)
+    lr: float = setting(default=0.05, help="peak learning rate (cosine decay)",
+                        allowed="a number > 0", check=lambda v: v > 0)
+    batch_size: int = setting(default=128, help="images per training step (also retraining)",
+                              allowed="an integer >= 1", check=lambda v: v >= 1)
+    momentum: float = setting(default=0.9, help="SGD Nesterov momentum (also retraining)",
+                              allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1)
+    weight_decay: float = setting(default=5e-4, help="L2 weight decay (also retraining)",
+                                  allowed="a number >= 0", check=lambda v: v >= 0)
+    rewind_epoch: int = setting(
+        default=0, help="dense epoch whose weights `rewind` restores (0: initialisation)",
+        allowed="an integer >= 0 and <= dense.epochs", check=lambda v: v >= 0)
+    precision: str = setting(
+        default="auto", help="training precision (also retraining): auto = bf16 autocast on a "
+                             "GPU that supports it, fp32 on a CPU; evaluation is always fp32",
+        allowed=f"one of {list(PRECISIONS)}", check=lambda v: v in PRECISIONS)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything a study file says, validated. `space` maps Schedule fields to ParamSpecs."""
+
+    name: str = setting(help="Optuna study and MLflow experiment name",
+                        allowed="a non-empty string", check=lambda v: v.strip() != "")
+    n_trials: int = setting(help="completed trials the study aims for, over all runs",
+                            allowed="an integer >= 1", check=lambda v: v >= 1)
+    description: str = setting(
+        default="", help="one line, shown as the description of the study's MLflow run",
+        allowed="a string")
+    seed: int = setting(default=0, help="seeds data split, training and the sampler",
+                        allowed="an integer >= 0", check=lambda v: v >= 0)
+    sampler: str = setting(default="tpe", help="Optuna sampler; grid runs every combination "
+                           "of the space's lists once (set n_trials to their number)",
+                           allowed=f"one of {list(SAMPLERS)}", check=lambda v: v in SAMPLERS)
+    objectives: tuple = setting(
+        default=DEFAULT_OBJECTIVES, help="what the study maximises",
+        allowed=f"a list of distinct names from {sorted(OBJECTIVES)}",
+        check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
+    latency_device: str = setting(
+        default="cpu", help="where latency and the speedup objective are measured: the device "
+                            "the pruned model will be deployed on; none skips timing, a third "
+                            "of a small trial's time, where no objective needs it",
+        allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
+    accuracy_floor: float | None = setting(
+        default=None, help="validation accuracy a trial must reach to count (an Optuna "
+                           "constraint): trials below it never enter the Pareto front",
+        allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
+    early_stopping: str = setting(
+        default="none", help="stop trials headed for a dominated point: mo-asha ranks the "
+                             "trials at each rung (retraining epochs spent) by non-dominated "
+                             "sorting and lets the first 1/reduction_factor go on",
+        allowed=f"one of {list(EARLY_STOPPING_RULES)}", check=lambda v: v in EARLY_STOPPING_RULES)
+    reduction_factor: int = setting(
+        default=3, help="early stopping: about one trial in this many goes on at each rung, "
+                        "and each rung is this many times the epochs of the one before",
+        allowed="an integer >= 2", check=lambda v: v >= 2)
+    first_rung_epochs: int = setting(
+        default=1, help="early stopping: retraining epochs spent at the first rung",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    rung_point: str = setting(
+        default="planned", help="early stopping: a trial's other objectives at a rung, where "
+                                "its schedule will end (planned) or as its model is now "
+                                "(current)",
+        allowed=f"one of {list(RUNG_POINTS)}", check=lambda v: v in RUNG_POINTS)
+    repeats: int = setting(
+        default=1, help="train each schedule this many times from the same dense model with "
+                        "different retraining seeds; the objectives are the means",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    dense: DenseSpec = DenseSpec()
+    space: dict = dataclasses.field(default_factory=dict)
+    path: Path = Path()
+
+
+SECTIONS = {"data": DataSpec, "model": ModelSpec, "dense": DenseSpec}
+TOP_LEVEL = {f.name: f for f in dataclasses.fields(StudySpec)
+             if f.name not in SECTIONS and f.name not in ("space", "path")}
+
+
+def resolve(study: str) -> Path:
+    """A path to an existing file as it is; otherwise a name, looked up as `studies/NAME.toml`
+    in the current directory first, then among the study files shipped with prunesearch."""
+    as_path = Path(study)
+    if as_path.is_file():
+        return as_path
+    if as_path.suffix == ".toml" or len(as_path.parts) > 1:
+        raise StudyFileError(study, "no such file")
+    candidates = [Path("studies") / f"{study}.toml", SHIPPED_DIR / f"{study}.toml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    names = sorted(path.stem for path in available())
+    raise StudyFileError(study, f"no such study file; looked for {candidates[0]} and "
+                                f"{candidates[1]}; study names available: {', '.join(names)}")
+
+
+def available() -> list[Path]:
+    """Study files found by name: local ones shadow shipped ones of the same name."""
+    found = {}
+    for folder in (SHIPPED_DIR, Path("studies")):
+        for path in sorted(folder.glob("*.toml")):
+            found[path.stem] = path
+    return [found[name] for name in sorted(found)]
+
+
+def load(study: str) -> StudySpec:
+    """Resolve `study` (a name or a path), parse and validate it."""
+    path = resolve(study)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise StudyFileError(path, f"not valid TOML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StudyFileError(path, f"cannot be read: {error}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, path: Path) -> StudySpec:
+    allowed_keys = list(TOP_LEVEL) + list(SECTIONS) + ["space"]
+    for key in raw:
+        if key not in allowed_keys:
+            raise StudyFileError.bad_value(path, key, raw[key],
+                                           f"unknown key; allowed: {', '.join(allowed_keys)}")
+    scalars = {key: value for key, value in raw.items() if key in TOP_LEVEL}
+    values = _parse_fields(StudySpec, TOP_LEVEL.values(), scalars, path, prefix="")
+    for section, cls in SECTIONS.items():
+        table = _table(raw, section, path)
+        if section == "model":
+            values[section] = _parse_model(table, path)
+            continue
+        values[section] = cls(**_parse_fields(cls, dataclasses.fields(cls), table, path,
+                                              prefix=f"{section}."))
+    dense = values["dense"]
+    if dense.rewind_epoch > dense.epochs:
+        raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
+                                       f"must be <= dense.epochs ({dense.epochs})")
+    if values.get("latency_device") == "none" and "speedup" in values.get("objectives", ()):
+        raise StudyFileError.bad_value(path, "latency_device", "none",
+                                       "the speedup objective needs cpu or cuda")
+    values["space"] = _parse_space(_table(raw, "space", path), path)
+    if values.get("sampler") == "grid":
+        _check_grid(values["space"], _table(raw, "space", path), path)
+    return StudySpec(**values, path=path)
+
+
+def _parse_model(table: dict, path: Path) -> ModelSpec:
+    """[model], resolved: a registry model's width, a model file's absolute path, the output
+    layer's name; a custom model is built once here, so that it fails now, in one line."""
+    fields = [f for f in dataclasses.fields(ModelSpec) if f.name != "options"]
+    declared = {f.name for f in fields}
+    name = table.get("name", "cifar_cnn")
+    custom = isinstance(name, str) and models.custom.is_custom(name)
+    options = {k: v for k, v in table.items() if k not in declared} if custom else {}
+    known = {k: v for k, v in table.items() if k not in options}
+    spec = ModelSpec(**_parse_fields(ModelSpec, fields, known, path, prefix="model."),
+                     options=options)
+    if not custom:
+        width = spec.width or models.default_width(spec.name)
+        if spec.classifier not in (None, "classifier"):
+            raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
+                                           f"{spec.name} names its output layer classifier")
+        return dataclasses.replace(spec, width=width, classifier="classifier")
+    where, _, attribute = spec.name.rpartition(":")
+    if where.endswith(".py") and not Path(where).is_absolute():
+        spec = dataclasses.replace(spec, name=f"{(path.parent / where).resolve()}:{attribute}")
+    try:
+        model = models.from_spec(dataclasses.asdict(spec))
+        models.custom.check_output(model, num_classes=10)
+    except models.custom.ModelError as error:
+        raise StudyFileError.bad_value(path, "model.name", name, str(error)) from None
+    try:
+        classifier = models.custom.classifier_name(model, spec.classifier)
+    except models.custom.ModelError as error:
+        raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
+                                       str(error)) from None
+    return dataclasses.replace(spec, classifier=classifier)
+
+
+def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
+    """A grid is a product of lists: no ranges, and no lists of options only some methods
+    read (a method that ignores one would run once per value)."""
+    for name, param in space.items():
+        if isinstance(param, Range):
+            raise StudyFileError.bad_value(path, f"space.{name}", table[name],
+                                           "sampler grid needs a list of values, not a range")
+        if isinstance(param, Choice) and name in methods.OPTION_FIELDS:
+            raise StudyFileError.bad_value(path, f"space.{name}", table[name],
+                                           "sampler grid needs one value for a method option")
+
+
+def _table(raw: dict, key: str, path: Path) -> dict:
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        raise StudyFileError.bad_value(path, key, table, "must be a table ([" + key + "])")
+    return table
+
+
+def _parse_fields(cls, fields, table: dict, path: Path, *, prefix: str) -> dict:
+    """Type-check and range-check `table` against `fields` of dataclass `cls`."""
+    fields = {f.name: f for f in fields}
+    types = field_types(cls)
+    for key in table:
+        if key not in fields:
+            raise StudyFileError.bad_value(path, prefix + key, table[key],
+                                           f"unknown key; allowed: {', '.join(fields)}")
+    values = {}
+    for name, field in fields.items():
+        if name not in table:
+            if is_required(field):
+                raise StudyFileError.bad_value(path, prefix + name, MISSING,
+                                               f"required: {field.metadata['allowed']}")
+            continue
+        values[name] = _checked_value(field, types[name], table[name], path, prefix + name)
+    return values
+
+
+def _checked_value(field, type_, value, path: Path, key: str):
+    allowed = field.metadata["allowed"]
+    if type_ is tuple:  # a list of strings in TOML
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        result = tuple(value) if ok else MISSING
+    else:
+        result = coerce(value, type_)
+    if result is MISSING or not valid(field, result):
+        raise StudyFileError.bad_value(path, key, value, allowed)
+    return result
+
+
+def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
+    types = SPACE_TYPES
+    space = {}
+    for name, field in SPACE_FIELDS.items():
+        if name not in table:
+            if is_required(field):
+                ranged = " or a range table { low = ..., high = ... }" \
+                    if types[name] in (int, float) else ""
+                raise StudyFileError.bad_value(
+                    path, f"space.{name}", MISSING,
+                    f"required: {field.metadata['allowed']}, a list of such values{ranged}")
+            continue
+        space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
+    for key in table:
+        if key not in SPACE_FIELDS:
+            raise StudyFileError.bad_value(path, f"space.{key}", table[key],
+                                           f"unknown key; allowed: {', '.join(SPACE_FIELDS)}")
+    _check_method_options(space, table, path)
+    return space
+
+
+def _check_method_options(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
+    """An option no searched method reads would be silently ignored: refuse it."""
+    method = space["method"]
+    searched = method.choices if isinstance(method, Choice) else (method.value,)
+    for name in sorted(space.keys() & methods.OPTION_FIELDS.keys()):
+        readers = methods.readers(name)
+        if not set(readers) & set(searched):
+            raise StudyFileError.bad_value(
+                path, f"space.{name}", table[name],
+                f"only read by {', '.join(sorted(readers))}, and space.method has none of them")
+
+
+def _parse_param(field, type_, value, path: Path, key: str) -> ParamSpec:
+    if isinstance(value, list):
+        if not value:
+            raise StudyFileError.bad_value(path, key, value, "a list needs at least one choice")
+        choices = tuple(_checked_value(field, type_, item, path, key) for item in value)
+        if len(set(choices)) != len(choices):
+            raise StudyFileError.bad_value(path, key, value, "choices must be distinct")
+        return Choice(choices)
+    if isinstance(value, dict):
+        return _parse_range(field, type_, value, path, key)
+    return Fixed(_checked_value(field, type_, value, path, key))
+
+
+def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
+    if type_ not in (int, float):
+        raise StudyFileError.bad_value(path, key, table, "a range table needs a numeric key; "
+                                       f"give {field.metadata['allowed']} or a list of them")
+    for extra in set(table) - {"low", "high", "log", "step"}:
+        raise StudyFileError.bad_value(path, f"{key}.{extra}", table[extra],
+                                       "unknown key; allowed: low, high, log, step")
+    low = _checked_value(field, type_, table.get("low", MISSING), path, f"{key}.low")
+    high = _checked_value(field, type_, table.get("high", MISSING), path, f"{key}.high")
+    if low > high:
+        raise StudyFileError.bad_value(path, f"{key}.high", high, f"must be >= low ({low})")
+    log = table.get("log", False)
+    if not isinstance(log, bool) or (log and low <= 0):
+        raise StudyFileError.bad_value(path, f"{key}.log", log,
+                                       "true or false; true needs low > 0")
+    step = table.get("step")
+    if step is not None:
+        step = coerce(step, type_)
+        if step is MISSING or step <= 0 or log:
+            raise StudyFileError.bad_value(path, f"{key}.step", table["step"],
+                                           f"a positive {type_.__name__}, not combined with log")
+    return Range(low, high, integer=type_ is int, log=log, step=step)
+
+
+def fingerprint(spec: StudySpec) -> dict[str, str]:
+    """What a study must keep to be resumed: every setting that changes what its trials mean
+    (search space, objectives, accuracy floor, data, model, dense training, seed, repeats), as
+    the study file spells it. Name, description, budget, sampler and early stopping may
+    change."""
+    settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
+                "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed),
+                "repeats": str(spec.repeats)}
+    for section in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(spec, section)).items():
+            settings[f"{section}.{key}"] = format_value(value)
+    for name, described in describe_space(spec).items():
+        settings[f"space.{name}"] = " ".join(described.split())
+    return settings
+
+
+def describe_space(spec: StudySpec) -> dict[str, str]:
+    """Every Schedule field: how the study searches it, or the default it takes."""
+    return {name: spec.space[name].describe() if name in spec.space
+            else f"{'default':<12} {format_value(field.default)}"
+            for name, field in SPACE_FIELDS.items()}

@@ -1,0 +1,174 @@
+"""What a pruned model costs: weights, parameters, multiply-accumulates and measured latency.
+
+- weight sparsity: fraction of conv and linear weights at zero (the classifier's included even
+  when left unpruned; biases and BatchNorm not counted);
+- parameters remaining: every parameter entry (weights, biases, BatchNorm scale and shift) not
+  zeroed by a mask; for structured pruning that is exactly the parameter count of the
+  physically smaller model;
+- MACs: multiply-accumulates of the conv and linear layers for one image, counting only
+  nonzero weights (each does one MAC per output position); after structured pruning that is
+  the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
+- latency: wall time of a forward pass on the study's `latency_device` (CPU by default, or a
+  CUDA GPU, synchronised), in eval mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the
+  model as it would be deployed (`export.shrink`: masks folded, pruned channels removed;
+  unstructured zeros stay and run through the same dense kernels, so they do not make it
+  faster). It is timed against the dense model in LATENCY_ROUNDS rounds of one block each
+  (`torch.utils.benchmark.Timer`, synchronised, warm-up first, order alternating): latency is the
+  fastest block's time per run (the least disturbed); the speed-up is the median of the
+  per-round ratios dense / this (each round's two blocks run back to back, so drift cancels;
+  timing a model against an identical copy on an idle 2-core machine, it fell within 0.9-1.1
+  in 92% of 25 tries at batch 64, the ratio of the fastest blocks in 76%:
+  benchmarks/timing_noise.py), its spread their interquartile range. With latency_device
+  NOT_TIMED nothing is timed and these figures are NaN (MLflow leaves them out).
+"""
+
+import logging
+import math
+import statistics
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine that it
+# found no CUDA runtime: nothing prunesearch needs, and a stray line in every command's output.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+from prunesearch.pruning import export
+
+PRUNABLE_TYPES = export.PRUNABLE_TYPES
+LATENCY_BIG_BATCH = 64
+LATENCY_ROUNDS = 7  # blocks per model and batch size
+LATENCY_BLOCK_S = 0.005  # seconds of runs per block (at least one run)
+NOT_TIMED = "none"  # the latency_device that times nothing
+
+
+@dataclass(frozen=True)
+class Costs:
+    sparsity: float
+    weights_remaining: int
+    params_remaining: int
+    macs: int
+    latency_b1_ms: float
+    latency_b64_ms: float
+    speedup_b1: float
+    speedup_b1_spread: float
+    speedup_b64: float
+    speedup_b64_spread: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A model's latency timed against a reference (see the module docstring)."""
+
+    latency_ms: float  # the fastest block's time per run
+    reference_ms: float
+    speedup: float  # median of the per-round ratios reference / model
+    spread: float  # their interquartile range
+
+
+UNTIMED = Timing(latency_ms=math.nan, reference_ms=math.nan, speedup=math.nan, spread=math.nan)
+
+
+def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, PRUNABLE_TYPES)]
+
+
+def weight_counts(model: nn.Module) -> tuple[int, int]:
+    """(nonzero, total) entries of the conv and linear weights, masks applied."""
+    nonzero = total = 0
+    for _, module in prunable_modules(model):
+        nonzero += int(module.weight.count_nonzero())
+        total += module.weight.numel()
+    return nonzero, total
+
+
+def params_remaining(model: nn.Module) -> int:
+    """Parameter entries not zeroed by a mask."""
+    count = 0
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            mask = getattr(module, name.removesuffix("_orig") + "_mask", None)
+            count += int(mask.count_nonzero()) if name.endswith("_orig") and mask is not None \
+                else parameter.numel()
+    return count
+
+
+def macs(model: nn.Module, example_input: torch.Tensor) -> int:
+    """Multiply-accumulates of the conv and linear layers for one image, nonzero weights only."""
+    positions = {}
+
+    def record(module, _, output):
+        positions[module] = output[0, 0].numel() if isinstance(module, nn.Conv2d) else 1
+
+    handles = [module.register_forward_hook(record) for _, module in prunable_modules(model)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            model(example_input[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return sum(int(module.weight.count_nonzero()) * positions[module]
+               for _, module in prunable_modules(model))
+
+
+def time_against(model: nn.Module, reference: nn.Module, example_input: torch.Tensor,
+                 batch_size: int, *, rounds: int = LATENCY_ROUNDS) -> Timing:
+    """Time `model` and `reference` at `batch_size` in alternating blocks, on the device
+    `example_input` is on."""
+    images = torch.randn(batch_size, *example_input.shape[1:], device=example_input.device)
+    model.eval()
+    reference.eval()
+    with torch.inference_mode():
+        timers = [benchmark.Timer(stmt="model(images)", globals={"model": m, "images": images},
+                                  num_threads=torch.get_num_threads())
+                  for m in (model, reference)]
+        # Warm-up (first-call allocations, kernel choice), which also sizes the blocks.
+        per_run = max(timer.timeit(2).mean for timer in timers)
+        number = max(1, round(LATENCY_BLOCK_S / per_run))
+        seconds = ([], [])
+        for round_ in range(rounds):
+            for k in (0, 1) if round_ % 2 == 0 else (1, 0):
+                seconds[k].append(timers[k].timeit(number).mean)
+    ratios = sorted(r / m for m, r in zip(*seconds))
+    quartile = len(ratios) // 4
+    return Timing(latency_ms=1000 * min(seconds[0]), reference_ms=1000 * min(seconds[1]),
+                  speedup=statistics.median(ratios),
+                  spread=ratios[-1 - quartile] - ratios[quartile])
+
+
+def deployed(model: nn.Module, example_input: torch.Tensor, *,
+             latency_device: torch.device | str = "cpu",
+             classifier: str = "classifier") -> nn.Module:
+    """`model` as it would ship (`export.shrink`), on `latency_device`: what is timed."""
+    return export.shrink(model, example_input, classifier=classifier).to(latency_device)
+
+
+def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Module | None,
+            latency_device: torch.device | str = "cpu", classifier: str = "classifier") -> Costs:
+    """Every figure of the module docstring for `model` (masked or dense), on any device;
+    latency timed on `latency_device` against `reference` (the dense model, `deployed`), or
+    not at all when `reference` is None; `classifier` names the output layer."""
+    nonzero, total = weight_counts(model)
+    device = example_input.device if reference is None else latency_device
+    on_device = deployed(model, example_input, latency_device=device, classifier=classifier)
+    device_input = example_input[:1].to(device)
+    if reference is None:
+        small = big = UNTIMED
+    else:
+        small, big = [time_against(on_device, reference, device_input, batch)
+                      for batch in (1, LATENCY_BIG_BATCH)]
+    return Costs(
+        sparsity=1 - nonzero / total,
+        weights_remaining=nonzero,
+        params_remaining=params_remaining(model),
+        macs=macs(on_device, device_input),
+        latency_b1_ms=small.latency_ms, latency_b64_ms=big.latency_ms,
+        speedup_b1=small.speedup, speedup_b1_spread=small.spread,
+        speedup_b64=big.speedup, speedup_b64_spread=big.spread,
+    )

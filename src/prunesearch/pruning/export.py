@@ -1,0 +1,121 @@
+"""Turn a masked model into plain weights for deployment, and a structurally pruned one into a
+genuinely smaller model (`shrink`).
+
+The only place `prune.remove` is called: masks stay in place through every retraining phase
+and are made permanent here, on the finished model.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.nn.utils import prune
+
+from prunesearch.training.data import Split, normalize
+from prunesearch.errors import ExportError
+from prunesearch.pruning.methods.base import pruning_hooks
+from prunesearch.training.train import evaluate
+from prunesearch.pruning.methods.channels import couplings, trace
+
+PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+
+
+def without_masks(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose pruned weights are ordinary parameters (zeros where masked)."""
+    # A masked weight computed by a forward pass with autograd on is not a graph leaf, and
+    # deepcopy refuses those: recompute the masked tensors without autograd first.
+    with torch.no_grad():
+        for module, hook in pruning_hooks(model):
+            setattr(module, hook._tensor_name, hook.apply_mask(module))
+    exported = copy.deepcopy(model)
+    for module, hook in list(pruning_hooks(exported)):
+        prune.remove(module, hook._tensor_name)
+    return exported
+
+
+def dead_channels(model: nn.Module, example_input: torch.Tensor, graph: tp.DependencyGraph,
+                  classifier: str = "classifier") -> dict[str, list[int]]:
+    """Per conv or linear layer (the output layer, named `classifier`, aside: its outputs are
+    the classes), the output channels that output exactly zero: their weights, bias and
+    following BatchNorm scale and shift are all zero, as structured pruning leaves them."""
+    output_layer = dict(model.named_modules()).get(classifier)
+    targets = [(module, "weight") for module in model.modules()
+               if isinstance(module, PRUNABLE_TYPES) and module is not output_layer]
+    found = couplings(model, targets, example_input, graph)
+    names = {module: name for name, module in model.named_modules()}
+    return {names[module]: [channel for channel, dependents in enumerate(found[module])
+                            if all(_zero(dep) for dep in dependents if dep.dim == 0)]
+            for module, _ in targets}
+
+
+def _zero(dependent) -> bool:
+    tensor = getattr(dependent.module, dependent.tensor_name)
+    return bool(tensor.index_select(
+        0, torch.tensor(dependent.index, device=tensor.device)).eq(0).all())
+
+
+def shrink(model: nn.Module, example_input: torch.Tensor, *,
+           classifier: str = "classifier") -> nn.Module:
+    """A smaller dense copy of `model`: masks folded, then every channel that outputs exactly
+    zero deleted with its dependents (bias, BatchNorm, the next layers' inputs) by
+    torch-pruning's dependency graph. It computes what `model` computes; after unstructured
+    pruning no channel is entirely zero, so only the masks are folded."""
+    slim = without_masks(model)
+    graph = trace(slim, example_input)
+    dead = dead_channels(slim, example_input, graph, classifier)
+    modules = dict(slim.named_modules())
+    removed = set()  # layers whose outputs a group removed already (a residual sum's members)
+    for name, channels in dead.items():
+        module = modules[name]
+        if channels and module not in removed:
+            prune_fn = graph.get_pruner_of_module(module).prune_out_channels
+            group = graph.get_pruning_group(module, prune_fn, idxs=channels)
+            removed |= {item.dep.target.module for item in group
+                        if item.dep.handler.__name__ == "prune_out_channels"}
+            group.prune()
+    return slim
+
+
+def save_weights(model: nn.Module, path: Path) -> Path:
+    """The model's weights, masks made permanent, as a CPU state dict loadable into a freshly
+    built model of the same name and width."""
+    state = {key: value.detach().cpu() for key, value in without_masks(model).state_dict().items()}
+    torch.save(state, path)
+    return path
+
+
+def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
+                  recorded_test_accuracy: float, output_dir: Path, info: dict,
+                  classifier: str = "classifier") -> tuple[nn.Module, dict]:
+    """Shrink `model` (masks already folded or not), check that it still scores the recorded
+    test accuracy, and write what a user needs without prunesearch (returned: the smaller
+    model and the summary):
+
+    - model.pt2: the program (torch.export, any batch size): `torch.export.load(path).module()`;
+    - state_dict.pt: the smaller model's weights;
+    - trial.json: `info` plus the layer shapes and both accuracies.
+    """
+    slim = shrink(model, example_input, classifier=classifier).cpu().eval()
+    measured = evaluate(slim, test)
+    if abs(measured - recorded_test_accuracy) > 1 / len(test) + 1e-9:
+        raise ExportError(
+            f"the rebuilt model scores {measured:.4f} on the {len(test)} test images, but the "
+            f"trial recorded {recorded_test_accuracy:.4f}; is --data-dir the data the study "
+            "ran on?")
+    batch = torch.export.Dim("batch")
+    images = normalize(test.images[:2])
+    program = torch.export.export(slim, (images,), dynamic_shapes=({0: batch},))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, output_dir / "model.pt2")
+    torch.save(slim.state_dict(), output_dir / "state_dict.pt")
+    summary = {**info, "test_accuracy_recorded": recorded_test_accuracy,
+               "test_accuracy_measured": measured,
+               "layers": {name: list(module.weight.shape) for name, module in slim.named_modules()
+                          if isinstance(module, PRUNABLE_TYPES)},
+               "load": "torch.export.load('model.pt2').module()(images), images normalised "
+                       "as in prunesearch.training.data.normalize"}
+    (output_dir / "trial.json").write_text(json.dumps(summary, indent=2))
+    return slim, summary

@@ -1,0 +1,211 @@
+"""The prune / re-init / retrain loop of one trial. Knows nothing of Optuna or MLflow:
+each iteration's figures leave through `on_iteration`."""
+
+import copy
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import nn
+
+from prunesearch.pruning import costs
+from prunesearch.foundation import interrupts
+from prunesearch.pruning import methods
+from prunesearch.pruning import reinit
+from prunesearch.training.data import CifarData, generator_on, normalize, train_batches
+from prunesearch.pruning.methods import Context, Target
+from prunesearch.pruning.methods.channels import couplings
+from prunesearch.pruning.schedule import Schedule
+from prunesearch.training.train import OptimizerSettings, evaluate, train_epochs
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+def figure(unit: str, meaning: str, **default):
+    """A field of IterationResult: `unit` is "fraction" (shown in percent), "ratio", "count",
+    "ms" or "loss"; `meaning` says what is counted."""
+    return field(metadata={"unit": unit, "meaning": meaning}, **default)
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    """The model after one prune-retrain round (iteration 0: the dense model). The one list of
+    a trial's figures: MLflow metrics, report columns and stored curves all derive from it."""
+
+    iteration: int
+    sparsity: float = figure("fraction", "conv + linear weights at zero")
+    macs_reduction: float = figure("fraction", "1 - macs / the dense model's macs")
+    val_accuracy: float = figure("fraction", "top-1 on the validation split")
+    test_accuracy: float = figure("fraction", "top-1 on the test split; reported, never optimised")
+    speedup_b1: float = figure("ratio", "dense latency / this latency, timed together, batch 1")
+    speedup_b1_spread: float = figure("ratio", "interquartile range of speedup_b1's rounds")
+    speedup_b64: float = figure("ratio", "dense latency / this latency, timed together, batch 64")
+    speedup_b64_spread: float = figure("ratio", "interquartile range of speedup_b64's rounds")
+    weights_remaining: int = figure("count", "nonzero conv + linear weights")
+    params_remaining: int = figure("count", "parameter entries not masked (see costs)")
+    macs: int = figure("count", "per image, conv + linear, nonzero weights (see costs)")
+    latency_b1_ms: float = figure("ms", "forward time at batch 1, fastest block (see costs)")
+    latency_b64_ms: float = figure("ms", "forward time at batch 64, fastest block")
+    train_loss: float = figure("loss", "mean loss of the last retraining epoch; NaN if none")
+    val_accuracy_std: float = figure(
+        "fraction", "standard deviation of val_accuracy over the repeats; NaN with one",
+        default=math.nan)
+    test_accuracy_std: float = figure(
+        "fraction", "standard deviation of test_accuracy over the repeats; NaN with one",
+        default=math.nan)
+
+
+FIGURES = tuple(f.name for f in fields(IterationResult) if f.name != "iteration")
+"""Every figure's name, in order."""
+
+
+@dataclass(frozen=True)
+class Result:
+    dense: IterationResult  # iteration 0: the unpruned model, measured at the trial's start
+    iterations: tuple[IterationResult, ...]  # with repeats, their means
+
+    @property
+    def final(self) -> IterationResult:
+        return self.iterations[-1]
+
+
+def mean(results: Sequence[IterationResult]) -> IterationResult:
+    """One iteration's figures averaged over repeats, with the accuracies' spread."""
+    values = {}
+    for item in fields(IterationResult):
+        column = [getattr(result, item.name) for result in results]
+        average = statistics.fmean(column)
+        values[item.name] = round(average) if isinstance(column[0], int) else average
+    for name in ("val_accuracy", "test_accuracy"):
+        column = [getattr(result, name) for result in results]
+        values[f"{name}_std"] = statistics.stdev(column) if len(column) > 1 else math.nan
+    return IterationResult(**values)
+
+
+def _result(iteration: int, now: costs.Costs, dense: costs.Costs, *, val_accuracy: float,
+            test_accuracy: float, train_loss: float) -> IterationResult:
+    return IterationResult(
+        iteration=iteration, **dataclasses.asdict(now),
+        macs_reduction=1 - now.macs / dense.macs,
+        val_accuracy=val_accuracy, test_accuracy=test_accuracy, train_loss=train_loss)
+
+
+def prunable_targets(model: nn.Module, *, include_classifier: bool,
+                     classifier: str = "classifier") -> list[Target]:
+    """The (module, "weight") pairs a schedule prunes: every conv and linear weight, the
+    output layer (the module named `classifier`) left out unless `include_classifier`
+    (structured methods never take it: its outputs are the classes)."""
+    output_layer = dict(model.named_modules()).get(classifier)
+    return [(module, "weight") for _, module in costs.prunable_modules(model)
+            if include_classifier or module is not output_layer]
+
+
+def run(
+    *,
+    schedule: Schedule,
+    model: nn.Module,
+    data: CifarData,
+    dense_accuracy: tuple[float, float],
+    rewind_state: StateDict,
+    fresh_state: Callable[[int], StateDict],
+    optimizer: OptimizerSettings,
+    augmented: bool,
+    seed: int,
+    repeats: int = 1,
+    latency_device: torch.device | str = "cpu",
+    classifier: str = "classifier",
+    on_iteration: Callable[[IterationResult, tuple[IterationResult, ...]], None]
+    = lambda result, each: None,
+    on_epoch: Callable[[int, int, float], None] = lambda iteration, epoch, loss: None,
+) -> Result:
+    """Prune `model` (trained, dense, on the data's device) in place following `schedule`.
+
+    First the dense model's costs are measured (iteration 0, with `dense_accuracy` = its
+    (validation, test) accuracy from dense training; its speed-up, about 1, shows how steady
+    the timing is); every later timing runs against a copy of it, block for block. Then each
+    iteration prunes `schedule.amount` of what is still unpruned (weights, or channels for a
+    structured method), applies the re-init option (`fresh_state(iteration)` gives a fresh
+    initialisation for `random`), retrains with the masks in place, measures the costs and
+    evaluates on the validation and test splits.
+
+    With `repeats` > 1 the schedule runs that many times in step, from copies of the dense
+    model, repeat r retraining with seed `seed + r`; `model` is repeat 0's, and each
+    iteration's result is the repeats' mean (see `mean`). `classifier` names the output layer.
+    Figures leave through `on_iteration(result, each repeat's result)` (iteration 0 included)
+    and `on_epoch(iteration, epoch, train_loss)`, both of repeat 0; a stop request is honoured
+    between iterations and at every training step, and an exception raised by `on_iteration`
+    ends the run.
+    """
+    example_input = normalize(data.val.images[:1])
+    shipping = dict(latency_device=latency_device, classifier=classifier)
+    timed = latency_device != costs.NOT_TIMED
+    measure = partial(costs.measure, example_input=example_input,
+                      reference=costs.deployed(model, example_input, **shipping) if timed
+                      else None, **shipping)
+    dense_costs = measure(model)
+    val_accuracy, test_accuracy = dense_accuracy
+    dense = _result(0, dense_costs, dense_costs, val_accuracy=val_accuracy,
+                    test_accuracy=test_accuracy, train_loss=math.nan)
+    on_iteration(dense, (dense,))
+    runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
+                    seed + r, example_input, classifier) for r in range(repeats)]
+    retrain = replace(optimizer, lr=schedule.retrain_lr)
+    history = []
+    for iteration in range(1, schedule.iterations + 1):
+        each = []
+        for r, repeat in enumerate(runs):
+            interrupts.check()
+            torch.manual_seed(repeat.seed + 7919 * iteration)  # one stream per step and repeat
+            repeat.prune(iteration, rewind_state, fresh_state)
+            train_loss = train_epochs(
+                repeat.model, data.train, epochs=schedule.retrain_epochs, settings=retrain,
+                generator=repeat.generator, augmented=augmented,
+                on_epoch=(lambda epoch, loss: on_epoch(iteration, epoch, loss)) if r == 0
+                else (lambda epoch, loss: None))
+            each.append(_result(iteration, measure(repeat.model), dense_costs,
+                                val_accuracy=evaluate(repeat.model, data.val),
+                                test_accuracy=evaluate(repeat.model, data.test),
+                                train_loss=train_loss))
+        result = each[0] if repeats == 1 else mean(each)
+        history.append(result)
+        on_iteration(result, tuple(each))
+    return Result(dense, tuple(history))
+
+
+class _Repeat:
+    """One of a trial's repeats: its model, what it prunes and its random numbers."""
+
+    def __init__(self, model: nn.Module, schedule: Schedule, data: CifarData,
+                 optimizer: OptimizerSettings, seed: int, example_input: torch.Tensor,
+                 classifier: str):
+        self.model, self.seed = model, seed
+        self.generator = generator_on(data.train.labels.device, seed)
+        self.method = methods.get(schedule.method)
+        options = schedule.method_options()
+        self.amount, self.reinit = schedule.amount, schedule.reinit
+        self.targets = prunable_targets(
+            model, include_classifier=self.method.prunes_classifier(options),
+            classifier=classifier)
+        self.context = Context(
+            options=options,
+            couplings=couplings(model, self.targets, example_input)
+            if self.method.structured else {},
+            batches=lambda count: _ranking_batches(data, optimizer.batch_size, self.generator,
+                                                   count))
+
+    def prune(self, iteration: int, rewind_state: StateDict,
+              fresh_state: Callable[[int], StateDict]) -> None:
+        self.method.apply(self.model, self.targets, self.amount, self.context)
+        reinit.apply(self.reinit, self.model, rewind_state=rewind_state,
+                     fresh_state=lambda: fresh_state(iteration))
+
+
+def _ranking_batches(data: CifarData, batch_size: int, generator: torch.Generator, count: int):
+    """`count` shuffled, unaugmented training batches for rankings that need the loss."""
+    batches = train_batches(data.train, batch_size=batch_size, generator=generator,
+                            augmented=False)
+    return (batch for _, batch in zip(range(count), batches))

@@ -1,0 +1,74 @@
+"""Norm-ranked structured pruning: filters (conv output channels) and neurons (linear outputs)
+of small norm matter least (Li et al., ICLR 2017). Norms are taken over the filter's live
+weights, so inputs already removed upstream do not count."""
+
+from dataclasses import dataclass
+
+import torch
+
+from prunesearch.pruning.methods import channels
+from prunesearch.pruning.methods.base import PruningMethod
+from prunesearch.foundation.fields import setting
+
+
+@dataclass(frozen=True)
+class NormOptions:
+    norm: int = setting(default=1, help="rank channels by their L1 or L2 norm",
+                        allowed="1 or 2", check=lambda v: v in (1, 2))
+
+
+def channel_norms(module, norm: int) -> torch.Tensor:
+    return module.weight.detach().flatten(1).norm(p=norm, dim=1)
+
+
+class LnStructuredMethod(PruningMethod):
+    """Per layer (per group of layers added together), remove the `amount` fraction of
+    remaining output channels of smallest L1 or L2 norm (`norm`, summed over the group);
+    every layer ends with the same fraction of its channels."""
+
+    name = "ln_structured"
+    structured = True
+    Options = NormOptions
+
+    def apply(self, model, targets, amount, context):
+        for group in channels.groups(targets, context.couplings):
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            scores = sum(channel_norms(module, context.options.norm) for module in group)
+            channels.prune_group(group, scores, count, context.couplings)
+
+
+class GlobalStructuredMethod(PruningMethod):
+    """Remove the `amount` fraction of all remaining output channels, ranked across layers.
+
+    Raw norms are not comparable between layers (a 3x3x128 filter has more weights than a
+    3x3x3 one, and BatchNorm makes each layer's scale arbitrary), so each channel's norm is
+    divided by the mean norm of its layer's live channels: a score below 1 means weaker than
+    its layer's average. Layers added together (a residual sum) are scored as one, by the sum
+    of their norms. The lowest scores go first, but a layer's last channel is never taken.
+    """
+
+    name = "global_structured"
+    structured = True
+    Options = NormOptions
+
+    def apply(self, model, targets, amount, context):
+        groups = channels.groups(targets, context.couplings)
+        candidates, scores, live_left = [], [], []
+        for position, group in enumerate(groups):
+            live = channels.live_channels(group[0])
+            norms = sum(channel_norms(module, context.options.norm) for module in group)
+            scores.append(norms / norms[live].mean().clamp_min(1e-12))
+            # One transfer per group: on a GPU, a float() per channel would sync each time.
+            candidates += [(score, position, channel) for score, channel in
+                           zip(scores[position][live].tolist(), live.tolist())]
+            live_left.append(len(live))
+        budget = round(amount * len(candidates))
+        chosen = [0] * len(groups)
+        for _, position, _ in sorted(candidates):
+            if budget == 0:
+                break
+            if live_left[position] - chosen[position] > 1:
+                chosen[position] += 1
+                budget -= 1
+        for position, group in enumerate(groups):
+            channels.prune_group(group, scores[position], chosen[position], context.couplings)

@@ -1,0 +1,398 @@
+"""The main flow: optimize -> run trials -> objective -> after trial.
+
+`n_trials` counts finished trials (complete, or stopped early: see early_stopping) over every
+run of the study, so re-running the same command continues where the last stopped. A stop
+request (Ctrl-C, SIGTERM) is taken between training steps, evaluation batches, iterations and
+trials (see interrupts); the trial it stops is failed and its parameters queued again (see
+recovery).
+"""
+
+import dataclasses
+import logging
+import math
+import os
+import socket
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from prunesearch.training import data as data_module
+from prunesearch.search import early_stopping
+from prunesearch.search import dense as dense_module
+from prunesearch.foundation import diskspace
+from prunesearch.pruning import export
+from prunesearch.foundation import interrupts
+from prunesearch.pruning import loop
+from prunesearch.training import models
+from prunesearch.stores import records
+from prunesearch.search import recovery
+from prunesearch.views import study_view
+from prunesearch.stores import outages
+from prunesearch.config import space
+from prunesearch.views import overview
+from prunesearch.stores import storage as storage_module
+from prunesearch.config import studyfile
+from prunesearch.search import workers
+from prunesearch.errors import DiskFull, PrunesearchError, UsageError
+from prunesearch.search.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
+                                  TrialFailed, release_memory)
+from prunesearch.config.objectives import OBJECTIVES, plot_axis
+from prunesearch.stores.records import StudyRecord
+from prunesearch.config.studyfile import StudySpec
+from prunesearch.stores.tracking import StudyTracker
+from prunesearch.training.train import resolve_device
+
+log = logging.getLogger(__name__)
+FRONT_DRAWN_EVERY_S = 30.0  # at most this often the front's plots are redrawn, and at the end
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How one `prunesearch optimize` runs a study; `to_argv` gives the command line that runs
+    it the same way (the workers of --jobs are started with it)."""
+
+    study: Path  # the study file
+    n_trials: int  # finished trials to reach in total
+    storage_url: str
+    tracking_uri: str
+    data_dir: Path
+    cache_dir: Path
+    device: str = "auto"  # auto, cpu or cuda
+    timeout: float | None = None  # seconds after which no new trial starts
+    allow_spec_change: bool = False
+    outage_wait_s: float = outages.DEFAULT_WAIT_S  # how long to wait out a service outage
+
+    def to_argv(self) -> list[str]:
+        return ["optimize", "--study", str(self.study), "--n-trials", str(self.n_trials),
+                "--storage", self.storage_url, "--tracking-uri", self.tracking_uri,
+                "--data-dir", str(self.data_dir), "--cache-dir", str(self.cache_dir),
+                "--device", self.device,
+                *(["--timeout", repr(self.timeout)] if self.timeout is not None else []),
+                "--outage-wait", repr(self.outage_wait_s),
+                *(["--allow-spec-change"] if self.allow_spec_change else [])]
+
+
+def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna.Study:
+    """Run trials until the study has `settings.n_trials` complete ones; with `jobs` > 1, in
+    that many worker processes, each a `prunesearch` run of `settings.to_argv()`."""
+    device = resolve_device(settings.device)
+    if spec.latency_device == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{spec.path}: latency_device = 'cuda' but no CUDA device is "
+                         "available; use 'cpu' or run on a machine with a GPU")
+    workers.limit_threads()
+    logging.getLogger("optuna.study._optimize").addFilter(ONE_LINE_TRIAL_FAILURES)
+    # Everything that can fail on user input is checked before any store is written.
+    data = data_module.load(data_dir=settings.data_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s)
+    tracker = StudyTracker(settings.tracking_uri, outage_wait_s=settings.outage_wait_s)
+    storage = storage_module.open_storage(
+        settings.storage_url, outage_wait_s=settings.outage_wait_s,
+        on_stale=lambda study, trial: recovery.requeue(
+            study, trial, tracker, reason="its worker stopped sending heartbeats"))
+    # The parent run, once open, ends with this process, never RUNNING. A worker started by
+    # --jobs leaves that to the process that started it.
+    owner = workers.worker_label() is None
+    try:
+        study = _open_study(spec, storage, allow_spec_change=settings.allow_spec_change)
+        parent = tracker.open_study(study_name=spec.name, description=spec.description,
+                                    parent_run_id=StudyRecord.of(study).mlflow_parent_run_id)
+        records.save_study(study, mlflow_parent_run_id=parent,
+                           mlflow_tracking_uri=settings.tracking_uri, budget=settings.n_trials,
+                           model=dataclasses.asdict(spec.model),
+                           spec=studyfile.fingerprint(spec))
+        data = data.to(device)
+        checkpoint = dense_module.load_or_train(spec, data, cache_dir=settings.cache_dir,
+                                                device=device)
+        if jobs > 1:  # the dense model is cached now: no worker waits for another to train it
+            workers.run(settings.to_argv(), jobs)
+        else:
+            _run_trials(spec, study, storage, tracker, data, checkpoint, settings, device)
+    except KeyboardInterrupt:
+        if owner:
+            tracker.end_study("KILLED")
+        raise
+    except BaseException:
+        if owner:
+            tracker.end_study("FAILED")
+        raise
+    if owner:
+        tracker.end_study("FINISHED")
+    return study
+
+
+def _open_study(spec: StudySpec, storage, *, allow_spec_change: bool) -> optuna.Study:
+    """Create the study, or load it if its file still means what it meant."""
+    directions = [OBJECTIVES[name].direction for name in spec.objectives]
+    study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions,
+                                load_if_exists=True)
+    _check_unchanged(study, spec, storage.url, allow_change=allow_spec_change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.objectives))
+    return study
+
+
+def _check_unchanged(study: optuna.Study, spec: StudySpec, storage_url: str, *,
+                     allow_change: bool) -> None:
+    """Refuse to resume a study whose file now means something else (before writing)."""
+    stored = StudyRecord.of(study).spec
+    if study.metric_names not in (None, list(spec.objectives)):
+        stored = {**(stored or {}), "objectives": ", ".join(study.metric_names)}
+    if stored is None:
+        return  # a new study, or one recorded before fingerprints
+    now = studyfile.fingerprint(spec)
+    changed = [key for key in now if stored.get(key, now[key]) != now[key]]
+    if not changed:
+        return
+    if allow_change and "objectives" not in changed:
+        log.warning("study %s continues with changed settings: %s", spec.name, ", ".join(changed))
+        return
+    key = changed[0]
+    more = f" (and {len(changed) - 1} more: {', '.join(changed[1:])})" if changed[1:] else ""
+    fix = ("give the study a new name" if "objectives" in changed else
+           "pass --allow-spec-change to continue it anyway, or give the study a new name")
+    raise UsageError(f"study {spec.name!r} in {storage_module.shown(storage_url)} was run "
+                     f"with {key} = {stored[key]}, but {spec.path} now says {now[key]}{more}; "
+                     f"{fix}")
+
+
+def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTracker,
+                data: data_module.CifarData, checkpoint: dense_module.DenseCheckpoint,
+                settings: RunSettings, device: torch.device) -> None:
+    recovery.reap_dead_local_trials(study, storage, tracker)
+    tracker.end_orphan_trial_runs({t.number for t in study.get_trials(
+        deepcopy=False, states=(TrialState.FAIL,))})
+    done = len(study_view.finished(study))
+    if done >= settings.n_trials:
+        log.info("study %s already has %d of %d trials finished", spec.name, done,
+                 settings.n_trials)
+        return
+    log.info("study %s: %d of %d trials finished; storage %s, tracking %s, device %s",
+             spec.name, done, settings.n_trials, storage_module.shown(storage.url),
+             tracker.uri, device)
+    tracker.log_study_params({"dense_cache": checkpoint.path.name,
+                              "dense_val_accuracy": checkpoint.val_accuracy,
+                              "dense_test_accuracy": checkpoint.test_accuracy,
+                              "study_file": str(spec.path), "seed": spec.seed,
+                              "sampler": spec.sampler})
+    dataset = _dataset(data, settings.data_dir, spec)
+    tracker.log_dataset(tracker.parent_run_id, **dataset)
+    # Reseeded with the history length, so a resumed run does not replay the first run's
+    # random start-up points.
+    study.sampler = space.make_sampler(spec.sampler, seed=spec.seed + len(study.trials),
+                                       space=spec.space)
+    interrupts.check()
+    try:
+        study.optimize(
+            _Objective(spec, data, checkpoint, tracker, device, dataset), n_trials=None,
+            timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
+            callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
+                                                      states=study_view.FINISHED),
+                       lambda study, trial: _after_trial(study, trial, tracker, spec,
+                                                         settings.n_trials),
+                       FailureGuard(), interrupts.check])
+    except TrialAbandoned as abandoned:
+        raise abandoned.stop from None
+    if _front_outdated(study):  # stopped by --timeout between two drawings
+        _draw_front(study, tracker, study_view.candidates(study), study_view.pareto_rows(study),
+                    StudyRecord.of(study))
+
+
+def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> dict:
+    """The data as MLflow records a dataset input: name, fingerprint, folder, split sizes."""
+    return {"name": f"CIFAR-10 ({data_dir.name})", "digest": data.fingerprint[:16],
+            "source": str(data_dir),
+            "profile": {"train": len(data.train), "val": len(data.val), "test": len(data.test),
+                        "augment": spec.data.augment}}
+
+
+class _Objective:
+    """One trial: sample a schedule, prune the cached dense model, log, return objectives.
+
+    A trial early stopping ends returns the objectives of the last iteration it ran, so the
+    sampler learns what its schedule reached (study_view.FINISHED says why it is not Optuna's
+    PRUNED), and its records say it stopped, where and why.
+
+    Whatever stops the trial after its MLflow run opened ends that run: a stop request
+    (the trial is queued again) or an error (the trial fails, the study goes on; out of GPU
+    memory says so, and the memory is freed for the next). A service that stays away or a
+    full disk stops the worker, the trial queued again (see _stopping).
+    """
+
+    def __init__(self, spec, data, checkpoint, tracker, device, dataset: dict):
+        self.spec, self.data, self.checkpoint = spec, data, checkpoint
+        self.tracker, self.device, self.dataset = tracker, device, dataset
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        run_id = None
+        try:
+            schedule = space.suggest(trial, self.spec.space)
+            records.save_trial(trial, schedule=schedule.as_dict(),
+                               worker={"host": socket.gethostname(), "pid": os.getpid()})
+            run_id = self.tracker.start_trial(study_name=self.spec.name,
+                                              trial_number=trial.number,
+                                              params=schedule.as_dict())
+            records.save_trial(trial, mlflow_run_id=run_id)
+            self.tracker.log_dataset(run_id, **self.dataset)
+            log.info("trial %d: %s", trial.number, schedule.as_dict())
+            figures, stopped = self._prune(trial, schedule, run_id)
+            return self._finish(trial, run_id, figures, stopped)
+        except KeyboardInterrupt:
+            recovery.requeue(trial.study, trial, self.tracker,
+                             reason="interrupted (Ctrl-C/SIGTERM)")
+            raise
+        except (outages.ServiceUnavailable, DiskFull) as stop:
+            raise self._stopping(trial, run_id, stop) from None
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                reason = (f"out of GPU memory with model {self.spec.model.name}, batch size "
+                          f"{self.spec.dense.batch_size}, schedule {trial.params}")
+            records.save_trial(trial, fail_reason=reason)
+            if run_id is not None:
+                self.tracker.end_trial(run_id, state="FAIL", reason=traceback.format_exc())
+            release_memory(error)
+            raise TrialFailed(reason) from None
+
+    def _stopping(self, trial: optuna.Trial, run_id: str | None,
+                  stop: PrunesearchError) -> BaseException:
+        """What stops the worker when a service stays away or a disk is full: the trial failed
+        and queued again, where what is needed for that still answers; else abandoned."""
+        try:
+            records.save_trial(trial, fail_reason=str(stop))
+            unreachable = getattr(stop, "service", None) == self.tracker.service
+            recovery.requeue(trial.study, trial, None if unreachable else self.tracker,
+                             reason=f"could not be recorded ({stop})")
+            return stop  # Optuna records the trial failed and lets it through
+        except (outages.ServiceUnavailable, DiskFull) as also:
+            return TrialAbandoned(also)
+
+    def _prune(self, trial: optuna.Trial, schedule, run_id: str
+               ) -> tuple[loop.IterationResult, str | None]:
+        """Run the schedule; after each iteration its figures (the repeats' means) and repeat
+        0's weights are recorded, a candidate for the front whether or not the trial ends,
+        and early stopping may end it. Returns the last iteration's figures and why early
+        stopping ended the trial there (None: it ran to the end)."""
+        spec = self.spec
+        rule = early_stopping.rule_of(spec)
+        curve, each_curve = [], []
+        model = models.from_spec(dataclasses.asdict(spec.model))
+
+        def on_iteration(result: loop.IterationResult, each) -> None:
+            self.tracker.log_iteration(run_id, dataclasses.asdict(result))
+            if result.iteration == 0:
+                records.save_study(trial.study, dense=dataclasses.asdict(result))
+                return
+            log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, %s"
+                     "val %.1f%%, test %.1f%%", trial.number, result.iteration,
+                     schedule.iterations, 100 * result.sparsity, 100 * result.macs_reduction,
+                     "" if math.isnan(result.speedup_b64)
+                     else f"speed-up {result.speedup_b64:.2f}x, ",
+                     100 * result.val_accuracy, 100 * result.test_accuracy)
+            with tempfile.TemporaryDirectory() as folder:
+                with diskspace.writing(folder, "the trial's weights"):
+                    weights = export.save_weights(model, Path(folder) / "weights.pt")
+                self.tracker.log_weights(run_id, weights, iteration=result.iteration)
+            curve.append(dataclasses.asdict(result))
+            each_curve.append([dataclasses.asdict(r) for r in each])
+            records.save_trial(trial, curve=curve,
+                               repeat_curves=[list(c) for c in zip(*each_curve)]
+                               if len(each) > 1 else [])
+            if rule is not None:
+                early_stopping.check(trial, result, schedule, spec.objectives, rule)
+
+        def on_epoch(iteration: int, epoch: int, loss: float) -> None:
+            log.info("trial %d iteration %d/%d: retraining epoch %d/%d  loss %.3f",
+                     trial.number, iteration, schedule.iterations, epoch,
+                     schedule.retrain_epochs, loss)
+
+        model.load_state_dict(self.checkpoint.trained_state)
+        model.to(self.device)
+        try:
+            return loop.run(
+                schedule=schedule, model=model, data=self.data,
+                dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
+                rewind_state=self.checkpoint.rewind_state,
+                fresh_state=lambda iteration: dense_module.initial_state(
+                    spec, seed=spec.seed + 1000 * iteration),
+                optimizer=dense_module.optimizer_settings(spec, self.device),
+                augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
+                latency_device=spec.latency_device, classifier=spec.model.classifier,
+                on_iteration=on_iteration, on_epoch=on_epoch).final, None
+        except early_stopping.StoppedEarly as stopped:
+            records.save_trial(trial, stopped=str(stopped))
+            log.info("trial %d %s", trial.number, stopped)
+            return stopped.figures, str(stopped)
+
+    def _finish(self, trial: optuna.Trial, run_id: str, figures: loop.IterationResult,
+                stopped: str | None) -> list[float]:
+        """The trial's objectives: those of its last iteration, `figures`; `stopped`: why
+        early stopping ended it there."""
+        spec = self.spec
+        final = dataclasses.asdict(figures)
+        records.save_trial(trial, final=final)
+        if spec.accuracy_floor is not None:
+            trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
+        self.tracker.end_trial(run_id, state="STOPPED" if stopped else "COMPLETE",
+                               reason=stopped, final=final)
+        return [OBJECTIVES[name].value(figures) for name in spec.objectives]
+
+
+def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudySpec,
+                 budget: int) -> None:
+    """After every trial: the study run's overview and progress metrics; after a finished one,
+    the front's plots and table too, unless drawn less than FRONT_DRAWN_EVERY_S ago (with many
+    workers, every trial would redraw it) and the budget is not met."""
+    done = study_view.finished(study)
+    log.info("trial %d %s; %d of %d trials finished", trial.number,
+             "STOPPED" if study_view.is_stopped(trial) else trial.state.name, len(done), budget)
+    rows = study_view.candidates(study)
+    front = study_view.pareto_rows(study)
+    record = StudyRecord.of(study)
+    counts = study_view.counts(study.get_trials(deepcopy=False))
+    axis = plot_axis(study.metric_names)
+    tracker.update_story(
+        overview=overview.overview(name=spec.name, description=spec.description,
+                                settings=_overview_settings(spec, budget),
+                                dense=record.dense, front=front, counts=counts, axis=axis),
+        metrics=overview.search_metrics(rows, front, counts, axis), step=len(done))
+    drawn = record.pareto_drawn_at
+    due = drawn is None or time.time() - drawn >= FRONT_DRAWN_EVERY_S
+    if trial.state in study_view.FINISHED and (due or len(done) >= budget):
+        _draw_front(study, tracker, rows, front, record)
+
+
+def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list[dict],
+                front: list[dict], record: StudyRecord) -> None:
+    """The front's plots and table on the study run (`rows`: every candidate), its trial runs
+    tagged."""
+    tracker.update_pareto(all_rows=rows, front=front, dense=record.dense,
+                          previous_front_run_ids=set(record.pareto_run_ids),
+                          objectives=study.metric_names)
+    records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front],
+                       pareto_drawn_at=time.time())
+
+
+def _front_outdated(study: optuna.Study) -> bool:
+    """A trial finished after the front was last drawn."""
+    drawn = StudyRecord.of(study).pareto_drawn_at
+    ends = [t.datetime_complete.timestamp() for t in study_view.finished(study)]
+    return bool(ends) and (drawn is None or max(ends) > drawn)
+
+
+def _overview_settings(spec: StudySpec, budget: int) -> dict[str, str]:
+    """What the overview says was searched: the study file's main settings, the space's
+    main parameters as `prunesearch validate` describes them."""
+    space = studyfile.describe_space(spec)
+    return {"objectives": ", ".join(spec.objectives), "trials": str(budget),
+            "sampler": spec.sampler, "seed": str(spec.seed),
+            "model": f"{spec.model.name} (width {spec.model.width})",
+            **{name: space[name] for name in ("method", "amount", "iterations", "reinit")}}

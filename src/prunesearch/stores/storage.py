@@ -1,0 +1,180 @@
+"""Optuna storage URLs: resolve, check before anything is created, open with heartbeats and
+riding out database outages (see services).
+
+Passwords are masked in every message: they end up in logs.
+"""
+
+import functools
+import logging
+import threading
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+from sqlalchemy.engine import make_url
+
+from prunesearch.stores import outages
+from prunesearch.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE_FILE = "prunesearch.db"
+HEARTBEAT_S = 60  # a running trial writes a heartbeat this often (seconds)
+HEARTBEAT_GRACE_S = 180  # ...and another worker fails it after this long without one
+
+
+def resolve(storage: str | None) -> str:
+    """--storage, else a SQLite file in the working directory (as an absolute URL)."""
+    return storage or f"sqlite:///{Path(DEFAULT_STORAGE_FILE).resolve()}"
+
+
+def open_storage(url: str, *, must_exist: bool = False, on_stale=None,
+                 outage_wait_s: float = outages.DEFAULT_WAIT_S) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage (SQLite, PostgreSQL, MySQL) with heartbeats on; `on_stale(study,
+    trial)` runs for a trial whose worker stopped beating; each call retried through an
+    outage of up to `outage_wait_s` seconds.
+
+    With `must_exist`, a SQLite file that is not there is an error rather than created.
+    """
+    if must_exist and url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise StorageError(f"no study storage at {url} ({path.resolve()} does not exist); "
+                               "run `prunesearch optimize` first or pass --storage")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = _RetryingRDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_stale_trial_callback=on_stale,
+                engine_kwargs={"pool_pre_ping": True})  # a restarted server's dead connections
+        storage.outage_wait_s = outage_wait_s
+        return storage
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        raise _unusable(url, error) from None
+
+
+def check(url: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S) -> None:
+    """Refuse now what `open_storage` would, without creating anything: so that a bad
+    --storage leaves no tracking store behind, nor a bad tracking URI a study storage. A
+    database server that does not answer is waited for up to `outage_wait_s` (a worker may
+    start while it restarts)."""
+    try:
+        engine = sqlalchemy.create_engine(url)  # parses the URL and imports the driver
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        raise _unusable(url, error) from None
+    try:
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if database and database != ":memory:" and not Path(database).parent.is_dir():
+                raise StorageError(f"storage {shown(url)!r} cannot be used: the folder "
+                                   f"{Path(database).parent} does not exist")
+        else:
+            outages.call(f"study database {shown(url)}", "the first connection",
+                          lambda: engine.connect().close(), wait_s=outage_wait_s,
+                          is_transient=outages.database_transient)
+    except outages.ServiceUnavailable as outage:
+        raise _unusable(url, outage.error) from None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise _unusable(url, error) from None
+    finally:
+        engine.dispose()
+
+
+def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise StorageError(f"no study {name!r} in this storage; studies there: "
+                           f"{', '.join(names) or 'none'}") from None
+
+
+def open_study(name: str, storage: str | None) -> optuna.Study:
+    """An existing study, for the commands that only read one."""
+    return load_study(name, open_storage(resolve(storage), must_exist=True))
+
+
+def shown(url: str) -> str:
+    """`url` with its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def _unusable(url: str, error: Exception) -> StorageError:
+    reason = str(error).splitlines()[0]
+    if url.startswith("postgresql") and isinstance(error, ImportError):
+        reason = "no PostgreSQL driver: pip install 'prunesearch[postgres]'"
+    return StorageError(f"storage {shown(url)!r} cannot be used ({reason}); expected an "
+                        "SQLAlchemy URL such as sqlite:///prunesearch.db or "
+                        "postgresql://user:password@host/database")
+
+
+class _RetryingRDBStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose every call to the database rides out an outage (outages.call). A
+    call made inside another (RDBStorage's own nesting) is not retried again on its own."""
+
+    outage_wait_s = outages.DEFAULT_WAIT_S
+    _inside = threading.local()
+
+    def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+        """As RDBStorage's; a retry that finds the trial already in `state` was preceded by an
+        attempt that got through, its answer lost with the connection."""
+        attempts = 0
+
+        def once():
+            nonlocal attempts
+            attempts += 1
+            try:
+                return optuna.storages.RDBStorage.set_trial_state_values(self, trial_id, state,
+                                                                         values)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if attempts > 1 and self.get_trial(trial_id).state == state:
+                    return True
+                raise
+
+        return self._retried("set_trial_state_values", once)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Best effort: a beat that cannot be written is said once and skipped (the trial's own
+        calls stop the worker when the outage lasts)."""
+        try:
+            self._retried("record_heartbeat", optuna.storages.RDBStorage.record_heartbeat,
+                          self, trial_id)
+        except outages.ServiceUnavailable as error:
+            log.warning("heartbeat of trial %d not recorded: %s", trial_id, error)
+
+    def _retried(self, name: str, function, *args, **kwargs):
+        if getattr(self._inside, "active", False):
+            return function(*args, **kwargs)
+        self._inside.active = True
+        try:
+            return outages.call(f"study database {shown(self.url)}", name, function, *args,
+                                 wait_s=self.outage_wait_s,
+                                 is_transient=outages.database_transient, **kwargs)
+        finally:
+            self._inside.active = False
+
+
+def _retrying(name: str):
+    @functools.wraps(getattr(optuna.storages.RDBStorage, name))
+    def retried(self, *args, **kwargs):
+        method = getattr(optuna.storages.RDBStorage, name)
+        return self._retried(name, method, self, *args, **kwargs)
+
+    return retried
+
+
+_NOT_DATABASE_CALLS = {"get_heartbeat_interval", "get_heartbeat_stale_trial_callback",
+                       "remove_session", "upgrade", "get_all_versions", "get_head_version",
+                       "get_current_version"}
+for _name, _member in vars(optuna.storages.RDBStorage).items():
+    if (callable(_member) and not _name.startswith("__") and _name not in _NOT_DATABASE_CALLS
+            and _name not in vars(_RetryingRDBStorage)
+            and (not _name.startswith("_") or _name in {
+                "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids",
+                "_get_trials", "_set_trial_param"})):  # what optuna's cache calls
+        setattr(_RetryingRDBStorage, _name, _retrying(_name))

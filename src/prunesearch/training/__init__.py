@@ -1,0 +1,4 @@
+"""Training a network on CIFAR-10: the data set in memory with its validation split and
+batched augmentation on the device, `train_epochs` / `evaluate`, and the model registry
+(models/: the CIFAR networks, torchvision classifiers, the user's own). Imports only the
+foundation; knows nothing of pruning, Optuna or MLflow."""
