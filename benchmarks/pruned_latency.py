@@ -1,53 +1,71 @@
-"""Measure, in one quiet process, how much faster each trial's pruned model runs than the dense
-model on this CPU.
+"""Measure, in one process, how much faster each trial's pruned model runs than the dense model
+on this CPU.
 
 A trial measures its own speed-up while it runs, but a study's trials run minutes apart, often
-beside other work; this script re-measures every complete trial of a study back to back, the
-way a trial does (costs.time_against: alternating dense and pruned blocks, in a quiet moment),
-with as many rounds as asked.
+beside other work; this script re-measures every finished trial of a study back to back, the
+way a trial does (costs.time_against: alternating dense and pruned blocks, median of the
+paired rounds), with as many rounds as asked.
 
-    python benchmarks/pruned_latency.py --study compare-methods [--storage URL] [--rounds 5]
+    python -m benchmarks.pruned_latency --study compare-methods [--storage URL] [--rounds 5]
+    python -m benchmarks.pruned_latency --smoke   # a one-trial smoke study, then one round
 """
 
-import argparse
+import contextlib
+import tempfile
+from pathlib import Path
 
+import optuna
 import torch
 
-from prunesearch import costs, export, models, quiet, results, storage
-from prunesearch.records import StudyRecord, TrialRecord
+from benchmarks import common
+from prunesearch.config import studyfile
+from prunesearch.pruning import costs, export
+from prunesearch.stores import storage
+from prunesearch.stores.records import StudyRecord
+from prunesearch.training import models
+from prunesearch.views import study_view
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", required=True, help="the study's name in the storage")
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__)
+    parser.add_argument("--study", help="the study's name in the storage")
     parser.add_argument("--storage", default=None, help="Optuna storage URL")
     parser.add_argument("--rounds", type=int, default=15, help="dense/pruned alternations")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.study is None and not args.smoke:
+        parser.error("--study is required (or --smoke, which runs a tiny study first)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with contextlib.ExitStack() as stack:
+        if args.smoke:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            data_dir = common.cifar_folder(folder / "data")
+            spec = common.smoke_sized(studyfile.load("smoke"))
+            common.run_study(spec, folder, data_dir)
+            args.study, args.storage, args.rounds = spec.name, f"sqlite:///{folder / 'o.db'}", 1
+        report(storage.open_study(args.study, args.storage), args.rounds)
 
-    study = storage.open_study(args.study, args.storage)
+
+def report(study, rounds: int) -> None:
+    """A line per finished trial: its model's speed-up at batch 1 and 64, +- spread."""
     spec = StudyRecord.of(study).model
     example = torch.zeros(1, 3, 32, 32)
-    dense = export.shrink(models.build(spec["name"], width=spec["width"]), example).eval()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.rounds} rounds "
+    dense = export.shrink(models.from_spec(spec), example).eval()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {rounds} rounds "
           f"of dense and pruned blocks of {costs.LATENCY_BLOCK_S} s at batch 1 and at "
-          f"{costs.LATENCY_BIG_BATCH}; fastest block, speed-up +- interquartile range")
+          f"{costs.LATENCY_BIG_BATCH}; speed-up (median of paired rounds) +- interquartile range")
     print(f"dense {spec['name']} width {spec['width']}: "
           f"{sum(p.numel() for p in dense.parameters()):,} parameters, "
           f"{costs.macs(dense, example) / 1e6:.1f} M MACs per image")
     print(f"{'trial':>5} {'method':<20} {'amount':>6} {'sparsity':>8} {'MACs cut':>8} "
           f"{'dense b1':>8} {'b1 ms':>7} {'b1 x':>12} {'dense b64':>9} {'b64 ms':>7} "
           f"{'b64 x':>12}")
-    for trial in results.completed(study):
-        model, _ = results.trial_model(study, trial.number)
+    for trial in study_view.finished(study):
+        model, row = study_view.trial_model(study, trial.number)
         slim = export.shrink(model, example).eval()
-        record = TrialRecord.of(trial)
-        final = record.final
-        with quiet.moment():
-            figures = [costs.time_against(slim, dense, example, batch, rounds=args.rounds)
-                       for batch in (1, costs.LATENCY_BIG_BATCH)]
-        schedule = record.schedule
-        print(f"{trial.number:>5} {schedule['method']:<20} {schedule['amount']:>6.2f} "
-              f"{final['sparsity']:>8.1%} {final['macs_reduction']:>8.1%}"
+        figures = [costs.time_against(slim, dense, example, batch, rounds=rounds)
+                   for batch in (1, costs.LATENCY_BIG_BATCH)]
+        print(f"{trial.number:>5} {row['params']['method']:<20} {row['params']['amount']:>6.2f} "
+              f"{row['sparsity']:>8.1%} {row['macs_reduction']:>8.1%}"
               + "".join(f" {t.reference_ms:>8.2f} {t.latency_ms:>7.2f} {t.speedup:>5.2f}x"
                         f"+-{t.spread:.2f}" for t in figures))
 

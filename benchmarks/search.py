@@ -30,10 +30,11 @@ hypervolume at its budget is compared with the notebook's own time to it. Trials
 latency (latency_device "none", as a study without the speedup objective should run), unless
 --latency-device cpu.
 
-    python benchmarks/search.py --data-dir ../shared/data/cifar10-subset [--budget-s 300]
+    python -m benchmarks.search --data-dir ../shared/data/cifar10-subset [--budget-s 300]
         [--seeds 0 1 2] [--ways random tpe tpe+es] [--train-subset 1000] [--dense-epochs 64]
         [--latency-device none] [--reduction-factor 3] [--json search.json]
         [--plot search.png]
+    python -m benchmarks.search --smoke   # every way, seed 0, a trial or two each, tiny data
 
 With the defaults (cifar_cnn width 16; of the subset's training images, 500 held out for
 validation and 1,000 trained on, --train-subset; 64 dense epochs, --dense-epochs; schedules
@@ -41,13 +42,10 @@ of 1-5 iterations of 1-3 retraining epochs, as in studies/l1-iterative.toml; 300
 search) it takes about 56 minutes on 2 CPU cores (about 72 with --ways tpe+es tpe+esc).
 """
 
-import argparse
 import json
 import math
 import statistics
-import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -56,47 +54,23 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch.nn.utils import prune
 
-from prunesearch import costs, dense, models, results, space, studyfile
-from prunesearch import data as data_module
-from prunesearch.objectives import OBJECTIVES
-from prunesearch.records import TrialRecord
-from prunesearch.story import hypervolume
-
-sys.path.insert(0, str(Path(__file__).parent))
-import speed  # noqa: E402  (the notebook-style training loop, shared with benchmarks/speed.py)
+from benchmarks import common
+from prunesearch.config import space, studyfile
+from prunesearch.config.objectives import OBJECTIVES
+from prunesearch.pruning import costs
+from prunesearch.search import dense
+from prunesearch.stores.records import TrialRecord
+from prunesearch.training import models
+from prunesearch.views import study_view
+from prunesearch.views.overview import hypervolume
 
 CHANCE = 0.1
 SPARSITY = OBJECTIVES["sparsity"]
-STUDY = """
-name = "{name}"
-seed = {seed}
-n_trials = 100000
-sampler = "{sampler}"
-latency_device = "{latency_device}"
-early_stopping = "{early_stopping}"
-rung_point = "{rung_point}"
-reduction_factor = {reduction_factor}
-
-[data]
-val_size = 500
-train_subset = {train_subset}
-
-[model]
-name = "cifar_cnn"
-width = 16
-
-[dense]
-epochs = {dense_epochs}
-batch_size = 128
-
-[space]
-method = ["l1_unstructured", "global_l1"]
-amount = {{ low = 0.2, high = 0.7 }}
-iterations = {{ low = 1, high = 5 }}
-retrain_epochs = {{ low = 1, high = 3 }}
-reinit = ["finetune", "rewind"]
-retrain_lr = {{ low = 0.003, high = 0.05, log = true }}
-"""
+# The schedules of studies/l1-iterative.toml, over both magnitude methods.
+SPACE = {"method": ["l1_unstructured", "global_l1"], "amount": {"low": 0.2, "high": 0.7},
+         "iterations": {"low": 1, "high": 5}, "retrain_epochs": {"low": 1, "high": 3},
+         "reinit": ["finetune", "rewind"],
+         "retrain_lr": {"low": 0.003, "high": 0.05, "log": True}}
 # way: (sampler, early_stopping, rung_point)
 SEARCHES = {"random": ("random", "none", "planned"), "tpe": ("tpe", "none", "planned"),
             "tpe+es": ("tpe", "mo-asha", "planned"), "tpe+esc": ("tpe", "mo-asha", "current")}
@@ -119,20 +93,24 @@ COLOURS = {"random": "tab:gray", "tpe": "tab:blue", "tpe+iterations": "tab:cyan"
 
 def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS,
              latency_device: str = LATENCY_DEVICE, train_subset: int = TRAIN_SUBSET,
-             reduction_factor: int = REDUCTION_FACTOR):
+             reduction_factor: int = REDUCTION_FACTOR, smoke: bool = False):
+    """The study `way` runs for `seed` (with `smoke`, at common.smoke_sized's size)."""
     sampler, early_stopping, rung_point = SEARCHES[way]
-    path = folder / f"{way}-{seed}.toml"
-    path.write_text(textwrap.dedent(STUDY.format(
-        name=f"search-{way.replace('+', '-')}-{seed}", seed=seed, sampler=sampler,
-        early_stopping=early_stopping, rung_point=rung_point, dense_epochs=dense_epochs,
-        latency_device=latency_device, train_subset=train_subset,
-        reduction_factor=reduction_factor)))
-    return studyfile.load(str(path))
+    path = common.study_file(
+        folder / f"{way}-{seed}.toml", base=None, name=f"search-{way.replace('+', '-')}-{seed}",
+        seed=seed, n_trials=100_000, sampler=sampler, latency_device=latency_device,
+        early_stopping=early_stopping, rung_point=rung_point,
+        reduction_factor=reduction_factor,
+        data={"val_size": 500, "train_subset": train_subset},
+        model={"name": "cifar_cnn", "width": 16},
+        dense={"epochs": dense_epochs, "batch_size": 128}, space=SPACE)
+    spec = studyfile.load(str(path))
+    return common.smoke_sized(spec, n_trials=spec.n_trials) if smoke else spec
 
 
 def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
     """`spec` run through prunesearch until `budget_s` has passed (no trial starts after)."""
-    return speed.run_study(spec, folder, data_dir, timeout=budget_s)
+    return common.run_study(spec, folder, data_dir, timeout=budget_s)
 
 
 def arrivals(study: optuna.Study, *, iterations: bool,
@@ -147,15 +125,15 @@ def arrivals(study: optuna.Study, *, iterations: bool,
     found = []
     for trial in trials:
         record = TrialRecord.of(trial)
-        if trial.state not in results.FINISHED or not record.curve:
+        if trial.state not in study_view.FINISHED or not record.curve:
             continue
         if iterations:
             logged = {m.step: m.timestamp / 1000 for m in
                       client.get_metric_history(record.mlflow_run_id, "val_accuracy")}
-            found += [(logged[figures["iteration"]] - start, results.trial_row(trial, figures))
+            found += [(logged[figures["iteration"]] - start, study_view.trial_row(trial, figures))
                       for figures in record.curve]
-        elif not results.is_stopped(trial):
-            found.append((trial.datetime_complete.timestamp() - start, results.trial_row(trial)))
+        elif not study_view.is_stopped(trial):
+            found.append((trial.datetime_complete.timestamp() - start, study_view.trial_row(trial)))
     return sorted(found, key=lambda item: item[0])
 
 
@@ -186,10 +164,10 @@ def mean_over_seeds(curves: dict, budget_s: float) -> dict[str, list[float]]:
                   for fraction in FRACTIONS] for way, runs in curves.items()}
 
 
-def notebook_search(spec, data_dir: Path, budget_s: float) -> list[tuple[float, dict]]:
+def notebook_search(spec, data_dir: Path, budget_s: float,
+                    loader_workers: int = 2) -> list[tuple[float, dict]]:
     """Random search over the same space, each trial as a notebook writes it."""
-    data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
-                            train_subset=spec.data.train_subset, seed=spec.seed)
+    data = common.load_data(spec, data_dir)
     sampler = optuna.samplers.RandomSampler(seed=spec.seed)
     study = optuna.create_study(directions=["maximize", "maximize"], sampler=sampler)
     found, start = [], time.perf_counter()
@@ -198,8 +176,8 @@ def notebook_search(spec, data_dir: Path, budget_s: float) -> list[tuple[float, 
         schedule = space.suggest(trial, spec.space)
         torch.manual_seed(spec.seed)
         model = models.build(spec.model.name, width=spec.model.width)
-        train = speed.notebook_loader(data.train, augmented=True)
-        speed.notebook_epochs(model, train, spec.dense.epochs, spec.dense.lr)
+        train = common.notebook_loader(data.train, augmented=True, workers=loader_workers)
+        common.notebook_epochs(model, train, spec.dense.epochs, spec.dense.lr)
         for _ in range(schedule.iterations):
             modules = [(module, "weight") for _, module in costs.prunable_modules(model)]
             if schedule.method == "global_l1":
@@ -208,9 +186,9 @@ def notebook_search(spec, data_dir: Path, budget_s: float) -> list[tuple[float, 
             else:
                 for module, name in modules:
                     prune.l1_unstructured(module, name, amount=schedule.amount)
-            speed.notebook_epochs(model, train, schedule.retrain_epochs, schedule.retrain_lr)
-        accuracy = speed.notebook_accuracy(
-            model, speed.notebook_loader(data.val, augmented=False, shuffle=False))
+            common.notebook_epochs(model, train, schedule.retrain_epochs, schedule.retrain_lr)
+        accuracy = common.notebook_accuracy(model, common.notebook_loader(
+            data.val, augmented=False, shuffle=False, workers=loader_workers))
         nonzero, total = costs.weight_counts(model)
         study.tell(trial, [accuracy, 1 - nonzero / total])
         found.append((time.perf_counter() - start,
@@ -264,9 +242,9 @@ def summary(curves: dict, budget_s: float, seeds: list[int]) -> dict:
     return table
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__)
+    parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--budget-s", type=float, default=300.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ways", nargs="+", choices=list(SEARCHES), default=list(DEFAULT_WAYS),
@@ -281,41 +259,45 @@ def main() -> None:
                         help="MO-ASHA's, for the ways with early stopping")
     parser.add_argument("--json", type=Path, default=Path("search.json"))
     parser.add_argument("--plot", type=Path, default=Path("search.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.reduction_factor < 2:
         parser.error(f"--reduction-factor {args.reduction_factor}: must be an integer >= 2")
+    if args.data_dir is None and not args.smoke:
+        parser.error("--data-dir is required (or --smoke, on tiny generated data)")
+    if args.smoke:  # a trial or two per way: every code path, no figure worth reading
+        args.seeds, args.budget_s = args.seeds[:1], 1.0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ways = [way for way in SEARCHES if way in {"tpe", *args.ways}]
     curves = {name: [] for way in ways
               for name in ([way] if way == "random" else [way, f"{way}+iterations"])}
     configuration = {"dense_epochs": args.dense_epochs, "latency_device": args.latency_device,
                      "train_subset": args.train_subset,
-                     "reduction_factor": args.reduction_factor}
-    with tempfile.TemporaryDirectory() as tmp:
+                     "reduction_factor": args.reduction_factor, "smoke": args.smoke}
+    with tempfile.TemporaryDirectory() as tmp, common.data_dir_for(args) as data_dir:
         folder = Path(tmp)
         for seed in args.seeds:
             for way in ways:
                 spec = spec_for(folder, way, seed, **configuration)
-                checkpoint = dense.load_or_train(spec, data_module.load(
-                    data_dir=args.data_dir, val_size=spec.data.val_size,
-                    train_subset=spec.data.train_subset, seed=spec.seed),
-                    cache_dir=folder / "cache", device=torch.device("cpu"))
-                study = search(spec, folder, args.data_dir, args.budget_s)
+                checkpoint = dense.load_or_train(spec, common.load_data(spec, data_dir),
+                                                 cache_dir=folder / "cache",
+                                                 device=torch.device("cpu"))
+                study = search(spec, folder, data_dir, args.budget_s)
                 curves[way].append(curve(arrivals(study, iterations=False), args.budget_s))
                 if f"{way}+iterations" in curves:
                     curves[f"{way}+iterations"].append(curve(arrivals(
-                        study, iterations=True, tracking_uri=speed.tracking_uri(folder)),
+                        study, iterations=True, tracking_uri=common.tracking_uri(folder)),
                         args.budget_s))
-                outcomes = results.counts(study.trials)
-                best = max((row["val_accuracy"] for row in results.candidates(study)),
+                outcomes = study_view.counts(study.trials)
+                best = max((row["val_accuracy"] for row in study_view.candidates(study)),
                            default=float("nan"))  # nan: no trial finished
                 print(f"seed {seed} {way}: {len(study.trials)} trials ({outcomes['COMPLETE']} "
                       f"complete, {outcomes['STOPPED']} stopped), hypervolume "
                       f"{curves[way][-1][-1][1]:.4f}; val accuracy: dense model "
                       f"{checkpoint.val_accuracy:.1%}, best pruned model {best:.1%}", flush=True)
         spec = spec_for(folder, "random", args.seeds[0], **configuration)
-        curves["notebook"] = [curve(notebook_search(spec, args.data_dir, args.budget_s),
-                                    args.budget_s)]
+        curves["notebook"] = [curve(notebook_search(
+            spec, data_dir, args.budget_s, loader_workers=0 if args.smoke else 2),
+            args.budget_s)]
     table = summary(curves, args.budget_s, args.seeds)
     means = mean_over_seeds(curves, args.budget_s)
     args.json.write_text(json.dumps({"budget_s": args.budget_s, "seeds": table,

@@ -12,49 +12,43 @@ Measures in one run, on this machine, and prints a table (and writes JSON):
      trial), same trials and settings;
   e) structured pruning: measured CPU latency ratio dense/pruned vs MACs ratio;
   f) peak resident memory of a worker on a full-size (50,000-image) CIFAR-shaped data set;
-  g) torch.compile on a retraining step: compile time and speed-up;
   h) the layout (channels_last) and evaluation batch size prunesearch uses vs the others.
+(g, torch.compile, was measured not to pay and is gone: docs/performance.md.)
 
-    python benchmarks/speed.py --data-dir ../shared/data/cifar10-subset [--json speed.json]
+    python -m benchmarks.speed --data-dir ../shared/data/cifar10-subset [--json speed.json]
+    python -m benchmarks.speed --smoke     # every section on tiny generated data, in seconds
 
-With --device cuda it measures what a GPU gives instead (benchmarks/gpu.py: pipelines side by
-side at fp32 and bf16, a trial's time by part, trials per hour against --jobs on one GPU); a
---data-dir without CIFAR-10 gets --gpu-images random CIFAR-shaped images (timing only).
+What a GPU gives is measured by benchmarks/gpu.py.
 """
 
-import argparse
 import dataclasses
+import functools
 import itertools
-import json
-import os
-import pickle
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
-from unittest import mock
 
-import numpy as np
 import optuna
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn.utils import prune
-from torchvision import transforms
 
-from prunesearch import costs, dense, loop, methods, models, results, studyfile, train
-from prunesearch import data as data_module
-from prunesearch import study as study_module
-from prunesearch.export import shrink
-from prunesearch.methods.channels import couplings
-from prunesearch.records import TrialRecord
-from prunesearch.schedule import Schedule
-from prunesearch.data import train_batches
-
-BATCH = 128
+from benchmarks import common
+from benchmarks.common import BATCH, sgd, step, take_turns, train_on
+from prunesearch.config import studyfile
+from prunesearch.pruning import costs, loop, methods
+from prunesearch.pruning.export import shrink
+from prunesearch.pruning.methods.channels import couplings
+from prunesearch.pruning.schedule import Schedule
+from prunesearch.search import dense
+from prunesearch.stores.records import TrialRecord
+from prunesearch.training import data as data_module
+from prunesearch.training import models, train
+from prunesearch.training.data import train_batches
+from prunesearch.views import study_view
 
 
 class TutorialNet(nn.Module):
@@ -73,63 +67,30 @@ class TutorialNet(nn.Module):
         return self.fc3(torch.relu(self.fc2(x)))
 
 
-class NotebookDataset(torch.utils.data.Dataset):
-    """CIFAR images as PIL images through torchvision transforms, one at a time."""
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How big each section runs: the real measurement, or --smoke (every code path, tiny)."""
 
-    def __init__(self, split, augmented: bool):
-        self.images = split.images.permute(0, 2, 3, 1).numpy()
-        self.labels = split.labels.tolist()
-        steps = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] \
-            if augmented else []
-        self.transform = transforms.Compose(
-            [*steps, transforms.ToTensor(), transforms.Normalize(data_module.MEAN,
-                                                                 data_module.STD)])
+    rounds: int = 3  # training epochs timed per pipeline on the default model
+    loader_workers: int = 2  # the notebook DataLoader's, as the tutorial writes it
+    l1_trials: int = 2
+    l1_train_images: int = 300
+    latency_rounds: int = costs.LATENCY_ROUNDS
+    timing_rounds: int = 5  # of (h)
+    memory_images: int = 60_000  # (f): a full-size CIFAR-10, training and test
+    memory_width: int = 32  # of the model (f)'s worker trains
+    smoke: bool = False
 
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
-
-
-def notebook_loader(split, *, augmented: bool, shuffle: bool = True):
-    return torch.utils.data.DataLoader(NotebookDataset(split, augmented), batch_size=BATCH,
-                                       shuffle=shuffle, num_workers=2)
+    def study(self, spec):
+        """`spec` as this scale runs it: as it is, or at smoke size (common.smoke_sized)."""
+        return common.smoke_sized(spec) if self.smoke else spec
 
 
-def sgd(model):
-    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+SMOKE = Scale(rounds=1, loader_workers=0, l1_trials=1, latency_rounds=1, timing_rounds=1,
+              memory_images=2_000, memory_width=4, smoke=True)
 
 
-def step(model, optimizer, images, labels):
-    loss = nn.functional.cross_entropy(model(images), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def train_on(model, optimizer, batches) -> None:
-    """Train `model` on every batch of `batches` with the plain step."""
-    model.train()
-    for images, labels in batches:
-        step(model, optimizer, images, labels)
-
-
-def take_turns(contenders: dict, rounds: int) -> dict[str, list[float]]:
-    """Seconds of each callable per round, the contenders taking turns in an order that
-    rotates every round, so that a drift in this shared machine's speed hits all alike."""
-    names = list(contenders)
-    seconds = {name: [] for name in names}
-    for round_ in range(rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            contenders[name]()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
-
-
-def throughput(build, split, rounds: int) -> dict:
+def throughput(build, split, rounds: int, scale: Scale) -> dict:
     """prunesearch's training loop and data pipeline vs DataLoader + transforms vs prepared
     batches, each training its own copy of one model for one epoch per round.
 
@@ -140,7 +101,7 @@ def throughput(build, split, rounds: int) -> dict:
     generator = torch.Generator().manual_seed(0)
     prepared = next(train_batches(split, batch_size=BATCH, generator=generator, augmented=True))
     full_batches = len(split) // BATCH
-    loader = notebook_loader(split, augmented=True)
+    loader = common.notebook_loader(split, augmented=True, workers=scale.loader_workers)
     settings = train.OptimizerSettings(lr=0.01, batch_size=BATCH, momentum=0.9, weight_decay=0)
 
     trained = {name: build() for name in ("prunesearch", "dataloader", "ceiling")}
@@ -157,7 +118,7 @@ def throughput(build, split, rounds: int) -> dict:
     images = {"prunesearch": len(split), "dataloader": len(split),
               "ceiling": full_batches * BATCH}
     rates = {name: [images[name] / s for s in times] for name, times in seconds.items()}
-    ratio = lambda a, b: statistics.median(x / y for x, y in zip(rates[a], rates[b]))
+    ratio = functools.partial(common.median_ratio, rates)
     return {
         "prunesearch_img_s": statistics.median(rates["prunesearch"]),
         "dataloader_img_s": statistics.median(rates["dataloader"]),
@@ -179,11 +140,6 @@ def data_only_rate(make_epoch) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def study_data(spec, data_dir: Path):
-    return data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
-                            train_subset=spec.data.train_subset, seed=spec.seed)
-
-
 def shortened(name: str, *, n_trials: int, train_images: int):
     """A shipped study as it is, but for its trial budget and its training images."""
     spec = studyfile.load(name)
@@ -191,10 +147,10 @@ def shortened(name: str, *, n_trials: int, train_images: int):
         spec.data, train_subset=train_images))
 
 
-def trial_cold_vs_warm(data_dir: Path) -> dict:
+def trial_cold_vs_warm(data_dir: Path, scale: Scale) -> dict:
     """One smoke-sized trial with an empty dense cache, then again with the cache filled."""
-    spec = studyfile.load("smoke")
-    data = study_data(spec, data_dir)
+    spec = scale.study(studyfile.load("smoke"))
+    data = common.load_data(spec, data_dir)
     schedule = Schedule(method="l1_unstructured", amount=0.5, iterations=1, retrain_epochs=1,
                         reinit="finetune")
     timings = {}
@@ -204,45 +160,30 @@ def trial_cold_vs_warm(data_dir: Path) -> dict:
             checkpoint = dense.load_or_train(spec, data, cache_dir=Path(cache),
                                              device=torch.device("cpu"))
             dense_s = time.perf_counter() - start
-            model = models.build(spec.model.name, width=spec.model.width)
+            model = models.from_spec(dataclasses.asdict(spec.model))
             model.load_state_dict(checkpoint.trained_state)
             loop.run(schedule=schedule, model=model, data=data,
                      dense_accuracy=(checkpoint.val_accuracy, checkpoint.test_accuracy),
                      rewind_state=checkpoint.rewind_state,
                      fresh_state=lambda i: checkpoint.rewind_state,
                      optimizer=dense.optimizer_settings(spec, torch.device("cpu")),
-                     augmented=True, seed=0)
+                     augmented=True, seed=0, latency_device=spec.latency_device)
             timings[f"{label}_s"] = time.perf_counter() - start
             timings[f"{label}_dense_s"] = dense_s
     return timings
 
 
-def run_study(spec, folder: Path, data_dir: Path, **options) -> optuna.Study:
-    """`spec` run to its budget through prunesearch, with its stores in `folder`; `options`
-    are other RunSettings (device, timeout, ...)."""
-    options = {"n_trials": spec.n_trials, "cache_dir": folder / "cache", "device": "cpu",
-               **options}
-    return study_module.optimize(spec, study_module.RunSettings(
-        study=spec.path, storage_url=f"sqlite:///{folder / 'o.db'}",
-        tracking_uri=tracking_uri(folder), data_dir=data_dir, **options))
-
-
-def tracking_uri(folder: Path) -> str:
-    """The MLflow store of a study run_study ran in `folder`."""
-    return f"sqlite:///{folder / 'm.db'}"
-
-
-def study_vs_notebook(spec, data_dir: Path) -> dict:
+def study_vs_notebook(spec, data_dir: Path, scale: Scale) -> dict:
     """A study through prunesearch, then the same trials the notebook way."""
-    data = study_data(spec, data_dir)
+    data = common.load_data(spec, data_dir)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        study = run_study(spec, Path(folder), data_dir)
+        study = common.run_study(spec, Path(folder), data_dir)
         ours = time.perf_counter() - start
         schedules = [Schedule.from_dict(TrialRecord.of(t).schedule)
-                     for t in results.completed(study)]
+                     for t in study_view.finished(study)]
     start = time.perf_counter()
-    dense_s = sum(notebook_trial(spec, data, schedule) for schedule in schedules)
+    dense_s = sum(notebook_trial(spec, data, schedule, scale) for schedule in schedules)
     notebook = time.perf_counter() - start
     epochs = spec.dense.epochs + sum(s.iterations * s.retrain_epochs for s in schedules)
     return {"trials": len(schedules), "prunesearch_s": ours, "notebook_s": notebook,
@@ -254,44 +195,29 @@ def study_vs_notebook(spec, data_dir: Path) -> dict:
                                          / len(schedules))}
 
 
-def notebook_trial(spec, data, schedule: Schedule) -> float:
+def notebook_trial(spec, data, schedule: Schedule, scale: Scale) -> float:
     """A trial as a notebook writes it: train the dense model, prune, retrain, evaluate;
     returns the seconds its dense training took. (Re-initialising costs no measurable time and
     is left out.)"""
     torch.manual_seed(spec.seed)
-    model = models.build(spec.model.name, width=spec.model.width)
-    train = notebook_loader(data.train, augmented=True)
+    model = models.from_spec(dataclasses.asdict(spec.model))
+    train_loader = common.notebook_loader(data.train, augmented=True,
+                                          workers=scale.loader_workers)
     start = time.perf_counter()
-    notebook_epochs(model, train, spec.dense.epochs, spec.dense.lr)
+    common.notebook_epochs(model, train_loader, spec.dense.epochs, spec.dense.lr)
     dense_s = time.perf_counter() - start
     for _ in range(schedule.iterations):
         for _, module in costs.prunable_modules(model):
             prune.l1_unstructured(module, "weight", amount=schedule.amount)
-        notebook_epochs(model, train, schedule.retrain_epochs, schedule.retrain_lr)
+        common.notebook_epochs(model, train_loader, schedule.retrain_epochs,
+                               schedule.retrain_lr)
         for split in (data.val, data.test):
-            notebook_accuracy(model, notebook_loader(split, augmented=False, shuffle=False))
+            common.notebook_accuracy(model, common.notebook_loader(
+                split, augmented=False, shuffle=False, workers=scale.loader_workers))
     return dense_s
 
 
-def notebook_epochs(model, loader, epochs: int, lr: float) -> None:
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    model.train()
-    for _ in range(epochs):
-        for images, labels in loader:
-            step(model, optimizer, images, labels)
-
-
-def notebook_accuracy(model, loader) -> float:
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for images, labels in loader:
-            correct += int((model(images).argmax(1) == labels).sum())
-            total += len(labels)
-    return correct / total
-
-
-def structured_latency(rounds: int = 3) -> list[dict]:
+def structured_latency(scale: Scale) -> list[dict]:
     """ln_structured at several amounts on the default model: latency ratio vs MACs ratio."""
     example = torch.zeros(1, 3, 32, 32)
     rows = []
@@ -306,7 +232,7 @@ def structured_latency(rounds: int = 3) -> list[dict]:
         slim = shrink(model, example).eval()
         macs_ratio = costs.macs(dense_model, example) / costs.macs(slim, example)
         latency_ratio = costs.time_against(slim, dense_model, example, costs.LATENCY_BIG_BATCH,
-                                           rounds=rounds).speedup
+                                           rounds=scale.latency_rounds).speedup
         rows.append({"amount": amount, "macs_ratio": macs_ratio, "latency_ratio": latency_ratio,
                      "latency_of_macs": latency_ratio / macs_ratio})
     return rows
@@ -321,36 +247,7 @@ def masked_default_model():
     return model
 
 
-def median_ms(contenders: dict, rounds: int) -> dict[str, float]:
-    """Median milliseconds of each callable, taking turns."""
-    return {name: 1000 * statistics.median(times)
-            for name, times in take_turns(contenders, rounds).items()}
-
-
-def compiled_vs_eager(rounds: int = 5, steps: int = 4) -> dict:
-    """torch.compile on a trial's retraining step: its compile time, then its step time
-    against eager mode (milliseconds per batch of 128)."""
-    generator = torch.Generator().manual_seed(0)
-    images = data_module.normalize(torch.randint(0, 256, (BATCH, 3, 32, 32), dtype=torch.uint8,
-                                                 generator=generator))
-    labels = torch.randint(0, 10, (BATCH,), generator=generator)
-    eager, compiled = masked_default_model(), torch.compile(masked_default_model())
-    eager_opt, compiled_opt = sgd(eager), sgd(compiled)
-    # A cold compile, as a study's first trial pays it: an empty inductor cache.
-    with tempfile.TemporaryDirectory() as cache, mock.patch.dict(
-            os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache}):
-        start = time.perf_counter()
-        step(compiled, compiled_opt, images, labels)
-        compile_s = time.perf_counter() - start
-    ms = median_ms({
-        "eager": lambda: [step(eager, eager_opt, images, labels) for _ in range(steps)],
-        "compiled": lambda: [step(compiled, compiled_opt, images, labels) for _ in range(steps)],
-    }, rounds)
-    return {"compile_s": compile_s, "eager_ms": ms["eager"] / steps,
-            "compiled_ms": ms["compiled"] / steps, "speedup": ms["eager"] / ms["compiled"]}
-
-
-def layout_and_eval_batch(split, rounds: int = 5) -> dict:
+def layout_and_eval_batch(split, scale: Scale) -> dict:
     """The choices data.normalize and train.evaluate make: channels_last vs NCHW inputs (a
     training step; evaluating the split), and the evaluation batch size."""
     model = masked_default_model()
@@ -359,10 +256,10 @@ def layout_and_eval_batch(split, rounds: int = 5) -> dict:
                                         generator=torch.Generator().manual_seed(0),
                                         augmented=True))
     nchw = images.contiguous()
-    train_ms = median_ms({
+    train_ms = common.median_ms({
         "channels_last": lambda: step(model, optimizer, images, labels),
         "nchw": lambda: step(model, optimizer, nchw, labels),
-    }, rounds)
+    }, scale.timing_rounds)
     model.eval()
     evaluated = split.images[:1024]
 
@@ -373,11 +270,11 @@ def layout_and_eval_batch(split, rounds: int = 5) -> dict:
                       .contiguous(memory_format=layout))
 
     sizes = (train.EVAL_BATCH_SIZE, 4 * train.EVAL_BATCH_SIZE)
-    eval_ms = median_ms({
+    eval_ms = common.median_ms({
         **{f"channels_last_{size}": lambda size=size: evaluate(size, torch.channels_last)
            for size in sizes},
         f"nchw_{sizes[0]}": lambda: evaluate(sizes[0], torch.contiguous_format),
-    }, rounds)
+    }, scale.timing_rounds)
     return {"train_step_nchw_over_channels_last": train_ms["nchw"] / train_ms["channels_last"],
             "eval_nchw_over_channels_last": eval_ms[f"nchw_{sizes[0]}"]
             / eval_ms[f"channels_last_{sizes[0]}"],
@@ -386,41 +283,26 @@ def layout_and_eval_batch(split, rounds: int = 5) -> dict:
             / eval_ms[f"channels_last_{sizes[0]}"]}
 
 
-def peak_memory_full_size() -> dict:
-    """Peak RSS of `prunesearch optimize` (1 short trial) on 50,000 + 10,000 generated images."""
+def peak_memory_full_size(scale: Scale) -> dict:
+    """Peak RSS of `prunesearch optimize` (1 short trial) on a full-size data set of random
+    images (50,000 training + 10,000 test; fewer with --smoke)."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        batches = folder / "data" / "cifar-10-batches-py"
-        batches.mkdir(parents=True)
-        rng = np.random.default_rng(0)
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            images = rng.integers(0, 256, size=(10_000, 3072), dtype=np.uint8)
-            labels = (np.arange(10_000) % 10).tolist()
-            (batches / name).write_bytes(pickle.dumps({"data": images, "labels": labels}))
-        (folder / "study.toml").write_text(textwrap.dedent("""
-            name = "memory"
-            n_trials = 1
-            [data]
-            val_size = 5000
-            train_subset = 1000
-            [model]
-            width = 32
-            [dense]
-            epochs = 1
-            [space]
-            method = "l1_unstructured"
-            amount = 0.5
-            iterations = 1
-            retrain_epochs = 1
-            reinit = "finetune"
-        """))
+        test = scale.memory_images // 6
+        common.random_cifar_folder(folder / "data", train=scale.memory_images - test, test=test)
+        common.study_file(folder / "study.toml", base=None, name="memory", n_trials=1,
+                          latency_device="none" if scale.smoke else "cpu",
+                          data={"val_size": min(5000, test), "train_subset": 1000},
+                          model={"width": scale.memory_width}, dense={"epochs": 1},
+                          space={"method": "l1_unstructured", "amount": 0.5, "iterations": 1,
+                                 "retrain_epochs": 1, "reinit": "finetune"})
         # The worker reports its own peak: the benchmark's other children (DataLoader
         # workers) must not count, nor the benchmark itself, whose peak Linux hands on to
         # a child's getrusage() across exec; /proc's VmHWM is the worker's own.
         worker = subprocess.run([sys.executable, "-c", MEASURED_WORKER], cwd=folder,
                                 check=True, capture_output=True, text=True)
     peak_kib = int(worker.stdout.split()[-1])
-    return {"images": 60_000, "peak_rss_gib": peak_kib / 2**20}
+    return {"images": scale.memory_images, "peak_rss_gib": peak_kib / 2**20}
 
 
 MEASURED_WORKER = """
@@ -435,65 +317,65 @@ print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).g
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__)
     parser.add_argument("--data-dir", type=Path, default=data_module.default_data_dir())
     parser.add_argument("--json", type=Path, default=Path("speed.json"))
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=Scale.rounds,
                         help="training epochs timed per pipeline on the default model "
                              "(the tutorial model gets twice as many)")
-    parser.add_argument("--l1-trials", type=int, default=2,
+    parser.add_argument("--l1-trials", type=int, default=Scale.l1_trials,
                         help="trials of l1-iterative in (d)")
-    parser.add_argument("--l1-train-images", type=int, default=300,
+    parser.add_argument("--l1-train-images", type=int, default=Scale.l1_train_images,
                         help="training images of l1-iterative in (d), to fit the 10 minutes")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--gpu-images", type=int, default=50_000,
-                        help="--device cuda without CIFAR-10 in --data-dir: random images")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.device == "cuda":
-        import gpu
+    scale = SMOKE if args.smoke else Scale(rounds=args.rounds, l1_trials=args.l1_trials,
+                                           l1_train_images=args.l1_train_images)
+    with common.data_dir_for(args) as data_dir:
+        figures = measure(data_dir, scale)
+    common.write_json(args.json, figures)
+    print_table(figures)
 
-        args.json.write_text(json.dumps(gpu.run(args), indent=2))
-        return
 
-    split = data_module.load(data_dir=args.data_dir, val_size=0.1, train_subset=None,
-                             seed=0).train
-    results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-               "train_images": len(split)}
+def measure(data_dir: Path, scale: Scale) -> dict:
+    """Every section, in order, each printed to stderr as it ends."""
+    split = data_module.load(data_dir=data_dir, val_size=0.1, train_subset=None, seed=0).train
+    l1 = shortened("l1-iterative", n_trials=scale.l1_trials,
+                   train_images=scale.l1_train_images)
+    figures = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+               "train_images": len(split), "smoke": scale.smoke}
     sections = [
         ("a_default_model", lambda: throughput(lambda: models.build("cifar_cnn", width=32),
-                                               split, args.rounds)),
-        ("b_tutorial_model", lambda: throughput(TutorialNet, split, 2 * args.rounds)),
-        ("c_trial_cache", lambda: trial_cold_vs_warm(args.data_dir)),
-        ("d_smoke_study", lambda: study_vs_notebook(studyfile.load("smoke"), args.data_dir)),
+                                               split, scale.rounds, scale)),
+        ("b_tutorial_model", lambda: throughput(TutorialNet, split, 2 * scale.rounds, scale)),
+        ("c_trial_cache", lambda: trial_cold_vs_warm(data_dir, scale)),
+        ("d_smoke_study", lambda: study_vs_notebook(
+            scale.study(studyfile.load("smoke")), data_dir, scale)),
         ("d_l1_iterative_study", lambda: study_vs_notebook(
-            shortened("l1-iterative", n_trials=args.l1_trials,
-                      train_images=args.l1_train_images), args.data_dir)),
-        ("e_structured_latency", structured_latency),
-        ("f_memory", peak_memory_full_size),
-        ("g_torch_compile", compiled_vs_eager),
-        ("h_layout_and_eval_batch", lambda: layout_and_eval_batch(split)),
+            scale.study(l1), data_dir, scale)),
+        ("e_structured_latency", lambda: structured_latency(scale)),
+        ("f_memory", lambda: peak_memory_full_size(scale)),
+        ("h_layout_and_eval_batch", lambda: layout_and_eval_batch(split, scale)),
     ]
-    for name, measure in sections:
+    for name, section in sections:
         start = time.perf_counter()
-        results[name] = measure()
-        print(f"{name} ({time.perf_counter() - start:.0f} s): {results[name]}", file=sys.stderr)
+        figures[name] = section()
+        print(f"{name} ({time.perf_counter() - start:.0f} s): {figures[name]}", file=sys.stderr)
     # l1-iterative trains the default model: at the compute ceiling of (a), its training
     # steps alone take this long, so no pipeline can beat the notebook by more than this.
-    l1 = results["d_l1_iterative_study"]
+    l1 = figures["d_l1_iterative_study"]
     l1["compute_floor_s"] = (l1["prunesearch_trained_images"]
-                             / results["a_default_model"]["ceiling_img_s"])
+                             / figures["a_default_model"]["ceiling_img_s"])
     l1["best_possible"] = l1["notebook_s"] / l1["compute_floor_s"]
-    args.json.write_text(json.dumps(results, indent=2))
-    print_table(results)
+    return figures
 
 
 def print_table(r: dict) -> None:
-    a, b, c, f, g, h = (r[k] for k in ("a_default_model", "b_tutorial_model", "c_trial_cache",
-                                       "f_memory", "g_torch_compile",
-                                       "h_layout_and_eval_batch"))
-    print(f"torch {r['torch']}, {r['threads']} threads, {r['train_images']} training images")
+    a, b, c, f, h = (r[k] for k in ("a_default_model", "b_tutorial_model", "c_trial_cache",
+                                    "f_memory", "h_layout_and_eval_batch"))
+    print(f"torch {r['torch']}, {r['threads']} threads, {r['train_images']} training images"
+          + (" (--smoke: these figures mean nothing)" if r["smoke"] else ""))
     print("| measure | figure | target |")
     print("| --- | ---: | --- |")
     for label, t in (("a) default model", a), ("b) tutorial model", b)):
@@ -522,10 +404,7 @@ def print_table(r: dict) -> None:
         print(f"| e) ln_structured {row['amount']}: latency ratio / MACs ratio | "
               f"{row['latency_ratio']:.2f} / {row['macs_ratio']:.2f} = "
               f"{row['latency_of_macs']:.2f} | >= 0.7 |")
-    print(f"| f) peak RSS, {f['images']} images (GiB) | {f['peak_rss_gib']:.2f} | <= 1.5 |")
-    print(f"| g) torch.compile: compile time; step eager / compiled (ms) | "
-          f"{g['compile_s']:.0f} s; {g['eager_ms']:.0f} / {g['compiled_ms']:.0f} = "
-          f"{g['speedup']:.2f}x | kept if it pays |")
+    print(f"| f) peak RSS, {f['images']:,} images (GiB) | {f['peak_rss_gib']:.2f} | <= 1.5 |")
     print(f"| h) NCHW time / channels_last time: training step; evaluation | "
           f"{h['train_step_nchw_over_channels_last']:.2f}; "
           f"{h['eval_nchw_over_channels_last']:.2f} | kept if > 1 |")

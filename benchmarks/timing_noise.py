@@ -3,33 +3,36 @@ costs.time_against, many times over, its speed-up estimated two ways (median of 
 per-round ratios, as shipped, and the ratio of the fastest blocks); the true figure is 1.0.
 Prints the share of tries within 0.9-1.1 and the extremes, at batch 64 and batch 1.
 
-    python benchmarks/timing_noise.py [--tries 25]
+    python -m benchmarks.timing_noise [--tries 25]
+    python -m benchmarks.timing_noise --smoke   # two tries of one round
 """
 
-import argparse
 import copy
 
 import torch
 
-from prunesearch import costs, models
+from benchmarks import common
+from prunesearch.pruning import costs
+from prunesearch.training import models
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__)
     parser.add_argument("--tries", type=int, default=25)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    tries, rounds = (2, 1) if args.smoke else (args.tries, costs.LATENCY_ROUNDS)
     torch.set_num_threads(1)  # as a worker of --jobs 2 on 2 cores
     model = models.build("cifar_cnn").eval()
     twin = copy.deepcopy(model)
     within = lambda values: sum(0.9 <= v <= 1.1 for v in values) / len(values)
     for batch in (costs.LATENCY_BIG_BATCH, 1):
-        timings = [costs.time_against(model, twin, torch.randn(1, 3, 32, 32), batch)
-                   for _ in range(args.tries)]
+        timings = [costs.time_against(model, twin, torch.randn(1, 3, 32, 32), batch,
+                                      rounds=rounds) for _ in range(tries)]
         medians = [timing.speedup for timing in timings]
         minima = [timing.reference_ms / timing.latency_ms for timing in timings]
         print(f"batch {batch}: median of paired rounds within 0.9-1.1 in {within(medians):.0%} "
               f"({min(medians):.2f}-{max(medians):.2f}); ratio of fastest blocks "
-              f"{within(minima):.0%} ({min(minima):.2f}-{max(minima):.2f}) of {args.tries} tries")
+              f"{within(minima):.0%} ({min(minima):.2f}-{max(minima):.2f}) of {tries} tries")
 
 
 if __name__ == "__main__":

@@ -1,63 +1,23 @@
 """Tiny CIFAR-format data and tiny study files, written by the tests themselves."""
 
-import pickle
 import socket
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-TINY_STUDY = """
-{settings}
-name = "tiny"
-description = "a test study"
-seed = 0
-n_trials = 2
-sampler = "tpe"
+from benchmarks import common
 
-[data]
-val_size = 50
-
-[model]
-width = 4
-
-[dense]
-epochs = 3
-batch_size = 32
-
-[space]
-method = "l1_unstructured"
-amount = {{ low = 0.2, high = 0.5 }}
-iterations = {{ low = 1, high = 2 }}
-retrain_epochs = {retrain_epochs}
-reinit = ["finetune", "rewind", "random"]
-"""
-
-
-def write_cifar(folder: Path, *, per_batch: int = 50, test: int = 50, seed: int = 0) -> Path:
-    """A cifar-10-batches-py folder whose classes differ in mean colour, so they are learnable."""
-    rng = np.random.default_rng(seed)
-    colours = rng.uniform(40, 215, size=(10, 3))
-    batches = folder / "cifar-10-batches-py"
-    batches.mkdir(parents=True)
-
-    def batch(n: int) -> dict:
-        labels = rng.permutation(np.arange(n) % 10)
-        images = colours[labels][:, :, None, None] + rng.normal(0, 30, size=(n, 3, 32, 32))
-        data = np.clip(images, 0, 255).astype(np.uint8).reshape(n, 3072)
-        return {"data": data, "labels": labels.tolist()}
-
-    for i in range(1, 6):
-        (batches / f"data_batch_{i}").write_bytes(pickle.dumps(batch(per_batch)))
-    (batches / "test_batch").write_bytes(pickle.dumps(batch(test)))
-    (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
-    return folder
+TINY_STUDY = {
+    "name": "tiny", "description": "a test study", "seed": 0, "n_trials": 2, "sampler": "tpe",
+    "data": {"val_size": 50}, "model": {"width": 4}, "dense": {"epochs": 3, "batch_size": 32},
+    "space": {"method": "l1_unstructured", "amount": {"low": 0.2, "high": 0.5},
+              "iterations": {"low": 1, "high": 2}, "reinit": ["finetune", "rewind", "random"]},
+}
 
 
 @pytest.fixture(scope="session")
 def cifar_dir(tmp_path_factory) -> Path:
-    return write_cifar(tmp_path_factory.mktemp("cifar"))
+    return common.cifar_folder(tmp_path_factory.mktemp("cifar"))
 
 
 @pytest.fixture
@@ -73,11 +33,10 @@ def workdir(tmp_path, monkeypatch, cifar_dir) -> Path:
 
 def write_study(folder: Path, *, retrain_epochs: str = "{ low = 0, high = 1 }",
                 name: str = "tiny.toml", settings: str = "") -> Path:
-    """The tiny study; `settings`: more top-level keys, one per line."""
-    path = folder / name
-    path.write_text(textwrap.dedent(TINY_STUDY.format(retrain_epochs=retrain_epochs,
-                                                      settings=settings)))
-    return path
+    """The tiny study; `retrain_epochs` as TOML; `settings`: more top-level keys, one per
+    line."""
+    return common.study_file(folder / name, base=None, **TINY_STUDY,
+                             extra=f"{settings}\n[space]\nretrain_epochs = {retrain_epochs}")
 
 
 @pytest.fixture

@@ -1,55 +1,100 @@
-"""The benchmarks' sections on tiny data: they must keep running, and comparing like with like,
-as the code they measure changes. Their figures come from running them, never from here."""
+"""Every benchmark runs, every section, at --smoke size (so that a change to the code they
+measure cannot break one unnoticed), and the search benchmark's readouts compute what they
+say. Their figures come from running them at full size, never from here."""
 
 import dataclasses
-import importlib.util
+import json
+import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from prunesearch import data
+from benchmarks import common, search
+from prunesearch.pruning.schedule import Fixed
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROOT = Path(__file__).parents[1]
 
 
-@pytest.fixture(scope="module")
-def tiny_split(cifar_dir):
-    return data.load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0).train
+def smoke(module: str, *args: str, timeout: float = 240) -> str:
+    """`python -m benchmarks.MODULE --smoke ARGS` from the repository root, as the docs say
+    to run it; its stdout. Fails the test on a non-zero exit, with the end of its stderr."""
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--smoke", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
-def test_cpu_throughput_ratios_compare_the_same_rounds(tiny_split):
-    speed = load("speed")
-    result = speed.throughput(speed.TutorialNet, tiny_split, rounds=1)
-    # One round: each ratio is the quotient of that round's rates.
-    assert result["vs_dataloader"] == pytest.approx(
-        result["prunesearch_img_s"] / result["dataloader_img_s"])
-    assert result["of_ceiling"] == pytest.approx(
-        result["prunesearch_img_s"] / result["ceiling_img_s"])
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def test_gpu_pipelines_compare_each_pipeline_with_the_bare_step_at_its_settings(tiny_split):
-    gpu = load("gpu")
-    split = data.Split(tiny_split.images[:16], tiny_split.labels[:16])
-    result = gpu.pipelines(split, torch.device("cpu"), rounds=1, notebook_workers=0)
-    for precision, batch in (("fp32", 128), ("bf16", 512)):
-        assert result[f"of_bare_{precision}_b{batch}"] == pytest.approx(
-            result[f"prunesearch_{precision}_b{batch}_img_s"]
-            / result[f"bare_{precision}_b{batch}_img_s"])
-    assert result["bf16_b512_vs_notebook"] == pytest.approx(
-        result["prunesearch_bf16_b512_img_s"] / result["notebook_fp32_b128_img_s"])
+def test_speed_benchmark_runs_every_section(tmp_path):
+    out = smoke("speed", "--json", str(tmp_path / "speed.json"))
+    figures = json.loads((tmp_path / "speed.json").read_text())
+    for section in ("a_default_model", "b_tutorial_model"):
+        assert all(positive(figures[section][key]) for key in (
+            "prunesearch_img_s", "dataloader_img_s", "ceiling_img_s", "vs_dataloader",
+            "data_only_prunesearch_img_s", "data_only_dataloader_img_s"))
+    cache = figures["c_trial_cache"]
+    assert cache["warm_dense_s"] < cache["cold_dense_s"]  # the warm run loads, not trains
+    for section in ("d_smoke_study", "d_l1_iterative_study"):
+        assert figures[section]["trials"] == 1 and positive(figures[section]["speedup"])
+    macs = [row["macs_ratio"] for row in figures["e_structured_latency"]]
+    assert 1 < macs[0] < macs[1] < macs[2]  # more channels removed, fewer MACs
+    assert positive(figures["f_memory"]["peak_rss_gib"])
+    assert positive(figures["h_layout_and_eval_batch"]["eval_nchw_over_channels_last"])
+    assert "| f) peak RSS" in out and "--smoke" in out
+
+
+def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
+    """scripts/gpu-check.sh --device cpu: what a lent GPU will run, proven beforehand."""
+    done = subprocess.run(["bash", "scripts/gpu-check.sh", "--device", "cpu", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    figures = json.loads((tmp_path / "speed-cpu.json").read_text())
+    pipelines = figures["A_pipelines"]
+    assert all(positive(pipelines[f"{name}_img_s"]) for name in (
+        "prunesearch_fp32_b128", "bare_fp32_b128", "prunesearch_bf16_b512", "bare_bf16_b512",
+        "notebook_fp32_b128", "evaluate"))
+    parts = figures["B_trial_breakdown"]
+    # Each part was timed where the trial spends it (the patched functions were called).
+    assert all(positive(parts[f"{part}_s"]) for part in ("retraining", "evaluation", "costs"))
+    assert parts["rest_s"] < parts["trial_s"]
+    assert positive(figures["C_jobs"]["jobs_2_trials_per_hour"])
+    assert "| B) trial (s)" in (tmp_path / "speed-cpu.md").read_text()
+
+
+def test_search_benchmark_runs_every_way(tmp_path):
+    out = smoke("search", "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png"))
+    figures = json.loads((tmp_path / "s.json").read_text())
+    assert set(figures["curves"]) == {"random", "tpe", "tpe+iterations", "tpe+es",
+                                      "tpe+es+iterations", "notebook"}
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert "median over seeds, tpe+iterations" in out
+
+
+def test_latency_cost_benchmark_runs_both_ways():
+    out = smoke("latency_cost")
+    assert "timed / not timed" in out
+
+
+def test_pruned_latency_benchmark_times_each_finished_trial():
+    out = smoke("pruned_latency")
+    line = out.splitlines()[-1].split()
+    assert line[0] == "0" and line[1] == "l1_unstructured"  # trial 0's row, timed
+    assert all(cell.endswith(tuple("0123456789")) or "x+-" in cell for cell in line[2:])
+
+
+def test_timing_noise_benchmark_runs_at_both_batch_sizes():
+    out = smoke("timing_noise")
+    assert out.count("median of paired rounds within") == 2
 
 
 def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
-    search = load("search")
     rows = [(10.0, {"val_accuracy": 0.5, "sparsity": 0.5}),
             (20.0, {"val_accuracy": 0.3, "sparsity": 0.9}),
             (40.0, {"val_accuracy": 0.6, "sparsity": 0.95})]  # after the budget
@@ -75,7 +120,6 @@ def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
 
 
 def test_search_benchmark_averages_each_way_over_seeds_at_fractions_of_the_budget():
-    search = load("search")
     curves = {"tpe": [[(0.0, 0.0), (10.0, 0.2), (20.0, 0.4)], [(0.0, 0.0), (25.0, 0.6)]]}
     # A 40 s budget is read at 10, 20, 30 and 40 s: seed 1 has nothing before 25 s.
     assert search.mean_over_seeds(curves, budget_s=40) == {
@@ -83,23 +127,18 @@ def test_search_benchmark_averages_each_way_over_seeds_at_fractions_of_the_budge
 
 
 def test_search_benchmark_study_files_take_the_reduction_factor(tmp_path):
-    search = load("search")
     spec = search.spec_for(tmp_path, "tpe+es", seed=0, reduction_factor=2)
     assert (spec.early_stopping, spec.reduction_factor) == ("mo-asha", 2)
 
 
-def test_search_benchmark_refuses_a_reduction_factor_below_2(monkeypatch, capsys, tmp_path):
-    search = load("search")
-    monkeypatch.setattr(sys, "argv", ["search.py", "--data-dir", str(tmp_path),
-                                      "--reduction-factor", "1"])
+def test_search_benchmark_refuses_a_reduction_factor_below_2(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
-        search.main()
+        search.main(["--data-dir", str(tmp_path), "--reduction-factor", "1"])
     assert exit_.value.code == 2
     assert "--reduction-factor 1: must be an integer >= 2" in capsys.readouterr().err
 
 
 def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_path):
-    search = load("search")
     spec = search.spec_for(tmp_path, "random", seed=0)
     spec = dataclasses.replace(spec, data=dataclasses.replace(  # the tiny data's 250 images
         spec.data, val_size=50, train_subset=None))
@@ -110,19 +149,17 @@ def test_search_benchmark_notebook_loop_records_what_it_trained(cifar_dir, tmp_p
 
 
 def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_dir, tmp_path):
-    search = load("search")
     spec = search.spec_for(tmp_path, "tpe+esc", seed=0)
     assert (spec.early_stopping, spec.rung_point) == ("mo-asha", "current")
     spec = dataclasses.replace(
         spec, data=dataclasses.replace(spec.data, val_size=50, train_subset=None),
         model=dataclasses.replace(spec.model, width=4),
         dense=dataclasses.replace(spec.dense, epochs=1),
-        space={**spec.space, "iterations": search.studyfile.Fixed(3),
-               "retrain_epochs": search.studyfile.Fixed(1)})
+        space={**spec.space, "iterations": Fixed(3), "retrain_epochs": Fixed(1)})
     study = search.search(spec, tmp_path, cifar_dir, budget_s=0.01)  # one trial
     last = search.arrivals(study, iterations=False)
     every = search.arrivals(study, iterations=True,
-                            tracking_uri=search.speed.tracking_uri(tmp_path))
+                            tracking_uri=common.tracking_uri(tmp_path))
     assert [row["iteration"] for _, row in every] == [1, 2, 3]
     (ended, row), = last
     assert row["iteration"] == 3

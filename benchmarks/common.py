@@ -1,0 +1,270 @@
+"""What the benchmarks and the tests share: study files written as a shipped study plus
+changes, CIFAR-shaped data folders, the --smoke size every benchmark can run at,
+prunesearch runs in a scratch folder, turn-taking timing, and the reference loop written the
+way a notebook would (torchvision DataLoader and transforms), against which prunesearch's own
+pipeline is measured."""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision import transforms
+
+from prunesearch.config import studyfile
+from prunesearch.search import optimize
+from prunesearch.pruning.schedule import Fixed
+from prunesearch.training import data as data_module
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+BATCH = 128
+
+
+# -- study files ------------------------------------------------------------------------------
+
+def study_file(path: Path, *, base: str | None = "smoke", extra: str = "", **changes) -> Path:
+    """A study file at `path`: the shipped study `base` (or nothing), with `changes` merged in
+    (a table such as `data={"train_subset": 500}` updates that table's keys) and `extra`, more
+    TOML, merged last. Returns `path`."""
+    study = tomllib.loads((studyfile.SHIPPED_DIR / f"{base}.toml").read_text()) if base else {}
+    for more in (changes, tomllib.loads(extra)):
+        for key, value in more.items():
+            if isinstance(value, dict) and isinstance(study.get(key), dict):
+                study[key] = {**study[key], **value}
+            else:
+                study[key] = value
+    path.write_text(to_toml(study))
+    return path
+
+
+def to_toml(study: dict) -> str:
+    """A study as TOML: top-level keys, then one table per section (ranges inline)."""
+    scalars = [f"{key} = {_value(value)}" for key, value in study.items()
+               if not isinstance(value, dict)]
+    tables = [f"\n[{key}]\n" + "\n".join(f"{k} = {_value(v)}" for k, v in value.items())
+              for key, value in study.items() if isinstance(value, dict)]
+    return "\n".join(scalars) + "\n" + "\n".join(tables) + "\n"
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for what study files hold
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} to a study file")
+
+
+# -- data -------------------------------------------------------------------------------------
+
+def cifar_folder(folder: Path, *, per_batch: int = 50, test: int = 50, seed: int = 0) -> Path:
+    """A cifar-10-batches-py folder in `folder`, 5 x `per_batch` training and `test` test
+    images, whose classes differ in mean colour so that they are learnable. Returns `folder`."""
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(40, 215, size=(10, 3)).astype(np.float32)
+    batches = folder / data_module.BATCHES_DIR
+    batches.mkdir(parents=True, exist_ok=True)
+
+    def batch(n: int) -> dict:
+        labels = rng.permutation(np.arange(n) % 10)
+        noise = rng.standard_normal(size=(n, 3, 32, 32), dtype=np.float32) * 30
+        images = colours[labels][:, :, None, None] + noise
+        return {"data": np.clip(images, 0, 255).astype(np.uint8).reshape(n, 3072),
+                "labels": labels.tolist()}
+
+    for name in data_module.TRAIN_FILES:
+        (batches / name).write_bytes(pickle.dumps(batch(per_batch)))
+    (batches / data_module.TEST_FILE).write_bytes(pickle.dumps(batch(test)))
+    (batches / "batches.meta").write_bytes(
+        pickle.dumps({"label_names": [str(i) for i in range(10)]}))
+    return folder
+
+
+def random_cifar_folder(folder: Path, *, train: int, test: int = 10_000) -> Path:
+    """A cifar-10-batches-py folder of `train` + `test` uniformly random images, for timing and
+    memory only (nothing learns from it). Returns `folder`."""
+    rng = np.random.default_rng(0)
+    batches = folder / data_module.BATCHES_DIR
+    batches.mkdir(parents=True, exist_ok=True)
+    per_file = train // len(data_module.TRAIN_FILES)
+    for name, count in [(n, per_file) for n in data_module.TRAIN_FILES] + [
+            (data_module.TEST_FILE, test)]:
+        images = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
+        (batches / name).write_bytes(pickle.dumps({"data": images,
+                                                   "labels": (np.arange(count) % 10).tolist()}))
+    return folder
+
+
+def load_data(spec, data_dir: Path) -> data_module.CifarData:
+    """The data a study's trials see."""
+    return data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed)
+
+
+# -- --smoke ----------------------------------------------------------------------------------
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser: its docstring's first line, and --smoke."""
+    made = argparse.ArgumentParser(description=doc.splitlines()[0])
+    made.add_argument("--smoke", action="store_true",
+                      help="every section on tiny generated data and rounds, in seconds: "
+                           "proves the benchmark runs; its figures mean nothing")
+    return made
+
+
+@contextlib.contextmanager
+def data_dir_for(args):
+    """The data a run measures: --data-dir, or with --smoke a tiny generated folder."""
+    if not args.smoke:
+        yield args.data_dir
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        yield cifar_folder(Path(folder))
+
+
+def smoke_sized(spec, *, n_trials: int = 1):
+    """`spec` at --smoke size: a width-4 model, one dense epoch, one-iteration trials of one
+    retraining epoch, every image of the tiny data (50 held out for validation), no latency
+    timed (seconds a model at smoke size)."""
+    return dataclasses.replace(
+        spec, n_trials=n_trials, latency_device="none",
+        space={**spec.space, "iterations": Fixed(1), "retrain_epochs": Fixed(1)},
+        data=dataclasses.replace(spec.data, val_size=50, train_subset=None),
+        model=dataclasses.replace(spec.model, width=4),
+        dense=dataclasses.replace(spec.dense, epochs=1))
+
+
+def write_json(path: Path, figures: dict) -> None:
+    path.write_text(json.dumps(figures, indent=2))
+
+
+# -- prunesearch runs -------------------------------------------------------------------------
+
+def run_study(spec, folder: Path, data_dir: Path, **options):
+    """`spec` run to its budget through prunesearch, with its stores in `folder`; `options`
+    are other RunSettings (device, timeout, ...). Returns the Optuna study."""
+    options = {"n_trials": spec.n_trials, "cache_dir": folder / "cache", "device": "cpu",
+               **options}
+    return optimize.optimize(spec, optimize.RunSettings(
+        study=spec.path, storage_url=f"sqlite:///{folder / 'o.db'}",
+        tracking_uri=tracking_uri(folder), data_dir=data_dir, **options))
+
+
+def tracking_uri(folder: Path) -> str:
+    """The MLflow store of a study run_study ran in `folder`."""
+    return f"sqlite:///{folder / 'm.db'}"
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+def take_turns(contenders: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each callable per round, the contenders taking turns in an order that
+    rotates every round, so that a drift in this shared machine's speed hits all alike."""
+    names = list(contenders)
+    seconds = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            contenders[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def median_ms(contenders: dict, rounds: int) -> dict[str, float]:
+    """Median milliseconds of each callable, taking turns."""
+    return {name: 1000 * statistics.median(times)
+            for name, times in take_turns(contenders, rounds).items()}
+
+
+def median_ratio(rates: dict[str, list[float]], a: str, b: str) -> float:
+    """The median over rounds of a's rate / b's rate in the same round."""
+    return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
+
+
+# -- the notebook way -------------------------------------------------------------------------
+
+class NotebookDataset(torch.utils.data.Dataset):
+    """CIFAR images as PIL images through torchvision transforms, one at a time."""
+
+    def __init__(self, split, augmented: bool):
+        self.images = split.images.cpu().permute(0, 2, 3, 1).numpy()
+        self.labels = split.labels.tolist()
+        steps = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] \
+            if augmented else []
+        self.transform = transforms.Compose(
+            [*steps, transforms.ToTensor(), transforms.Normalize(data_module.MEAN,
+                                                                 data_module.STD)])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
+
+
+def notebook_loader(split, *, augmented: bool, shuffle: bool = True, workers: int = 2,
+                    device: torch.device | None = None):
+    """The DataLoader a notebook writes: `workers` processes (pinned memory for a GPU)."""
+    cuda = device is not None and device.type == "cuda"
+    return torch.utils.data.DataLoader(NotebookDataset(split, augmented), batch_size=BATCH,
+                                       shuffle=shuffle, num_workers=workers, pin_memory=cuda,
+                                       persistent_workers=workers > 0)
+
+
+def sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def step(model, optimizer, images, labels) -> None:
+    """The plain training step, with nothing around it."""
+    loss = nn.functional.cross_entropy(model(images), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def train_on(model, optimizer, batches, device: torch.device | None = None) -> None:
+    """Train `model` on every batch of `batches` with the plain step (batches moved to
+    `device` first, as a notebook's loop does)."""
+    model.train()
+    for images, labels in batches:
+        if device is not None:
+            images, labels = (images.to(device, non_blocking=True),
+                              labels.to(device, non_blocking=True))
+        step(model, optimizer, images, labels)
+
+
+def notebook_epochs(model, loader, epochs: int, lr: float) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    for _ in range(epochs):
+        train_on(model, optimizer, loader)
+
+
+def notebook_accuracy(model, loader) -> float:
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in loader:
+            correct += int((model(images).argmax(1) == labels).sum())
+            total += len(labels)
+    return correct / total
