@@ -64,8 +64,8 @@ def report(study, rounds: int) -> None:
         slim = export.shrink(model, example).eval()
         figures = [costs.time_against(slim, dense, example, batch, rounds=rounds)
                    for batch in (1, costs.LATENCY_BIG_BATCH)]
-        print(f"{trial.number:>5} {row['params']['method']:<20} {row['params']['amount']:>6.2f} "
-              f"{row['sparsity']:>8.1%} {row['macs_reduction']:>8.1%}"
+        print(f"{trial.number:>5} {row.schedule['method']:<20} {row.schedule['amount']:>6.2f} "
+              f"{row.figures.sparsity:>8.1%} {row.figures.macs_reduction:>8.1%}"
               + "".join(f" {t.reference_ms:>8.2f} {t.latency_ms:>7.2f} {t.speedup:>5.2f}x"
                         f"+-{t.spread:.2f}" for t in figures))
 

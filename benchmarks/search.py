@@ -58,11 +58,13 @@ from benchmarks import common
 from prunesearch.config import space, studyfile
 from prunesearch.config.objectives import OBJECTIVES
 from prunesearch.pruning import costs
+from prunesearch.pruning.loop import IterationResult
 from prunesearch.search import dense
 from prunesearch.stores.records import TrialRecord
 from prunesearch.training import models
 from prunesearch.views import study_view
 from prunesearch.views.overview import hypervolume
+from prunesearch.views.rows import ModelRow, last_model, models_of
 
 CHANCE = 0.1
 SPARSITY = OBJECTIVES["sparsity"]
@@ -114,7 +116,7 @@ def search(spec, folder: Path, data_dir: Path, budget_s: float) -> optuna.Study:
 
 
 def arrivals(study: optuna.Study, *, iterations: bool,
-             tracking_uri: str | None = None) -> list[tuple[float, dict]]:
+             tracking_uri: str | None = None) -> list[tuple[float, ModelRow]]:
     """(seconds since the first trial started, row) for every model the way counts: the last
     of each trial run to the end of its schedule (not stopped early), at the trial's end, or
     (`iterations`) every iteration of every finished trial at the time its figures were logged
@@ -130,14 +132,15 @@ def arrivals(study: optuna.Study, *, iterations: bool,
         if iterations:
             logged = {m.step: m.timestamp / 1000 for m in
                       client.get_metric_history(record.mlflow_run_id, "val_accuracy")}
-            found += [(logged[figures["iteration"]] - start, study_view.trial_row(trial, figures))
-                      for figures in record.curve]
+            found += [(logged[row.iteration] - start, row)
+                      for row in models_of(study.study_name, trial)]
         elif not study_view.is_stopped(trial):
-            found.append((trial.datetime_complete.timestamp() - start, study_view.trial_row(trial)))
+            found.append((trial.datetime_complete.timestamp() - start,
+                          last_model(study.study_name, trial)))
     return sorted(found, key=lambda item: item[0])
 
 
-def curve(found: list[tuple[float, dict]], budget_s: float) -> list[tuple[float, float]]:
+def curve(found: list[tuple[float, ModelRow]], budget_s: float) -> list[tuple[float, float]]:
     """Hypervolume after each arrival within the budget: [(seconds, hypervolume)]."""
     points, rows = [(0.0, 0.0)], []
     for at, row in found:
@@ -164,8 +167,16 @@ def mean_over_seeds(curves: dict, budget_s: float) -> dict[str, list[float]]:
                   for fraction in FRACTIONS] for way, runs in curves.items()}
 
 
+def model_row(study: str, trial: int, iteration: int, **figures) -> ModelRow:
+    """A model known only by some figures (the others NaN): the notebook loop's, whose
+    trials record nothing else."""
+    return ModelRow(study=study, trial=trial, iteration=iteration, schedule={},
+                    figures=IterationResult.from_dict({"iteration": iteration, **figures}),
+                    mlflow_run_id=None, stopped=False)
+
+
 def notebook_search(spec, data_dir: Path, budget_s: float,
-                    loader_workers: int = 2) -> list[tuple[float, dict]]:
+                    loader_workers: int = 2) -> list[tuple[float, ModelRow]]:
     """Random search over the same space, each trial as a notebook writes it."""
     data = common.load_data(spec, data_dir)
     sampler = optuna.samplers.RandomSampler(seed=spec.seed)
@@ -191,9 +202,9 @@ def notebook_search(spec, data_dir: Path, budget_s: float,
             data.val, augmented=False, shuffle=False, workers=loader_workers))
         nonzero, total = costs.weight_counts(model)
         study.tell(trial, [accuracy, 1 - nonzero / total])
-        found.append((time.perf_counter() - start,
-                      {"trial": trial.number, "iteration": schedule.iterations,
-                       "val_accuracy": accuracy, "sparsity": 1 - nonzero / total}))
+        found.append((time.perf_counter() - start, model_row(
+            "notebook", trial.number, schedule.iterations, val_accuracy=accuracy,
+            sparsity=1 - nonzero / total)))
     return found
 
 
@@ -288,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                         study, iterations=True, tracking_uri=common.tracking_uri(folder)),
                         args.budget_s))
                 outcomes = study_view.counts(study.trials)
-                best = max((row["val_accuracy"] for row in study_view.candidates(study)),
+                best = max((row.figures.val_accuracy for row in study_view.candidates(study)),
                            default=float("nan"))  # nan: no trial finished
                 print(f"seed {seed} {way}: {len(study.trials)} trials ({outcomes['COMPLETE']} "
                       f"complete, {outcomes['STOPPED']} stopped), hypervolume "

@@ -16,7 +16,7 @@ LAYERS = ("errors", "foundation", "training", "pruning", "config", "stores", "vi
 
 # Who may import each library that ties prunesearch to a service or an interface.
 ALLOWED = {
-    "optuna": {"config.space", "stores.storage", "views.study_view", "search", "cli"},
+    "optuna": {"config.space", "stores.storage", "views", "search", "cli"},
     "mlflow": {"stores.tracking"},
     "click": {"cli"},
 }

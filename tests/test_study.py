@@ -121,7 +121,7 @@ def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, 
         trial = study.trials[number]
         assert child.info.status == "FINISHED"
         assert child.data.tags["prunesearch.state"] == "COMPLETE"
-        assert child.data.tags["prunesearch.search.optimize"] == "tiny"
+        assert child.data.tags["prunesearch.study"] == "tiny"
         assert child.data.params["method"] == "l1_unstructured"
         assert float(child.data.params["amount"]) == pytest.approx(trial.params["amount"])
         history = client.get_metric_history(child.info.run_id, "val_accuracy")
@@ -147,13 +147,13 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
     assert "**Dense model**: validation" in overview and "Pareto front** after 2 complete" \
         in overview and "- objectives: val_accuracy, sparsity" in overview
     for row in study_view.pareto_rows(study):  # one table row per model on the front
-        assert (f"| {row['trial']}.{row['iteration']} | {row['sparsity']:.1%} | "
-                f"{row['val_accuracy']:.1%} |") in overview
+        assert (f"| {row.trial}.{row.iteration} | {100 * row.figures.sparsity:.2f} | "
+                f"{100 * row.figures.val_accuracy:.2f} |") in overview
     history = client.get_metric_history(parent.info.run_id, "front_hypervolume")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2]
     assert parent.data.metrics["trials_complete"] == 2
-    half_sparse = [row["val_accuracy"] for row in study_view.candidates(study)
-                   if row["sparsity"] >= 0.5]
+    half_sparse = [row.figures.val_accuracy for row in study_view.candidates(study)
+                   if row.figures.sparsity >= 0.5]
     assert parent.data.metrics.get("best_val_accuracy_sparsity_ge_50") == max(
         half_sparse, default=None)
     for run in runs:
@@ -169,13 +169,12 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
 def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met(
         workdir, monkeypatch):
     from prunesearch.search import optimize as study_module
-    from prunesearch.stores.tracking import StudyTracker
 
     drawn = []
-    update = StudyTracker.update_pareto
-    monkeypatch.setattr(StudyTracker, "update_pareto",
-                        lambda self, **kw: drawn.append(len({r["trial"] for r in kw["all_rows"]}))
-                        or update(self, **kw))
+    draw = study_module._draw_front
+    monkeypatch.setattr(study_module, "_draw_front", lambda study, tracker, rows, *rest:
+                        drawn.append(len({row.trial for row in rows})) or
+                        draw(study, tracker, rows, *rest))
     monkeypatch.setattr(study_module, "FRONT_DRAWN_EVERY_S", 3600)
     invoke("optimize", "--study", str(write_study(workdir, retrain_epochs="0")),
            "--n-trials", "3")
@@ -188,11 +187,16 @@ def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met
 
 
 def test_story_hypervolume_and_thresholds():
-    from prunesearch.views import overview
     from prunesearch.config.objectives import OBJECTIVES
+    from prunesearch.pruning.loop import IterationResult
+    from prunesearch.views import overview
+    from prunesearch.views.rows import ModelRow
 
-    rows = [{"sparsity": 0.9, "val_accuracy": 0.6}, {"sparsity": 0.5, "val_accuracy": 0.7},
-            {"sparsity": 0.4, "val_accuracy": 0.65}]  # the last is dominated
+    rows = [ModelRow(study="s", trial=n, iteration=1, schedule={}, mlflow_run_id=None,
+                     stopped=False, figures=IterationResult.from_dict(
+                         {"iteration": 1, "sparsity": sparsity, "val_accuracy": accuracy}))
+            for n, (sparsity, accuracy) in enumerate([(0.9, 0.6), (0.5, 0.7), (0.4, 0.65)])]
+    # the last is dominated
     axis = OBJECTIVES["sparsity"]
     assert overview.hypervolume(rows[:2], axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
     assert overview.hypervolume(rows, axis) == pytest.approx(0.9 * 0.6 + 0.5 * 0.1)
@@ -561,7 +565,7 @@ def test_export_registers_a_model_that_loads_back_and_scores_what_its_trial_reco
                                                   abs=1 / len(test))
     assert mlflow.models.get_model_info("models:/tiny-pruned/1").signature is not None
     tags = tracking_client(workdir).get_model_version("tiny-pruned", "1").tags
-    assert tags["prunesearch.search.optimize"] == "tiny" and tags["prunesearch.trial"] == str(trial.number)
+    assert tags["prunesearch.study"] == "tiny" and tags["prunesearch.trial"] == str(trial.number)
     assert float(tags["prunesearch.sparsity"]) == pytest.approx(trial.values[1])
 
 

@@ -208,19 +208,22 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
 
 
 def _write_plots(study, path: Path) -> None:
-    from prunesearch.views import tables
-    from prunesearch.views import study_view
     from prunesearch.config.objectives import joined, plot_axis
+    from prunesearch.pruning.loop import IterationResult
     from prunesearch.stores.records import StudyRecord
+    from prunesearch.views import plots, study_view
 
-    figures = (study_view.candidates(study), study_view.pareto_rows(study),
-               StudyRecord.of(study).dense)
+    dense = StudyRecord.of(study).dense
     objectives = study.metric_names or []
-    axis = (plot_axis(objectives), joined(objectives))
-    tables.plot_pareto(*figures, path, *axis)
-    html = path.with_suffix(".html")
-    written = tables.plot_pareto_html(*figures, html, *axis)
-    click.echo(f"wrote {path}" + (f" and {html}" if written else
+    html = plots.draw(path, {"Pareto front": study_view.pareto_rows(study)},
+                      plot_axis(objectives), models=study_view.candidates(study),
+                      dense=IterationResult.from_dict(dense) if dense else None,
+                      joined=joined(objectives))
+    _say_plots_written(path, html)
+
+
+def _say_plots_written(path: Path, html: Path | None) -> None:
+    click.echo(f"wrote {path}" + (f" and {html}" if html else
                                   " (pip install plotly for an interactive HTML version)"),
                err=True)
 
@@ -248,39 +251,28 @@ def compare(studies, storage, output_format, plot_path, log_run):
     objective), its front there."""
     import tempfile
 
-    from prunesearch.views import compare as compare_module
-    from prunesearch.views import tables
-    from prunesearch.views import study_view
     from prunesearch.stores import storage as storage_module
     from prunesearch.stores.records import StudyRecord
+    from prunesearch.views import compare as compare_module
+    from prunesearch.views import plots, tables
 
     loaded = [storage_module.open_study(_study_name(study), storage) for study in studies]
     axis = compare_module.common_axis([study.metric_names or [] for study in loaded])
-    fronts = {study.study_name: compare_module.front_on(study_view.candidates(study), axis)
-              for study in loaded}
-    rows = [{"study": name, **row} for name, front in fronts.items() for row in front]
+    fronts = compare_module.fronts(loaded, axis)
+    rows = [row for front in fronts.values() for row in front]
     if output_format == "json":
         click.echo(tables.to_json(rows))
     else:
         click.echo(f"fronts on validation accuracy and {axis.column}:")
-        click.echo(tables.columns(
-            ["study", "trial", "iter", axis.column, "val acc %", "test acc %", "schedule"],
-            [[r["study"], str(r["trial"]), str(r["iteration"]),
-              f"{axis.scale * r[axis.column]:.2f}", f"{100 * r['val_accuracy']:.2f}",
-              f"{100 * r['test_accuracy']:.2f}",
-              " ".join(f"{k}={tables.short_value(v)}" for k, v in r["params"].items())]
-             for r in rows]))
+        click.echo(tables.compare_table(rows, axis))
     if plot_path is not None:
-        compare_module.plot(fronts, axis, plot_path)
-        compare_module.plot_html(fronts, axis, plot_path.with_suffix(".html"))
-        click.echo(f"wrote {plot_path}", err=True)
+        _say_plots_written(plot_path, plots.draw(plot_path, fronts, axis))
     if log_run:
         from prunesearch.stores import tracking
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            compare_module.plot(fronts, axis, folder / "fronts.png")
-            compare_module.plot_html(fronts, axis, folder / "fronts.html")
+            plots.draw(folder / "fronts.png", fronts, axis)
             (folder / "fronts.json").write_text(tables.to_json(rows))
             tracker = tracking.StudyTracker(StudyRecord.of(loaded[0]).mlflow_tracking_uri)
             run_id = tracker.log_comparison(list(fronts), folder)
@@ -352,13 +344,12 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
     """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
-    from prunesearch.training import data
     from prunesearch.pruning import export as export_module
-    from prunesearch.views import tables
-    from prunesearch.views import study_view
-    from prunesearch.stores import storage as storage_module
     from prunesearch.pruning.loop import FIGURES
+    from prunesearch.stores import storage as storage_module
     from prunesearch.stores.records import StudyRecord
+    from prunesearch.training import data
+    from prunesearch.views import study_view
 
     name = _study_name(study)
     loaded = storage_module.open_study(name, storage)
@@ -366,16 +357,17 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
                                      tracking_uri=tracking_uri)
     test = data.load_test(data_dir or data.default_data_dir())
     model_spec = StudyRecord.of(loaded).model
-    figures = {key: tables.strict(row[key]) for key in FIGURES}  # null as in pareto.json
+    shown = row.as_dict()  # unmeasured figures null, as in pareto.json
+    figures = {key: shown[key] for key in FIGURES}
     slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
-        recorded_test_accuracy=study_view.kept_test_accuracy(loaded, number, row["iteration"]),
+        recorded_test_accuracy=study_view.kept_test_accuracy(loaded, number, row.iteration),
         output_dir=output_dir,
-        info={"study": name, "trial": number, "iteration": row["iteration"],
-              "model": model_spec, "schedule": row["params"], "figures": figures},
+        info={"study": name, "trial": number, "iteration": row.iteration,
+              "model": model_spec, "schedule": row.schedule, "figures": figures},
         classifier=model_spec.get("classifier", "classifier"))
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
-    click.echo(f"trial {number} iteration {row['iteration']} of {name}: test accuracy "
+    click.echo(f"trial {number} iteration {row.iteration} of {name}: test accuracy "
                f"{summary['test_accuracy_measured']:.2%} (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
                f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
     if registered_name:
@@ -383,9 +375,9 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
 
         tracker = tracking.StudyTracker(tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri)
         version = tracker.register_model(
-            row["mlflow_run_id"], slim, data.normalize(test.images[:2]), name=registered_name,
-            tags={"prunesearch.search.optimize": name, "prunesearch.trial": str(number),
-                  "prunesearch.iteration": str(row["iteration"]),
+            row.mlflow_run_id, slim, data.normalize(test.images[:2]), name=registered_name,
+            tags={"prunesearch.study": name, "prunesearch.trial": str(number),
+                  "prunesearch.iteration": str(row.iteration),
                   **{f"prunesearch.{key}": str(value) for key, value in figures.items()}})
         click.echo(f"registered as version {version} of {registered_name!r} in {tracker.uri}; "
                    f"load it with mlflow.pytorch.load_model('models:/{registered_name}/{version}')")

@@ -5,13 +5,20 @@ Test accuracy is deliberately absent: it is reported, never optimised.
 
 from dataclasses import dataclass
 
+from prunesearch.pruning.loop import UNITS
+
 
 @dataclass(frozen=True)
 class Objective:
     direction: str  # "maximize" or "minimize", as Optuna spells it
     label: str  # axis label, with its unit
-    column: str  # the figure's name in a trial's results and report rows
-    scale: float = 100.0  # fractions are shown in percent; ratios as they are
+    column: str  # the figure's name in an IterationResult
+
+    @property
+    def scale(self) -> float:
+        """What a plot multiplies the figure by: fractions are shown in percent (its unit is
+        declared with the figure, pruning.loop.UNITS), ratios as they are."""
+        return 100.0 if UNITS[self.column] == "fraction" else 1.0
 
     def value(self, figures) -> float:
         """The objective in one iteration's figures (an IterationResult)."""
@@ -25,7 +32,7 @@ OBJECTIVES = {
     "macs_reduction": Objective("maximize", "MACs removed (% of the dense model's)",
                                 "macs_reduction"),
     "speedup": Objective("maximize", "speed-up at batch 64 (dense latency / pruned, x)",
-                         "speedup_b64", scale=1.0),
+                         "speedup_b64"),
 }
 
 

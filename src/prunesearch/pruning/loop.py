@@ -58,9 +58,18 @@ class IterationResult:
         "fraction", "standard deviation of test_accuracy over the repeats; NaN with one",
         default=math.nan)
 
+    @classmethod
+    def from_dict(cls, stored: Mapping) -> "IterationResult":
+        """Figures as trials store them (`dataclasses.asdict`); a figure recorded before it
+        existed is NaN, and a key no longer a figure is ignored."""
+        return cls(iteration=stored["iteration"],
+                   **{name: stored.get(name, math.nan) for name in FIGURES})
+
 
 FIGURES = tuple(f.name for f in fields(IterationResult) if f.name != "iteration")
 """Every figure's name, in order."""
+UNITS = {f.name: f.metadata["unit"] for f in fields(IterationResult) if f.name != "iteration"}
+"""Each figure's unit, as declared above: what every view shows it in."""
 
 
 @dataclass(frozen=True)

@@ -23,27 +23,20 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from prunesearch.training import data as data_module
-from prunesearch.search import early_stopping
-from prunesearch.search import dense as dense_module
-from prunesearch.foundation import diskspace
-from prunesearch.pruning import export
-from prunesearch.foundation import interrupts
-from prunesearch.pruning import loop
-from prunesearch.training import models
-from prunesearch.stores import records
-from prunesearch.search import recovery
-from prunesearch.views import study_view
-from prunesearch.stores import outages
-from prunesearch.config import space
-from prunesearch.views import overview
-from prunesearch.stores import storage as storage_module
-from prunesearch.config import studyfile
-from prunesearch.search import workers
+from prunesearch.config import space, studyfile
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
+from prunesearch.foundation import diskspace, interrupts
+from prunesearch.pruning import export, loop
+from prunesearch.search import dense as dense_module
+from prunesearch.search import early_stopping, recovery, workers
+from prunesearch.stores import outages, records
+from prunesearch.stores import storage as storage_module
+from prunesearch.training import data as data_module
+from prunesearch.training import models
+from prunesearch.views import overview, plots, study_view, tables
 from prunesearch.search.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
                                   TrialFailed, release_memory)
-from prunesearch.config.objectives import OBJECTIVES, plot_axis
+from prunesearch.config.objectives import OBJECTIVES, joined, plot_axis
 from prunesearch.stores.records import StudyRecord
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.stores.tracking import StudyTracker
@@ -239,7 +232,8 @@ class _Objective:
                                worker={"host": socket.gethostname(), "pid": os.getpid()})
             run_id = self.tracker.start_trial(study_name=self.spec.name,
                                               trial_number=trial.number,
-                                              params=schedule.as_dict())
+                                              params=schedule.as_dict(),
+                                              described=tables.run_name(schedule.as_dict()))
             records.save_trial(trial, mlflow_run_id=run_id)
             self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
@@ -370,14 +364,21 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
         _draw_front(study, tracker, rows, front, record)
 
 
-def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list[dict],
-                front: list[dict], record: StudyRecord) -> None:
-    """The front's plots and table on the study run (`rows`: every candidate), its trial runs
-    tagged."""
-    tracker.update_pareto(all_rows=rows, front=front, dense=record.dense,
-                          previous_front_run_ids=set(record.pareto_run_ids),
-                          objectives=study.metric_names)
-    records.save_study(study, pareto_run_ids=[r["mlflow_run_id"] for r in front],
+def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list, front: list,
+                record: StudyRecord) -> None:
+    """The front's plots and table, rendered here, uploaded to the study run (`rows`: every
+    candidate); its trial runs tagged."""
+    objectives = study.metric_names
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plots.draw(folder / "pareto.png", {"Pareto front": front}, plot_axis(objectives),
+                   models=rows, joined=joined(objectives),
+                   dense=loop.IterationResult.from_dict(record.dense) if record.dense else None)
+        (folder / "pareto.json").write_text(tables.to_json(front))
+        (folder / "pareto.csv").write_text(tables.to_csv(front))
+        tracker.upload_front(folder, front=[(row.trial, row.mlflow_run_id) for row in front],
+                             previous_front_run_ids=set(record.pareto_run_ids))
+    records.save_study(study, pareto_run_ids=[row.mlflow_run_id for row in front],
                        pareto_drawn_at=time.time())
 
 

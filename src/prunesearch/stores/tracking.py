@@ -17,12 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-from prunesearch.views import tables
-from prunesearch.stores import outages
-from prunesearch.views import overview
-from prunesearch.pruning.loop import FIGURES
-from prunesearch.config.objectives import joined, plot_axis
 from prunesearch.errors import DiskFull, ExportError, StorageError
+from prunesearch.pruning.loop import FIGURES
+from prunesearch.stores import outages
 
 log = logging.getLogger(__name__)
 DEFAULT_TRACKING_FILE = "mlflow.db"
@@ -106,7 +103,7 @@ class StudyTracker:
             else:
                 parent_run_id = self._create_run_once(
                     run_name=study_name,
-                    tags={"prunesearch.search.optimize": study_name, "prunesearch.role": "study",
+                    tags={"prunesearch.study": study_name, "prunesearch.role": "study",
                           "mlflow.note.content": description})
         except MlflowException as error:
             raise StorageError(f"MLflow tracking store {self.uri} cannot be used: "
@@ -156,13 +153,15 @@ class StudyTracker:
         if new:
             self.client.log_batch(self.parent_run_id, params=new)
 
-    def start_trial(self, *, study_name: str, trial_number: int, params: dict) -> str:
-        """A child run for one trial, with its schedule as params."""
+    def start_trial(self, *, study_name: str, trial_number: int, params: dict,
+                    described: str) -> str:
+        """A child run for one trial, named by its number and `described` (its schedule in
+        short), with its schedule as params."""
         from mlflow.entities import Param
 
         run_id = self._create_run_once(
-            run_name=f"trial {trial_number}: {overview.run_name(params)}",
-            tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.search.optimize": study_name,
+            run_name=f"trial {trial_number}: {described}",
+            tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
                   "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
                   "prunesearch.role": "trial"})
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -303,26 +302,20 @@ class StudyTracker:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
 
-    def update_pareto(self, *, all_rows: list[dict], front: list[dict], dense: dict,
-                      previous_front_run_ids: set[str], objectives: list[str]) -> None:
-        """Plot (PNG, and interactive HTML with plotly) and table of the front on the parent
-        run; tag child runs on and off it."""
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            axis = (plot_axis(objectives), joined(objectives))
-            tables.plot_pareto(all_rows, front, dense, folder / "pareto.png", *axis)
-            tables.plot_pareto_html(all_rows, front, dense, folder / "pareto.html", *axis)
-            (folder / "pareto.json").write_text(tables.to_json(front))
-            (folder / "pareto.csv").write_text(tables.to_csv(front))
-            for path in sorted(folder.iterdir()):
-                self._log_artifact(self.parent_run_id, path)
-        on_front = {row["mlflow_run_id"] for row in front if row.get("mlflow_run_id")}
+    def upload_front(self, folder: Path, *, front: list[tuple[int, str | None]],
+                     previous_front_run_ids: set[str]) -> None:
+        """The front as views rendered it (every file in `folder`: plots, table) on the study
+        run; the runs of the models on it, `front` as (trial, run id), tagged on it, and the
+        runs that left it tagged off."""
+        for path in sorted(folder.iterdir()):
+            self._log_artifact(self.parent_run_id, path)
+        on_front = {run_id for _, run_id in front if run_id}
         for run_id in on_front:
             self.client.set_tag(run_id, "prunesearch.pareto", "true")
         for run_id in previous_front_run_ids - on_front:
             self.client.set_tag(run_id, "prunesearch.pareto", "false")
         self.client.set_tag(self.parent_run_id, "prunesearch.pareto_trials",
-                            ",".join(str(row["trial"]) for row in front))
+                            ",".join(str(trial) for trial, _ in front))
 
 
 def weights_folder(iteration: int) -> str:

@@ -1,29 +1,32 @@
 """What a study's MLflow run tells a reviewer at a glance: an overview in Markdown (what was
 searched, the dense model, the current front and how to read it) and how the search goes as
-metrics, at step = trials finished so far. Pure functions of report rows (see results);
+metrics, at step = trials finished so far. Pure functions of the study's models (ModelRow);
 tracking writes what they return."""
 
 from prunesearch.config.objectives import Objective
+from prunesearch.pruning.loop import UNITS
+from prunesearch.views import tables
+from prunesearch.views.rows import ModelRow
 
 # Where "best validation accuracy at >= X" is read: fractions for sparsity and MACs
 # reduction, ratios for the speed-up.
 THRESHOLDS = {"fraction": (0.5, 0.8, 0.9, 0.95), "ratio": (1.5, 2.0, 3.0, 4.0)}
 
 
-def hypervolume(front: list[dict], axis: Objective, accuracy_from: float = 0.0) -> float:
+def hypervolume(front: list[ModelRow], axis: Objective, accuracy_from: float = 0.0) -> float:
     """The area the front dominates in (axis, validation accuracy), from (0, `accuracy_from`):
     one number that grows whenever the front gets better anywhere. Any rows will do: the
     dominated ones add nothing."""
     area, best = 0.0, accuracy_from
-    for x, accuracy in sorted(((row[axis.column], row["val_accuracy"]) for row in front),
-                              reverse=True):
+    for x, accuracy in sorted(((row.figure(axis.column), row.figures.val_accuracy)
+                               for row in front), reverse=True):
         if accuracy > best:
             area += x * (accuracy - best)
             best = accuracy
     return area
 
 
-def search_metrics(rows: list[dict], front: list[dict], counts: dict[str, int],
+def search_metrics(rows: list[ModelRow], front: list[ModelRow], counts: dict[str, int],
                    axis: Objective) -> dict[str, float]:
     """The search's progress: trials by state, the front's size and hypervolume, and the best
     validation accuracy among models reaching each threshold of the axis."""
@@ -32,9 +35,10 @@ def search_metrics(rows: list[dict], front: list[dict], counts: dict[str, int],
                "trials_failed": counts.get("FAIL", 0),
                "trials_queued": counts.get("WAITING", 0),
                "front_size": len(front), "front_hypervolume": hypervolume(front, axis)}
-    unit = "ratio" if axis.scale == 1.0 else "fraction"
+    unit = UNITS[axis.column]
     for threshold in THRESHOLDS[unit]:
-        reached = [row["val_accuracy"] for row in rows if row[axis.column] >= threshold]
+        reached = [row.figures.val_accuracy for row in rows
+                   if row.figure(axis.column) >= threshold]
         if reached:
             shown = f"{threshold:g}x" if unit == "ratio" else f"{threshold:.0%}".rstrip("%")
             metrics[f"best_val_accuracy_{axis.column}_ge_{shown}"] = max(reached)
@@ -42,7 +46,7 @@ def search_metrics(rows: list[dict], front: list[dict], counts: dict[str, int],
 
 
 def overview(*, name: str, description: str, settings: dict[str, str], dense: dict | None,
-             front: list[dict], counts: dict[str, int], axis: Objective) -> str:
+             front: list[ModelRow], counts: dict[str, int], axis: Objective) -> str:
     """The study run's description (MLflow shows it, as Markdown, on the run's Overview)."""
     lines = [f"**{name}**: {description}" if description else f"**{name}**", "",
              *(f"- {key}: {' '.join(value.split())}" for key, value in settings.items()), ""]
@@ -61,17 +65,4 @@ def overview(*, name: str, description: str, settings: dict[str, str], dense: di
               "(interactive) or `pareto.png`.", ""]
     if not front:
         return "\n".join(lines + ["No trial has finished yet."])
-    value = (lambda row: f"{row[axis.column]:.2f}x") if axis.scale == 1.0 else \
-        (lambda row: f"{row[axis.column]:.1%}")
-    lines += ["| model | " + axis.column + " | val acc | test acc | schedule |",
-              "| ---: | ---: | ---: | ---: | --- |"]
-    lines += [f"| {row['trial']}.{row['iteration']} | {value(row)} | {row['val_accuracy']:.1%} | "
-              f"{row['test_accuracy']:.1%} | {run_name(row['params'])} |" for row in front]
-    return "\n".join(lines)
-
-
-def run_name(schedule: dict) -> str:
-    """A trial's schedule in short, e.g. "l1_unstructured 35% x3 rewind": what a list of
-    runs should say about each."""
-    return (f"{schedule['method']} {float(schedule['amount']):.0%} x{schedule['iterations']} "
-            f"{schedule['reinit']}")
+    return "\n".join(lines + [tables.overview_table(front, axis)])

@@ -1,5 +1,5 @@
-"""Read-only views of a study: report rows, the Pareto front, progress, status, a trial's
-model. Nothing here writes to the study's stores."""
+"""Read-only views of a study: its models (ModelRow), the Pareto front, progress, status, a
+trial's model. Nothing here writes to the study's stores."""
 
 import collections
 import dataclasses
@@ -11,13 +11,13 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from prunesearch.foundation import pareto
-from prunesearch.training import models
-from prunesearch.errors import ExportError
-from prunesearch.pruning.loop import FIGURES
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
+from prunesearch.errors import ExportError
+from prunesearch.foundation import pareto
 from prunesearch.stores.records import StudyRecord, TrialRecord
 from prunesearch.stores.tracking import StudyTracker
+from prunesearch.training import models
+from prunesearch.views.rows import ModelRow, last_model, models_of
 
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -47,40 +47,34 @@ def counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
     return {outcome: tally[outcome] for outcome in OUTCOMES}
 
 
-def trial_row(trial: optuna.trial.FrozenTrial, figures: dict | None = None) -> dict:
-    """A trial's schedule and figures: those of one iteration, by default its last."""
-    record = TrialRecord.of(trial)
-    figures = figures or record.final or record.curve[-1]
-    return {"trial": trial.number, "iteration": figures["iteration"],
-            "params": record.schedule,
-            # Trials recorded before a figure existed show it as NaN.
-            **{key: figures.get(key, float("nan")) for key in FIGURES},
-            "mlflow_run_id": record.mlflow_run_id, "stopped": record.stopped is not None}
-
-
-def candidates(study: optuna.Study) -> list[dict]:
+def candidates(study: optuna.Study) -> list[ModelRow]:
     """Every model a study has produced: one row per iteration of every finished trial (a
     stopped one included), those under the study's accuracy floor left out."""
     floor = _accuracy_floor(study)
-    return [row for trial in finished(study) for row in
-            (trial_row(trial, figures) for figures in TrialRecord.of(trial).curve)
-            if floor is None or row["val_accuracy"] >= floor]
+    return [row for trial in finished(study) for row in models_of(study.study_name, trial)
+            if floor is None or row.figures.val_accuracy >= floor]
 
 
 def pareto_rows(study: optuna.Study, *, every_trial: bool = False,
-                per_iteration: bool = False) -> list[dict]:
+                per_iteration: bool = False) -> list[ModelRow]:
     """The Pareto front over every iteration of every finished trial, in the study's
     objectives; or (`every_trial`) every finished trial's last iteration, or with
     `per_iteration` every iteration. Sparsest first."""
     rows = candidates(study)
     if every_trial and not per_iteration:
-        rows = [trial_row(trial) for trial in finished(study) if TrialRecord.of(trial).curve]
+        rows = [last_model(study.study_name, trial) for trial in finished(study)
+                if TrialRecord.of(trial).curve]
     elif not every_trial:
-        objectives = [OBJECTIVES[name] for name in study.metric_names or DEFAULT_OBJECTIVES]
-        points = [[row[o.column] * (1 if o.direction == "maximize" else -1)
-                   for o in objectives] for row in rows]
-        rows = [rows[i] for i in pareto.optimal(points)]
-    return sorted(rows, key=lambda row: (-row["sparsity"], row["trial"], row["iteration"]))
+        rows = front(rows, [OBJECTIVES[name] for name in
+                            study.metric_names or DEFAULT_OBJECTIVES])
+    return sorted(rows, key=lambda row: (-row.figures.sparsity, row.trial, row.iteration))
+
+
+def front(rows: list[ModelRow], objectives) -> list[ModelRow]:
+    """The rows no other row beats on every one of `objectives`, in their order."""
+    points = [[objective.value(row.figures) * (1 if objective.direction == "maximize" else -1)
+               for objective in objectives] for row in rows]
+    return [rows[i] for i in pareto.optimal(points)]
 
 
 def _accuracy_floor(study: optuna.Study) -> float | None:
@@ -105,7 +99,7 @@ class Status:
     elapsed_s: float  # first trial's start to the last trial's end (or now, if running)
     left_s: float | None  # mean finished-trial time x trials left / workers running (>= 1)
     dense: dict | None
-    front: list[dict]
+    front: list[ModelRow]
 
 
 def status(study: optuna.Study) -> Status:
@@ -127,10 +121,10 @@ def status(study: optuna.Study) -> Status:
 
 
 def trial_model(study: optuna.Study, number: int, *, iteration: int | None = None,
-                tracking_uri: str | None = None) -> tuple[torch.nn.Module, dict]:
+                tracking_uri: str | None = None) -> tuple[torch.nn.Module, ModelRow]:
     """Finished trial `number`'s pruned model after `iteration` (default: its last), masks
     folded, rebuilt from the weights stored on its MLflow run, so that any machine reaching
-    the stores can have it; and that iteration's report row."""
+    the stores can have it; and that model's row."""
     trial = next((t for t in finished(study) if t.number == number), None)
     if trial is None:
         numbers = [t.number for t in finished(study)]
@@ -152,7 +146,7 @@ def trial_model(study: optuna.Study, number: int, *, iteration: int | None = Non
                                            iteration=iteration, final=iteration == done[-1])
         model = models.from_spec(record.model)
         model.load_state_dict(torch.load(weights, map_location="cpu"))
-    return model, trial_row(trial, curve[done.index(iteration)])
+    return model, models_of(study.study_name, trial)[done.index(iteration)]
 
 
 def kept_test_accuracy(study: optuna.Study, number: int, iteration: int) -> float:
