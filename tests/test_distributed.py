@@ -289,3 +289,27 @@ def test_the_database_gone_past_the_wait_stops_the_worker_and_a_rerun_requeues_i
     assert_whole(name, storage, tracking, budget)
     study = optuna.load_study(study_name=name, storage=storage)
     assert study.trials[victim.number].state == TrialState.FAIL
+
+
+@pytest.mark.parametrize("address, says", [
+    ("{port}/no_such_database", 'database "no_such_database" does not exist'),
+    ("{port}/optuna", 'role "nobody" does not exist'),
+])
+def test_a_database_server_that_refuses_this_process_is_a_wrong_address_said_at_once(
+        workdir, postgres, address, says):
+    """A server that answers, but not to these credentials or for this database: refused in
+    one line at once, the password masked, not waited out as an outage."""
+    port = postgres.url.rsplit(":", 1)[1]
+    url = f"postgresql://nobody:secret@127.0.0.1:{address.format(port=port)}"
+    if "no_such_database" in address:
+        url = url.replace("nobody:secret", "prunesearch:secret")
+    study_path = write_study(workdir, retrain_epochs="1")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "prunesearch", "optimize", "--study",
+                           str(study_path), "--storage", url], cwd=workdir,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and says in errors[0] and "wrong address" in errors[0], done.stderr
+    assert "secret" not in done.stderr and "***" in errors[0]
+    assert time.monotonic() - started < 15 + 10  # 15 s, plus the interpreter's start

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import optuna
@@ -104,7 +105,7 @@ def test_sigterm_ends_the_trial_cleanly_and_queues_it_again(workdir, slow_study)
     worker = start_worker(workdir, slow_study, n_trials=2)
     victim = wait_for_running_trial(workdir, worker)
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=60) == 130
+    assert worker.wait(timeout=60) == 143
 
     study, runs = assert_nothing_left_running(workdir, complete=0)
     assert study.trials[victim.number].state == optuna.trial.TrialState.FAIL
@@ -123,7 +124,7 @@ def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(
     wait_for_line(workdir, coordinator, "[worker 1/2] study tiny")  # both workers are up
     wait_for_line(workdir, coordinator, "[worker 2/2] study tiny")
     coordinator.send_signal(signal.SIGTERM)
-    assert coordinator.wait(timeout=120) == 130, (workdir / "worker.log").read_text()
+    assert coordinator.wait(timeout=120) == 143, (workdir / "worker.log").read_text()
 
     study, runs = assert_nothing_left_running(workdir, complete=0)
     assert study.trials[victim.number].state == optuna.trial.TrialState.FAIL
@@ -162,7 +163,8 @@ def test_sigkill_of_one_of_three_jobs_workers_then_a_rerun_leaves_nothing_runnin
 def sigterm_handled(monkeypatch):
     """SIGTERM handled as `prunesearch optimize` handles it, no stop requested yet; the
     handlers the test (or an in-process `optimize`) installs are put back after it."""
-    monkeypatch.setattr(interrupts, "_requested", False)
+    monkeypatch.setattr(interrupts, "_requested", None)
+    monkeypatch.setattr(interrupts, "_woken", threading.Event())
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, interrupts.handler)
     yield
@@ -202,7 +204,8 @@ def test_a_stop_request_while_a_trial_run_opens_lets_it_open_whole(sigterm_handl
     monkeypatch.setattr(tracker.client, "log_batch", interrupted_log_batch)
     schedule = {"method": "l1_unstructured", "amount": 0.5, "iterations": 2,
                 "reinit": "rewind"}
-    run_id = tracker.start_trial(study_name="s", trial_number=0, params=schedule)
+    run_id = tracker.start_trial(study_name="s", trial_number=0, params=schedule,
+                                 described="l1_unstructured 50% x2 rewind")
     assert interrupts.requested()
     assert tracker.client.get_run(run_id).data.params == {k: str(v) for k, v in schedule.items()}
     tracker.end_trial(run_id, state="INTERRUPTED", reason="test")
@@ -230,7 +233,7 @@ def test_a_stop_request_while_a_trial_is_created_fails_it_and_queues_it_again(
     stop_requested_once_optuna_created_a_trial(monkeypatch)
     result = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study)])
 
-    assert result.exit_code == 130, result.output
+    assert result.exit_code == 143, result.output
     study, runs = assert_nothing_left_running(workdir, complete=0)
     interrupted, again = study.trials
     assert interrupted.state == optuna.trial.TrialState.FAIL
@@ -268,7 +271,7 @@ def test_a_stop_request_once_the_trial_has_trained_lets_it_complete(sigterm_hand
     monkeypatch.setattr(tracking.StudyTracker, "end_trial", interrupted)
     result = CliRunner().invoke(main, ["optimize", "--study", str(tiny_study)])
 
-    assert result.exit_code == 130, result.output
+    assert result.exit_code == 143, result.output
     study, runs = assert_nothing_left_running(workdir, complete=1)
     assert len(study.trials) == 1  # nothing queued again: the trial was done
     trial_run = runs[study.trials[0].user_attrs["mlflow_run_id"]]
@@ -328,9 +331,9 @@ def test_sigterm_at_random_moments_leaves_the_stores_whole_and_the_study_resumab
         worker = start_worker(workdir, study, n_trials=3)
         time.sleep(moments.uniform(1.0, 14.0))
         worker.send_signal(signal.SIGTERM)
-        # 130: stopped; 0: it had finished; -SIGTERM: killed while still importing, before
+        # 143: stopped; 0: it had finished; -SIGTERM: killed while still importing, before
         # its handler was installed and before it wrote anything.
-        assert worker.wait(timeout=120) in (0, 130, -signal.SIGTERM), \
+        assert worker.wait(timeout=120) in (0, 143, -signal.SIGTERM), \
             (workdir / "worker.log").read_text()
         assert_stores_whole(workdir)
     rerun = start_worker(workdir, study, n_trials=3)

@@ -440,6 +440,18 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on_until_failures_repeat
     assert parent.info.status == "FAILED"
 
 
+def test_a_failed_trial_is_said_in_one_line(workdir):
+    """prunesearch's own line; not Optuna's too, which repeated it with empty parameters."""
+    path = write_study(workdir, retrain_epochs="1", settings='latency_device = "none"')
+    path.write_text(path.read_text() + "retrain_lr = 1e9\n")  # every retraining diverges
+    done = subprocess.run([sys.executable, "-m", "prunesearch", "optimize", "--study",
+                           str(path), "--n-trials", "1"], cwd=workdir, capture_output=True,
+                          text=True, timeout=300)
+    said = [line for line in done.stderr.splitlines() if "trial 0" in line.lower()
+            and "fail" in line.lower()]
+    assert len(said) == 1 and "TrainingDiverged" in said[0], done.stderr
+
+
 def test_same_study_file_seed_and_parameters_give_the_same_metrics(workdir):
     """Two studies, identical but for their name: the same seed samples the same first
     trial, which must train to exactly the same figures (timings aside)."""

@@ -10,8 +10,6 @@ import click
 from prunesearch.config import studyfile
 from prunesearch.errors import PrunesearchError, StudyFileError
 
-EXIT_INTERRUPTED = 130
-
 
 class _Group(click.Group):
     """Turns PrunesearchError, and a bad option of a command, into one line and its exit code,
@@ -29,9 +27,11 @@ class _Group(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
+            from prunesearch.foundation import interrupts
+
             click.echo("interrupted: a trial that was running, if any, is marked failed and "
                        "queued to run again; run the same command to resume", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            ctx.exit(interrupts.exit_code())
 
 
 @click.group(cls=_Group, epilog="""examples:
@@ -44,7 +44,7 @@ class _Group(click.Group):
   prunesearch ui --study l1-iterative
 
 exit codes: 0 done, 1 runtime error (storage, data, export), 2 bad study file or option,
-130 interrupted (run the same command again to resume).
+130 stopped by Ctrl-C, 143 by SIGTERM (run the same command again to resume).
 """)
 @click.version_option(package_name="prunesearch")
 def main():
@@ -405,6 +405,7 @@ def ui(study, storage, tracking_uri, host, port):
     import subprocess
     import sys
 
+    from prunesearch.foundation import interrupts
     from prunesearch.stores import storage as storage_module
     from prunesearch.stores import tracking
     from prunesearch.stores.records import StudyRecord
@@ -420,22 +421,48 @@ def ui(study, storage, tracking_uri, host, port):
             page = f"#/experiments/{experiment}/runs/{record.mlflow_parent_run_id}"
     uri = tracking.resolve_uri(tracking_uri)
     address = f"http://{host}:{port}/{page}"
+    if not _loopback(host):
+        click.echo(f"warning: the MLflow UI on {host} has no authentication: anyone who can "
+                   f"reach port {port} can read, delete and register this study's runs and "
+                   "models; on a shared network, serve it with MLflow's basic-auth app "
+                   f"instead (`mlflow server --app-name basic-auth --backend-store-uri {uri}`)"
+                   " or behind a proxy that authenticates", err=True)
     click.echo(f"MLflow UI on {uri}: open {address}", err=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", host, "--port", str(port), "--workers", "1"]
     # Its own process group, so that stopping this command (Ctrl-C, SIGTERM) stops the
     # server and its workers with it, not only the first process.
     server = subprocess.Popen(command, start_new_session=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Both signals, explicitly: a command started in the background gets SIGINT ignored.
+    interrupts.install()
     try:
-        sys.exit(server.wait())
+        while server.poll() is None:
+            interrupts.sleep(0.2)
+        sys.exit(server.returncode)
     except KeyboardInterrupt:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            server.wait(timeout=UI_STOP_S)
+        except subprocess.TimeoutExpired:  # its workers still finishing requests
             os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
         click.echo("MLflow UI stopped", err=True)
+        sys.exit(interrupts.exit_code())
+
+
+UI_STOP_S = 0.5  # what the MLflow server is given to stop before it is killed
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _study_name(study: str) -> str:

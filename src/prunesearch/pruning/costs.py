@@ -35,6 +35,7 @@ from torch import nn
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
+from prunesearch.foundation import interrupts
 from prunesearch.pruning import export
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
@@ -153,7 +154,14 @@ def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Modu
             latency_device: torch.device | str = "cpu", classifier: str = "classifier") -> Costs:
     """Every figure of the module docstring for `model` (masked or dense), on any device;
     latency timed on `latency_device` against `reference` (the dense model, `deployed`), or
-    not at all when `reference` is None; `classifier` names the output layer."""
+    not at all when `reference` is None; `classifier` names the output layer. It writes to no
+    store, so a stop request ends it at once (seconds, for a big model timed)."""
+    with interrupts.abortable():
+        return _measure(model, example_input, reference=reference, latency_device=latency_device,
+                        classifier=classifier)
+
+
+def _measure(model, example_input, *, reference, latency_device, classifier) -> Costs:
     nonzero, total = weight_counts(model)
     device = example_input.device if reference is None else latency_device
     on_device = deployed(model, example_input, latency_device=device, classifier=classifier)

@@ -8,6 +8,7 @@ short or damaged later (an interrupted copy, a disk error) fails the check and t
 is trained again, never loaded.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from prunesearch.training import models
 from prunesearch.training.data import CifarData, generator_on
+from prunesearch.foundation import interrupts
 from prunesearch.foundation.diskspace import writing
 from prunesearch.errors import DiskFull, StudyFileError
 from prunesearch.config.studyfile import StudySpec
@@ -30,6 +32,7 @@ from prunesearch.training.train import OptimizerSettings, resolve_precision, Tra
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # bump when the checkpoint's content or meaning changes (2: checksummed)
+LOCK_POLL_S = 0.2  # how often a worker waiting for the lock looks for a stop request
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def load_or_train(spec: StudySpec, data: CifarData, *, cache_dir: Path,
     """The cached dense checkpoint for `spec`, training and caching it first if needed."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"dense-{cache_key(spec, data)}.pt"
-    with FileLock(f"{path}.lock"):
+    with _locked(FileLock(f"{path}.lock")):
         saved = _read(path) if path.exists() else None
         cache_hit = saved is not None
         if path.exists() and not cache_hit:
@@ -100,6 +103,22 @@ def load_or_train(spec: StudySpec, data: CifarData, *, cache_dir: Path,
         log.info("dense model from cache %s: val %.1f%%, test %.1f%%", path,
                  100 * saved["val_accuracy"], 100 * saved["test_accuracy"])
     return DenseCheckpoint(**saved, path=path, cache_hit=cache_hit)
+
+
+@contextlib.contextmanager
+def _locked(lock: FileLock):
+    """`lock` held; waiting for it (another worker training the same dense model) ends at
+    once on a stop request."""
+    while True:
+        try:
+            lock.acquire(timeout=LOCK_POLL_S)
+            break
+        except Timeout:
+            interrupts.check()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _write(path: Path, saved: dict) -> None:

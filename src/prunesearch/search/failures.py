@@ -21,15 +21,16 @@ class TrialFailed(Exception):
 
 
 class _OneLineTrialFailures(logging.Filter):
-    """Optuna logs a failed trial with its traceback, then again with its value (None); for a
-    TrialFailed the one-line reason is enough (the traceback is kept on the trial's MLflow
-    run), and an interruption, an outage or a full disk (PrunesearchError) needs none."""
+    """Optuna logs a failed trial with its traceback and its empty parameters, then again
+    with its value (None). For a TrialFailed, a stop request, an outage or a full disk
+    (PrunesearchError) prunesearch has said it in its own line already, so Optuna's two are
+    dropped (a TrialFailed's traceback is kept on the trial's MLflow run); any other failure
+    keeps Optuna's first line, with its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (TrialFailed, KeyboardInterrupt,
-                                                               PrunesearchError)):
-            record.exc_info = None
-        return not record.getMessage().endswith("failed with value None.")
+        said = record.exc_info and isinstance(record.exc_info[1], (
+            TrialFailed, KeyboardInterrupt, PrunesearchError))
+        return not said and not record.getMessage().endswith("failed with value None.")
 
 
 ONE_LINE_TRIAL_FAILURES = _OneLineTrialFailures()  # one instance: added once however often

@@ -37,7 +37,7 @@ from prunesearch.views import overview, plots, study_view, tables
 from prunesearch.search.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
                                   TrialFailed, release_memory)
 from prunesearch.config.objectives import OBJECTIVES, joined, plot_axis
-from prunesearch.stores.records import StudyRecord
+from prunesearch.stores.records import StudyRecord, TrialRecord
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.stores.tracking import StudyTracker
 from prunesearch.training.train import resolve_device
@@ -84,8 +84,13 @@ def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna
     # Everything that can fail on user input is checked before any store is written.
     data = data_module.load(data_dir=settings.data_dir, val_size=spec.data.val_size,
                             train_subset=spec.data.train_subset, seed=spec.seed)
-    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s)
-    tracker = StudyTracker(settings.tracking_uri, outage_wait_s=settings.outage_wait_s)
+    # A worker of --jobs joins services its starter reached: it waits out an outage from the
+    # first call. Any other process refuses at once a service that never answered it.
+    reached_before = workers.worker_label() is not None
+    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s,
+                         reached_before=reached_before)
+    tracker = StudyTracker(settings.tracking_uri, outage_wait_s=settings.outage_wait_s,
+                           reached_before=reached_before)
     storage = storage_module.open_storage(
         settings.storage_url, outage_wait_s=settings.outage_wait_s,
         on_stale=lambda study, trial: recovery.requeue(
@@ -346,8 +351,10 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
     the front's plots and table too, unless drawn less than FRONT_DRAWN_EVERY_S ago (with many
     workers, every trial would redraw it) and the budget is not met."""
     done = study_view.finished(study)
-    log.info("trial %d %s; %d of %d trials finished", trial.number,
-             "STOPPED" if study_view.is_stopped(trial) else trial.state.name, len(done), budget)
+    failed = TrialRecord.of(trial).fail_reason if trial.state == TrialState.FAIL else None
+    log.info("trial %d %s%s; %d of %d trials finished", trial.number,
+             "STOPPED" if study_view.is_stopped(trial) else trial.state.name,
+             f" ({failed.splitlines()[0]})" if failed else "", len(done), budget)
     rows = study_view.candidates(study)
     front = study_view.pareto_rows(study)
     record = StudyRecord.of(study)

@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 import tenacity
 
-from prunesearch.foundation.diskspace import folder_of, full_disk_error
 from prunesearch.errors import DiskFull, PrunesearchError
+from prunesearch.foundation import interrupts
+from prunesearch.foundation.diskspace import folder_of, full_disk_error
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def call(service: str, what: str, function: Callable, *args, wait_s: float,
         stop=tenacity.stop_after_delay(wait_s),
         wait=tenacity.wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
         retry=tenacity.retry_if_exception(lambda e: is_transient(e) and not full_disk_error(e)),
-        before_sleep=say_retrying, reraise=True)
+        before_sleep=say_retrying, reraise=True,
+        sleep=interrupts.sleep)  # a stop request ends the wait at once
     try:
         result = retrying(function, *args, **kwargs)
     except Exception as error:

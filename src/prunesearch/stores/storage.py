@@ -48,20 +48,27 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None,
             storage = _RetryingRDBStorage(
                 url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
                 heartbeat_stale_trial_callback=on_stale,
-                engine_kwargs={"pool_pre_ping": True})  # a restarted server's dead connections
+                engine_kwargs={"pool_pre_ping": True,  # a restarted server's dead connections
+                               "connect_args": _connect_args(url)})
         storage.outage_wait_s = outage_wait_s
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         raise _unusable(url, error) from None
 
 
-def check(url: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S) -> None:
+def check(url: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S,
+          reached_before: bool = False) -> None:
     """Refuse now what `open_storage` would, without creating anything: so that a bad
-    --storage leaves no tracking store behind, nor a bad tracking URI a study storage. A
-    database server that does not answer is waited for up to `outage_wait_s` (a worker may
-    start while it restarts)."""
+    --storage leaves no tracking store behind, nor a bad tracking URI a study storage.
+
+    A database server that has not answered this process once (connection refused, unknown
+    host, wrong password, no such database) is far more often a wrong address than an outage:
+    refused at once, in one line. With `reached_before` (a worker of --jobs, whose starter
+    reached it), one that does not answer is waited for up to `outage_wait_s`."""
     try:
-        engine = sqlalchemy.create_engine(url)  # parses the URL and imports the driver
+        # Parses the URL and imports the driver; a host that drops packets fails in
+        # CONNECT_TIMEOUT_S, not the system's minutes.
+        engine = sqlalchemy.create_engine(url, connect_args=_connect_args(url))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         raise _unusable(url, error) from None
     try:
@@ -72,10 +79,17 @@ def check(url: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S) -> None:
                                    f"{Path(database).parent} does not exist")
         else:
             outages.call(f"study database {shown(url)}", "the first connection",
-                          lambda: engine.connect().close(), wait_s=outage_wait_s,
+                          lambda: engine.connect().close(),
+                          wait_s=outage_wait_s if reached_before else 0,
                           is_transient=outages.database_transient)
     except outages.ServiceUnavailable as outage:
-        raise _unusable(url, outage.error) from None
+        if reached_before:
+            raise _unusable(url, outage.error) from None
+        raise StorageError(
+            f"study database {shown(url)} cannot be reached ({outages.reason(outage.error)}); "
+            "it has not answered once, so this is taken as a wrong address, not an outage "
+            "(--outage-wait covers services that answered): check its host, port, user, "
+            "password and database name") from None
     except sqlalchemy.exc.SQLAlchemyError as error:
         raise _unusable(url, error) from None
     finally:
@@ -102,6 +116,14 @@ def shown(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError:
         return url
+
+
+CONNECT_TIMEOUT_S = 10  # a database host that does not answer at all
+
+
+def _connect_args(url: str) -> dict:
+    """The driver's connection arguments: a connect timeout where the driver takes one."""
+    return {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
 
 
 def _unusable(url: str, error: Exception) -> StorageError:

@@ -55,7 +55,11 @@ class _Retried:
 
 
 class StudyTracker:
-    def __init__(self, tracking_uri: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S):
+    def __init__(self, tracking_uri: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S,
+                 reached_before: bool = False):
+        """A tracking server that has not answered this process once is refused at once (a
+        wrong address, far more often than an outage); with `reached_before` (a worker of
+        --jobs), and after its first answer, an outage is waited out up to `outage_wait_s`."""
         from mlflow.tracking import MlflowClient
 
         # After the import, which sets mlflow's own levels: database set-up chatter off.
@@ -69,7 +73,7 @@ class StudyTracker:
 
         self.uri = tracking_uri
         if tracking_uri.startswith(("http://", "https://")):
-            _check_server(tracking_uri, outage_wait_s)
+            _check_server(tracking_uri, outage_wait_s if reached_before else 0)
         elif tracking_uri.startswith("sqlite:///"):
             folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
             if not folder.is_dir():
@@ -324,8 +328,8 @@ def weights_folder(iteration: int) -> str:
 
 
 def _check_server(uri: str, wait_s: float, timeout_s: float = 10) -> None:
-    """Fail in one line if the tracking server does not answer within the outage wait (a
-    worker may start while it restarts), rather than after MLflow's minutes of retries."""
+    """Fail in one line if the tracking server does not answer within `wait_s` (0: at once,
+    for a process it never answered), rather than after MLflow's minutes of retries."""
     import urllib.error
     import urllib.request
 
@@ -339,8 +343,12 @@ def _check_server(uri: str, wait_s: float, timeout_s: float = 10) -> None:
     except (outages.ServiceUnavailable, urllib.error.URLError, OSError, ValueError) as error:
         cause = error.error if isinstance(error, outages.ServiceUnavailable) else error
         reason = getattr(cause, "reason", cause)
-        raise StorageError(f"MLflow tracking server {uri} cannot be reached ({reason}); start "
-                           "it (`mlflow server ...`) or pass another --tracking-uri") from None
+        first = "" if wait_s else (
+            "; it has not answered once, so this is taken as a wrong address, not an outage "
+            "(--outage-wait covers services that answered)")
+        raise StorageError(f"MLflow tracking server {uri} cannot be reached ({reason}){first}; "
+                           "start it (`mlflow server ...`) or pass another --tracking-uri"
+                           ) from None
 
 
 def transient(error: BaseException) -> bool:

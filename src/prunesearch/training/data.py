@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from prunesearch.errors import DataError
+from prunesearch.foundation import interrupts
 
 BATCHES_DIR = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -83,11 +84,31 @@ def download(data_dir: Path) -> Path:
     return Path(data_dir) / BATCHES_DIR
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds only what a CIFAR-10 batch holds (a dict of strings, lists and numpy arrays):
+    any other global a pickle names is refused before it is called, so a crafted file in a
+    shared data folder runs no code. (torch.load's weights_only does the same for weights.)"""
+
+    ALLOWED = {(module, name)
+               for core in ("numpy.core", "numpy._core")  # numpy 1 and 2 name them so
+               for module, name in ((f"{core}.multiarray", "_reconstruct"),
+                                    (f"{core}.multiarray", "scalar"),
+                                    (f"{core}.numeric", "_frombuffer"))}
+    ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype"),
+                ("_codecs", "encode")}  # bytes, as Python 3 writes them at protocol 2
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch "
+                                         "never holds; refused without running it")
+        return super().find_class(module, name)
+
+
 def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One pickled batch file -> (uint8 N x 3 x 32 x 32 images, int64 labels)."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
+            batch = _BatchUnpickler(f, encoding="latin1").load()
         images = torch.as_tensor(batch["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32)
         labels = torch.as_tensor(batch["labels"], dtype=torch.int64)
     except FileNotFoundError:
@@ -152,8 +173,7 @@ def load(*, data_dir: Path, val_size: int | float, train_subset: int | None,
          seed: int) -> CifarData:
     """Read (or download) CIFAR-10, hold out a stratified validation split from the training
     set, then optionally keep a stratified subset of the rest for training."""
-    batches_dir = find_batches_dir(data_dir) or download(data_dir)
-    full_train, test = read_batches_dir(batches_dir)
+    batches_dir, (full_train, test) = _read(data_dir)
     generator = torch.Generator().manual_seed(seed)
     n_val = holdout_count(val_size, len(full_train))
     if not 1 <= n_val < len(full_train):
@@ -177,7 +197,16 @@ def load(*, data_dir: Path, val_size: int | float, train_subset: int | None,
 
 def load_test(data_dir: Path) -> Split:
     """Only the test batch: what exporting a trial checks its accuracy on."""
-    return read_batches_dir(find_batches_dir(data_dir) or download(data_dir))[1]
+    return _read(data_dir)[1][1]
+
+
+def _read(data_dir: Path) -> tuple[Path, tuple[Split, Split]]:
+    """The batches folder, and (training set, test set) read from it, downloaded first if
+    needed. This writes to no store, so a stop request ends it at once (a download takes
+    minutes)."""
+    with interrupts.abortable():
+        batches_dir = find_batches_dir(data_dir) or download(data_dir)
+        return batches_dir, read_batches_dir(batches_dir)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -145,7 +145,7 @@ def trial_model(study: optuna.Study, number: int, *, iteration: int | None = Non
         weights = tracker.download_weights(TrialRecord.of(trial).mlflow_run_id, Path(folder),
                                            iteration=iteration, final=iteration == done[-1])
         model = models.from_spec(record.model)
-        model.load_state_dict(torch.load(weights, map_location="cpu"))
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model, models_of(study.study_name, trial)[done.index(iteration)]
 
 

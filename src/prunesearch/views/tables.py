@@ -52,6 +52,7 @@ def study_summary(spec) -> str:
 class Column:
     header: str
     cell: Callable[[ModelRow], str]
+    text: bool = False  # left-aligned words, not right-aligned figures
 
 
 def write(rows: list[ModelRow], table: list[Column], *, markdown: bool = False) -> str:
@@ -62,7 +63,7 @@ def write(rows: list[ModelRow], table: list[Column], *, markdown: bool = False) 
         return "\n".join(["| " + " | ".join(header) + " |",
                           "| " + " | ".join("---:" for _ in header[:-1]) + " | --- |",
                           *("| " + " | ".join(line) + " |" for line in body)])
-    return columns(header, body, align="right")
+    return columns(header, body, align=["left" if column.text else "right" for column in table])
 
 
 def figure(name: str, header: str) -> Column:
@@ -82,7 +83,7 @@ def axis_column(axis: Objective) -> Column:
 MODEL = Column("model", lambda row: row.label)
 VAL, TEST = figure("val_accuracy", "val acc %"), figure("test_accuracy", "test acc %")
 SCHEDULE = Column("schedule", lambda row: " ".join(f"{k}={short_value(v)}"
-                                                   for k, v in row.schedule.items()))
+                                                   for k, v in row.schedule.items()), text=True)
 
 
 def to_table(rows: list[ModelRow]) -> str:
@@ -102,7 +103,8 @@ def to_table(rows: list[ModelRow]) -> str:
 
 def compare_table(rows: list[ModelRow], axis: Objective) -> str:
     """Several studies' fronts on their shared axis, one after the other."""
-    return write(rows, [Column("study", lambda row: row.study), MODEL, axis_column(axis), VAL,
+    return write(rows, [Column("study", lambda row: row.study, text=True), MODEL,
+                        axis_column(axis), VAL,
                         TEST, SCHEDULE])
 
 
@@ -158,12 +160,14 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def columns(header: list[str], body: list[list[str]], *, align: str = "left",
+def columns(header: list[str], body: list[list[str]], *, align: str | list[str] = "left",
             indent: int = 0) -> str:
-    """Cells in aligned columns, two spaces apart."""
+    """Cells in aligned columns, two spaces apart; `align` "left" or "right", for all columns
+    or each."""
     lines = [header, *body]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    pad = str.rjust if align == "right" else str.ljust
-    return "\n".join(" " * indent + "  ".join(pad(cell, width) for cell, width in
-                                              zip(line, widths)).rstrip()
+    aligns = [align] * len(header) if isinstance(align, str) else align
+    pads = [str.rjust if a == "right" else str.ljust for a in aligns]
+    return "\n".join(" " * indent + "  ".join(pad(cell, width) for cell, width, pad in
+                                              zip(line, widths, pads)).rstrip()
                      for line in lines)
