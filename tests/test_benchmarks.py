@@ -90,6 +90,15 @@ def test_pruned_latency_benchmark_times_each_finished_trial():
     assert len(speedups) == 2 and all(positive(x) for x in speedups)  # at batch 1 and 64
 
 
+def test_networks_benchmark_times_each_part_of_a_trials_overhead(tmp_path):
+    smoke("networks", "--json", str(tmp_path / "n.json"))
+    rows = json.loads((tmp_path / "n.json").read_text())["networks"]
+    assert [row["network"] for row in rows] == ["cifar_cnn", "torchvision:mobilenet_v2"]
+    for row in rows:
+        assert all(positive(row[key]) for key in ("set_up_s", "prune_s", "costs_s", "epoch_s"))
+        assert 0.1 < row["macs_reduction"] < 1  # 30% of the channels: about half the MACs
+
+
 def test_timing_noise_benchmark_runs_at_both_batch_sizes():
     out = smoke("timing_noise")
     assert out.count("median of paired rounds within") == 2

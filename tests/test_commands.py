@@ -163,12 +163,11 @@ BAD_INPUT = {
                                     "the folder /nonexistent/dir does not exist"),
     "tracking store on a missing folder": (["--tracking-uri", "sqlite:////nonexistent/m.db"], 1,
                                            "the folder /nonexistent does not exist"),
-    "PostgreSQL server unreachable": (["--storage", "postgresql://u:secret@127.0.0.1:9/db",
-                                       "--outage-wait", "0"], 1,
-                                      "storage 'postgresql://u:***@127.0.0.1:9/db' cannot be used "
-                                      "((psycopg.OperationalError) connection failed"),
-    "tracking server unreachable": (["--tracking-uri", "http://127.0.0.1:9",
-                                     "--outage-wait", "0"], 1,
+    # Refused at once, without --outage-wait 0: a server that never answered is a wrong address.
+    "PostgreSQL server unreachable": (["--storage", "postgresql://u:secret@127.0.0.1:9/db"], 1,
+                                      "study database postgresql://u:***@127.0.0.1:9/db cannot "
+                                      "be reached (OperationalError: connection failed"),
+    "tracking server unreachable": (["--tracking-uri", "http://127.0.0.1:9"], 1,
                                     "MLflow tracking server http://127.0.0.1:9 cannot be reached"),
     "no trials": (["--n-trials", "0"], 2, "optimize: Invalid value for '--n-trials': 0 is not"),
     "negative trials": (["--n-trials", "-3"], 2, "Invalid value for '--n-trials'"),

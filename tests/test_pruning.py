@@ -39,9 +39,11 @@ def pruner(name: str, model, *, include_classifier: bool = True, norm: int = 1,
     targets = prunable_targets(model, include_classifier=include_classifier
                                and not method.structured, classifier=classifier)
     options = {"norm": norm} if method.Options is NormOptions else {}
-    context = Context(
-        options=method.Options(**options), batches=random_batches,
-        couplings=couplings(model, targets, EXAMPLE) if method.structured else {})
+    found = couplings(model, targets, EXAMPLE) if method.structured else {}
+    if method.structured:  # as the loop does: what it cannot prune stays whole
+        targets = [target for target in targets if target[0] in found]
+    context = Context(options=method.Options(**options), batches=random_batches,
+                      couplings=found)
     return targets, lambda amount: method.apply(model, targets, amount, context)
 
 

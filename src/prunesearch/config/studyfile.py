@@ -17,7 +17,9 @@ else:  # pragma: no cover - Python 3.10
 from prunesearch.pruning import methods
 from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
+from prunesearch.config import coverage
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
+from prunesearch.pruning.methods import channels
 from prunesearch.pruning.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
 from prunesearch.training.train import PRECISIONS
 from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
@@ -218,7 +220,26 @@ def parse(raw: dict, path: Path) -> StudySpec:
     values["space"] = _parse_space(_table(raw, "space", path), path)
     if values.get("sampler") == "grid":
         _check_grid(values["space"], _table(raw, "space", path), path)
+    _check_structured_coverage(values["model"], values["space"], path)
     return StudySpec(**values, path=path)
+
+
+def _check_structured_coverage(model: ModelSpec, space: dict, path: Path) -> None:
+    """A structured method on a network it cannot prune at all is refused now, in one line."""
+    structured = coverage.structured_methods(space)
+    if not structured:
+        return
+    try:
+        unprunable = coverage.unprunable_layers(model)
+    except channels.Untraceable as error:
+        raise StudyFileError(path, f"model.name = {model.name!r} cannot be pruned by "
+                                   f"space.method {', '.join(structured)}: {error}; use an "
+                                   "unstructured method") from None
+    if len(unprunable) == coverage.count_layers(model):
+        example = next(iter(unprunable.items()), ("", ""))
+        raise StudyFileError(path, f"model.name = {model.name!r} has no layer that "
+                                   f"space.method {', '.join(structured)} can prune (e.g. "
+                                   f"{example[0]}: {example[1]}); use an unstructured method")
 
 
 def _parse_model(table: dict, path: Path) -> ModelSpec:
@@ -238,20 +259,43 @@ def _parse_model(table: dict, path: Path) -> ModelSpec:
             raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
                                            f"{spec.name} names its output layer classifier")
         return dataclasses.replace(spec, width=width, classifier="classifier")
-    where, _, attribute = spec.name.rpartition(":")
-    if where.endswith(".py") and not Path(where).is_absolute():
-        spec = dataclasses.replace(spec, name=f"{(path.parent / where).resolve()}:{attribute}")
+    spec = dataclasses.replace(spec, name=_user_model_file(spec.name, path))
     try:
         model = models.from_spec(dataclasses.asdict(spec))
         models.custom.check_output(model, num_classes=10)
     except models.custom.ModelError as error:
-        raise StudyFileError.bad_value(path, "model.name", name, str(error)) from None
+        looked = (f"; looked for {_module_file(name)} next to the study file and in the "
+                  "working directory, then among installed packages"
+                  if str(error).startswith("cannot import") else "")
+        raise StudyFileError.bad_value(path, "model.name", name, f"{error}{looked}") from None
     try:
         classifier = models.custom.classifier_name(model, spec.classifier)
     except models.custom.ModelError as error:
         raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
                                        str(error)) from None
     return dataclasses.replace(spec, classifier=classifier)
+
+
+def _user_model_file(name: str, path: Path) -> str:
+    """`name` with its module made an absolute file path when the file is the user's: `x.py`
+    relative to the study file, or `pkg.mod` found as pkg/mod.py next to the study file or in
+    the working directory (the form uvicorn and Optuna's CLI resolve), so that every worker
+    and every later command finds it from anywhere. An installed module stays as it is."""
+    where, _, attribute = name.rpartition(":")
+    if where.endswith(".py"):
+        return name if Path(where).is_absolute() else f"{(path.parent / where).resolve()}:{attribute}"
+    if name.startswith(models.custom.TORCHVISION):
+        return name
+    for folder in (path.parent, Path.cwd()):
+        candidate = folder / _module_file(name)
+        if candidate.is_file():
+            return f"{candidate.resolve()}:{attribute}"
+    return name
+
+
+def _module_file(name: str) -> str:
+    """The file a `pkg.mod:callable` name would be in: pkg/mod.py."""
+    return name.rpartition(":")[0].replace(".", "/") + ".py"
 
 
 def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:

@@ -18,7 +18,7 @@ from prunesearch.training.data import Split, normalize
 from prunesearch.errors import ExportError
 from prunesearch.pruning.methods.base import pruning_hooks
 from prunesearch.training.train import evaluate
-from prunesearch.pruning.methods.channels import couplings, trace
+from prunesearch.pruning.methods.channels import Untraceable, couplings, trace
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -40,15 +40,16 @@ def dead_channels(model: nn.Module, example_input: torch.Tensor, graph: tp.Depen
                   classifier: str = "classifier") -> dict[str, list[int]]:
     """Per conv or linear layer (the output layer, named `classifier`, aside: its outputs are
     the classes), the output channels that output exactly zero: their weights, bias and
-    following BatchNorm scale and shift are all zero, as structured pruning leaves them."""
+    following BatchNorm scale and shift are all zero, as structured pruning leaves them. Layers
+    no structured method prunes (channels.unprunable) have none."""
     output_layer = dict(model.named_modules()).get(classifier)
     targets = [(module, "weight") for module in model.modules()
                if isinstance(module, PRUNABLE_TYPES) and module is not output_layer]
     found = couplings(model, targets, example_input, graph)
     names = {module: name for name, module in model.named_modules()}
-    return {names[module]: [channel for channel, dependents in enumerate(found[module])
+    return {names[module]: [channel for channel, dependents in enumerate(per_channel)
                             if all(_zero(dep) for dep in dependents if dep.dim == 0)]
-            for module, _ in targets}
+            for module, per_channel in found.items()}
 
 
 def _zero(dependent) -> bool:
@@ -64,7 +65,10 @@ def shrink(model: nn.Module, example_input: torch.Tensor, *,
     torch-pruning's dependency graph. It computes what `model` computes; after unstructured
     pruning no channel is entirely zero, so only the masks are folded."""
     slim = without_masks(model)
-    graph = trace(slim, example_input)
+    try:
+        graph = trace(slim, example_input)
+    except Untraceable:  # no structured method runs on it (refused when the study is read)
+        return slim
     dead = dead_channels(slim, example_input, graph, classifier)
     modules = dict(slim.named_modules())
     removed = set()  # layers whose outputs a group removed already (a residual sum's members)

@@ -199,10 +199,12 @@ class _Repeat:
         self.targets = prunable_targets(
             model, include_classifier=self.method.prunes_classifier(options),
             classifier=classifier)
+        found = couplings(model, self.targets, example_input) if self.method.structured else {}
+        if self.method.structured:  # layers it cannot prune stay whole (validate lists them)
+            self.targets = [target for target in self.targets if target[0] in found]
         self.context = Context(
             options=options,
-            couplings=couplings(model, self.targets, example_input)
-            if self.method.structured else {},
+            couplings=found,
             batches=lambda count: _ranking_batches(data, optimizer.batch_size, self.generator,
                                                    count))
 

@@ -23,7 +23,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from prunesearch.config import space, studyfile
+from prunesearch.config import coverage, space, studyfile
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.foundation import diskspace, interrupts
 from prunesearch.pruning import export, loop
@@ -176,7 +176,10 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     log.info("study %s: %d of %d trials finished; storage %s, tracking %s, device %s",
              spec.name, done, settings.n_trials, storage_module.shown(storage.url),
              tracker.uri, device)
-    tracker.log_study_params({"dense_cache": checkpoint.path.name,
+    unpruned = (coverage.unprunable_layers(spec.model)
+                if coverage.structured_methods(spec.space) else {})
+    tracker.log_study_params({"layers_left_unpruned": tables.unpruned_text(unpruned) or "none",
+                              "dense_cache": checkpoint.path.name,
                               "dense_val_accuracy": checkpoint.val_accuracy,
                               "dense_test_accuracy": checkpoint.test_accuracy,
                               "study_file": str(spec.path), "seed": spec.seed,

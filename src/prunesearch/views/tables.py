@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prunesearch.config import studyfile
+from prunesearch.config import coverage, studyfile
 from prunesearch.config.objectives import Objective
 from prunesearch.foundation.fields import format_value
 from prunesearch.pruning import costs, methods
@@ -39,6 +39,13 @@ def study_summary(spec) -> str:
         values = dataclasses.asdict(getattr(spec, section))
         lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
                                                  for key, value in values.items()))
+    structured = coverage.structured_methods(spec.space)
+    if structured:
+        unpruned = coverage.unprunable_layers(spec.model)
+        lines.append(f"structured methods ({', '.join(structured)}): "
+                     + (f"{len(unpruned)} of {coverage.count_layers(spec.model)} layers left "
+                        f"unpruned: {unpruned_text(unpruned)}" if unpruned else
+                        "every conv and linear layer but the output layer can be pruned"))
     lines.append("search space:")
     width = max(len(name) for name in SPACE_FIELDS)
     for name, described in studyfile.describe_space(spec).items():
@@ -119,6 +126,14 @@ def run_name(schedule: dict) -> str:
     runs should say about each."""
     return (f"{schedule['method']} {float(schedule['amount']):.0%} x{schedule['iterations']} "
             f"{schedule['reinit']}")
+
+
+def unpruned_text(unpruned: dict[str, str]) -> str:
+    """Layers no structured method can prune, grouped by why."""
+    reasons: dict[str, list[str]] = {}
+    for name, reason in unpruned.items():
+        reasons.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(names)} ({reason})" for reason, names in reasons.items())
 
 
 def to_json(rows: list[ModelRow]) -> str:

@@ -33,41 +33,86 @@ Couplings = dict[nn.Module, list[list[Dependent]]]
 """For each prunable module, per output channel, the entries that die with that channel."""
 
 
+class Untraceable(ValueError):
+    """A model whose dependency graph torch-pruning cannot build."""
+
+
 def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
     """torch-pruning's dependency graph of `model` (unpruned, or with its masks folded)."""
-    return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    try:
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    except Exception as error:  # what its tracer meets in a model it does not handle
+        raise Untraceable(f"torch-pruning cannot trace its channels ({type(error).__name__}: "
+                          f"{error})") from None
 
 
 def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
               graph: tp.DependencyGraph | None = None) -> Couplings:
     """List, per channel of each target, its dependents: its own bias, following BatchNorm
-    scale and shift, later layers' inputs. Pass `graph` when the caller has traced `model`
-    already (`trace`), so it is not traced twice."""
+    scale and shift, later layers' inputs, a depthwise convolution's filters.
+    One dependency group per target, all its channels at once, each dependent sorted back to
+    the channel it follows (torch-pruning's root indices): per channel, a DenseNet took
+    minutes. A target whose channels reach a layer that cannot be masked along them (a
+    grouped convolution, a LayerNorm over the channels, an unknown layer with parameters) is
+    left out: see `unprunable`.
+    Pass `graph` when the caller has traced `model` already (`trace`)."""
+    found, _ = couplings_and_unprunable(model, targets, example_input, graph)
+    return found
+
+
+def unprunable(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
+               graph: tp.DependencyGraph | None = None) -> dict[nn.Module, str]:
+    """The targets no structured method can prune, each with the reason."""
+    return couplings_and_unprunable(model, targets, example_input, graph)[1]
+
+
+def couplings_and_unprunable(model: nn.Module, targets: list[Target],
+                             example_input: torch.Tensor,
+                             graph: tp.DependencyGraph | None = None
+                             ) -> tuple[Couplings, dict[nn.Module, str]]:
     if graph is None:
         graph = trace(model, example_input)
-    found = {}
+    found, refused = {}, {}
     for module, _ in targets:
+        channels = module.weight.shape[0]
         prune_fn = graph.get_pruner_of_module(module).prune_out_channels
-        found[module] = [
-            [dependent for item in graph.get_pruning_group(module, prune_fn, idxs=[channel])
-             for dependent in _dependents(item.dep.target.module, item.dep.handler.__name__,
-                                          item.idxs)]
-            for channel in range(module.weight.shape[0])]
-    return found
+        group = graph.get_pruning_group(module, prune_fn, idxs=list(range(channels)))
+        per_channel = [[] for _ in range(channels)]
+        try:
+            for item in group:
+                target, handler = item.dep.target.module, item.dep.handler.__name__
+                for index, root in zip(item.idxs, item.root_idxs):
+                    per_channel[root] += _dependents(target, handler, [index])
+        except Unmaskable as reason:
+            refused[module] = str(reason)
+            continue
+        found[module] = per_channel
+    return found, refused
+
+
+class Unmaskable(ValueError):
+    """A layer that a channel reaches but that cannot be masked along it."""
 
 
 def _dependents(module, handler: str, index: list[int]) -> list[Dependent]:
     if not isinstance(module, nn.Module) or not list(module.parameters(recurse=False)):
-        return []  # an operation without parameters (ReLU, pooling, flatten)
+        return []  # an operation without parameters (ReLU, pooling, flatten, concatenation)
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         names, dim = ("weight", "bias"), 0
+    elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+        raise Unmaskable(f"its channels reach a {type(module).__name__}, whose statistics a "
+                         "masked channel would still count in")
+    elif isinstance(module, nn.Conv2d) and module.groups > 1:
+        if not module.groups == module.in_channels == module.out_channels:
+            raise Unmaskable("its channels reach a grouped convolution, whose groups would "
+                             "change if one of their channels went")
+        names, dim = ("weight", "bias"), 0  # depthwise: a channel in is the channel out
     elif isinstance(module, (nn.Conv2d, nn.Linear)):
-        if isinstance(module, nn.Conv2d) and module.groups != 1:
-            raise ValueError(f"structured pruning does not support grouped convolutions: {module}")
         names, dim = ((("weight", "bias"), 0) if handler == "prune_out_channels"
                       else (("weight",), 1))
     else:
-        raise ValueError(f"structured pruning does not know how to mask {type(module).__name__}")
+        raise Unmaskable(f"its channels reach a {type(module).__name__}, whose parameters "
+                         "prunesearch cannot mask along a channel")
     return [Dependent(module, name, dim, tuple(index)) for name in names
             if getattr(module, name, None) is not None]
 
@@ -135,18 +180,19 @@ def capped_count(live: int, amount: float) -> int:
 def mask_dependents(module: nn.Module, found: Couplings) -> None:
     """Mask everything that depends on the pruned output channels of `module`."""
     alive = set(live_channels(module).tolist())
-    masks: dict[tuple[nn.Module, str], torch.Tensor] = {}
+    dead: dict[tuple[nn.Module, str], dict[int, list[int]]] = {}  # -> dim -> indices
     for channel, dependents in enumerate(found[module]):
         if channel in alive:
             continue
         for dep in dependents:
-            key = (dep.module, dep.tensor_name)
-            if key not in masks:
-                masks[key] = torch.ones_like(getattr(dep.module, dep.tensor_name))
-            masks[key].index_fill_(dep.dim, torch.tensor(dep.index, device=masks[key].device), 0)
-    for (dep_module, name), mask in masks.items():
+            dead.setdefault((dep.module, dep.tensor_name), {}).setdefault(dep.dim, []).extend(
+                dep.index)
+    for (dep_module, name), along in dead.items():
         if dep_module is module and name == "weight":
             continue  # the method's own selection already masks these rows
+        mask = torch.ones_like(getattr(dep_module, name))
+        for dim, index in along.items():  # one fill per dimension, not per channel
+            mask.index_fill_(dim, torch.tensor(index, device=mask.device), 0)
         prune.custom_from_mask(dep_module, name, mask)
 
 

@@ -59,8 +59,7 @@ def builder(name: str):
 
 def build(name: str, *, num_classes: int, cifar_stem: bool, options: dict) -> nn.Module:
     """Call the builder with `options` as keyword arguments (torchvision: untrained, with
-    `num_classes` outputs; with `cifar_stem`, a 3x3 stride-1 first convolution and no max-pooling,
-    the usual change for 32x32 images, where the model has `conv1` and `maxpool`)."""
+    `num_classes` outputs; with `cifar_stem`, see `use_cifar_stem`)."""
     make = builder(name)
     if name.startswith(TORCHVISION):
         options = {"weights": None, "num_classes": num_classes, **options}
@@ -70,31 +69,59 @@ def build(name: str, *, num_classes: int, cifar_stem: bool, options: dict) -> nn
         raise ModelError(f"calling {name} failed ({type(error).__name__}: {error})") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"{name} returned a {type(model).__name__}, not a torch.nn.Module")
-    if name.startswith(TORCHVISION) and cifar_stem and hasattr(model, "conv1") \
-            and hasattr(model, "maxpool"):
-        model.conv1 = nn.Conv2d(3, model.conv1.out_channels, 3, padding=1, bias=False)
-        model.maxpool = nn.Identity()
+    if name.startswith(TORCHVISION) and cifar_stem:
+        use_cifar_stem(model)
     return model
 
 
+def use_cifar_stem(model: nn.Module) -> None:
+    """The usual change for 32x32 images, where a torchvision model has an ImageNet stem
+    (`conv1`, a strided convolution, alone or first in a Sequential, then `maxpool`): a 3x3
+    stride-1 first convolution and no max-pooling. Models built otherwise (MobileNet,
+    DenseNet, ...) keep their stem: it only downsamples sooner."""
+    if not (hasattr(model, "conv1") and hasattr(model, "maxpool")):
+        return
+    holder, key = (model.conv1, 0) if isinstance(model.conv1, nn.Sequential) else (model, "conv1")
+    first = holder[key] if isinstance(holder, nn.Sequential) else model.conv1
+    if not isinstance(first, nn.Conv2d):
+        raise ModelError(f"cifar_stem = true expects conv1 to be a convolution (or to start with "
+                         f"one), not {type(first).__name__}; set model.cifar_stem = false")
+    stem = nn.Conv2d(first.in_channels, first.out_channels, 3, padding=1,
+                     bias=first.bias is not None)
+    if isinstance(holder, nn.Sequential):
+        holder[key] = stem
+    else:
+        model.conv1 = stem
+    model.maxpool = nn.Identity()
+
+
 def check_output(model: nn.Module, num_classes: int) -> None:
-    """The model maps a batch of CIFAR images to one score per class."""
+    """The model maps a batch of CIFAR images to one score per class, in evaluation mode and
+    in training mode (where some return auxiliary heads' outputs too, which prunesearch's loss
+    would not know what to do with)."""
+    for training in (False, True):
+        model.train(training)
+        mode = "training" if training else "evaluation"
+        try:
+            with torch.no_grad():
+                output = model(torch.zeros(2, 3, 32, 32))
+        except Exception as error:
+            raise ModelError(f"it fails on a batch of 2 CIFAR images, 2 x 3 x 32 x 32, in "
+                             f"{mode} mode ({type(error).__name__}: {error})") from None
+        if not isinstance(output, torch.Tensor):
+            hint = ("; build it without its auxiliary heads (e.g. aux_logits = false under "
+                    "[model])" if hasattr(output, "_fields") or isinstance(output, tuple) else "")
+            raise ModelError(f"in {mode} mode it returns a {type(output).__name__}, not a "
+                             f"tensor of class scores{hint}")
+        if tuple(output.shape) != (2, num_classes):
+            raise ModelError(f"on a batch of 2 CIFAR images it returns {tuple(output.shape)}, "
+                             f"not 2 x {num_classes} class scores")
     model.eval()
-    try:
-        with torch.no_grad():
-            output = model(torch.zeros(2, 3, 32, 32))
-    except Exception as error:
-        raise ModelError(f"it fails on a batch of 2 CIFAR images, 2 x 3 x 32 x 32 "
-                         f"({type(error).__name__}: {error})") from None
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, num_classes):
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ModelError(f"on a batch of 2 CIFAR images it returns {shape}, not 2 x "
-                         f"{num_classes} class scores")
 
 
-def classifier_name(model: nn.Module, given: str | None) -> str:
+def classifier_name(model: nn.Module, given: str | None, num_classes: int = 10) -> str:
     """The output layer's name: `given`, else a module called `classifier`, else the last
-    nn.Linear."""
+    nn.Linear, else the last convolution with one output channel per class (SqueezeNet's)."""
     modules = dict(model.named_modules())
     if given is not None:
         if given not in modules or not isinstance(modules[given], (nn.Linear, nn.Conv2d)):
@@ -103,6 +130,11 @@ def classifier_name(model: nn.Module, given: str | None) -> str:
     if isinstance(modules.get("classifier"), (nn.Linear, nn.Conv2d)):
         return "classifier"
     linear = [name for name, module in modules.items() if isinstance(module, nn.Linear)]
-    if not linear:
-        raise ModelError("no output layer found (no nn.Linear); name it with model.classifier")
-    return linear[-1]
+    if linear:
+        return linear[-1]
+    convs = [name for name, module in modules.items()
+             if isinstance(module, nn.Conv2d) and module.out_channels == num_classes]
+    if convs:
+        return convs[-1]
+    raise ModelError(f"no output layer found (no nn.Linear, no convolution with {num_classes} "
+                     "output channels); name it with model.classifier")

@@ -1,0 +1,227 @@
+"""The networks users bring: torchvision's classifiers built from depthwise convolutions,
+squeeze-and-excitation blocks, concatenations, grouped convolutions and convolutional output
+layers. What structured pruning removes, it removes from every coupled layer alike, and the
+physically smaller network computes what the masked one did; what it cannot prune it leaves
+whole and says so before anything runs."""
+
+import dataclasses
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from prunesearch.cli import main
+from prunesearch.config import studyfile
+from prunesearch.pruning import costs, methods
+from prunesearch.pruning.export import shrink
+from prunesearch.pruning.loop import prunable_targets
+from prunesearch.pruning.methods.channels import (couplings, groups, live_channels,
+                                                  unprunable)
+from prunesearch.training import models
+from prunesearch.training.models import custom
+from test_pruning import EXAMPLE, pruner
+
+STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)
+# One network per construct: depthwise convolutions in inverted residuals (MobileNetV2);
+# squeeze-and-excitation (EfficientNet); concatenations and a convolution as output layer
+# (SqueezeNet); grouped convolutions, left unpruned (RegNet).
+NETWORKS = ["mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "regnet_x_400mf"]
+
+
+def torchvision_net(name: str, seed: int = 0) -> tuple[nn.Module, str]:
+    torch.manual_seed(seed)
+    model = custom.build(f"torchvision:{name}", num_classes=10, cifar_stem=True, options={})
+    return model, custom.classifier_name(model, None)
+
+
+def flop_counter_macs(model: nn.Module) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(EXAMPLE)
+    return counter.get_total_flops() // 2
+
+
+def assert_removal_computes_the_same(model: nn.Module, classifier: str) -> nn.Module:
+    model.train()
+    model(torch.randn(16, 3, 32, 32))  # non-trivial BatchNorm running statistics
+    slim = shrink(model, EXAMPLE, classifier=classifier)
+    model.eval(), slim.eval()
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected, got = model(images), slim(images)
+    assert got.shape == (4, 10)
+    assert (expected - got).abs().max() <= 1e-4 * expected.abs().max().clamp_min(1)
+    return slim
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_structured_pruning_of_a_torchvision_network_removes_what_it_masked(name):
+    model, classifier = torchvision_net(name)
+    dense_macs = costs.macs(model, EXAMPLE)
+    targets, prune_by = pruner("ln_structured", model, classifier=classifier)
+    prune_by(0.3)
+    slim = assert_removal_computes_the_same(model, classifier)
+
+    assert costs.macs(slim, EXAMPLE) == costs.macs(model, EXAMPLE) < dense_macs
+    assert costs.macs(slim, EXAMPLE) == flop_counter_macs(slim)
+    assert costs.params_remaining(model) == sum(p.numel() for p in slim.parameters())
+    output = dict(slim.named_modules())[classifier]
+    assert (output.out_features if isinstance(output, nn.Linear) else output.out_channels) == 10
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_every_structured_method_prunes_depthwise_networks_coupled_layers_alike(name):
+    model, classifier = torchvision_net("mobilenet_v2")
+    targets, prune_by = pruner(name, model, classifier=classifier)
+    found = couplings(model, targets, EXAMPLE)
+    before = {module: set(live_channels(module).tolist()) for module, _ in targets}
+    prune_by(0.3)
+    after = {module: set(live_channels(module).tolist()) for module, _ in targets}
+    prune_by(0.3)
+    assert all(after[m] <= before[m] for m in before)  # masks only shrink
+    assert all(set(live_channels(m).tolist()) <= after[m] for m in after)
+    coupled = [group for group in groups(targets, found) if len(group) > 1]
+    depthwise = [m for m, _ in targets if m.groups > 1]
+    # Every depthwise convolution is coupled to the layer that feeds it, and the residual
+    # streams join their layers: each such group keeps the very same channels.
+    assert all(any(m in group for group in coupled) for m in depthwise)
+    for group in coupled:
+        assert len({tuple(live_channels(module).tolist()) for module in group}) == 1
+    assert_removal_computes_the_same(model, classifier)
+
+
+def test_grouped_convolutions_and_what_feeds_them_are_left_whole_and_the_rest_pruned():
+    model, classifier = torchvision_net("regnet_x_400mf")
+    every = prunable_targets(model, include_classifier=False, classifier=classifier)
+    left = unprunable(model, every, EXAMPLE)
+    targets, prune_by = pruner("ln_structured", model, classifier=classifier)
+    grouped = [m for m, _ in every if m.groups > 1]
+    assert grouped and all(m in left for m in grouped)
+    assert all("grouped convolution" in reason for reason in left.values())
+    prune_by(0.5)
+    assert all(len(live_channels(m)) == m.out_channels for m in left)
+    assert any(len(live_channels(m)) < m.out_channels for m, _ in targets if m not in left)
+
+
+def test_the_group_of_a_channel_is_found_once_per_layer_as_it_was_per_channel():
+    """Couplings come from one dependency group per layer, each dependent sorted back to its
+    channel by torch-pruning's root indices: the same as asking channel by channel."""
+    from prunesearch.pruning.methods.channels import _dependents, trace
+
+    model, classifier = torchvision_net("squeezenet1_0")  # concatenations remap indices
+    targets, _ = pruner("ln_structured", model, classifier=classifier)
+    graph = trace(model, EXAMPLE)
+    found = couplings(model, targets, EXAMPLE, graph)
+    for module, _ in targets[:6]:
+        prune_fn = graph.get_pruner_of_module(module).prune_out_channels
+        for channel in (0, module.out_channels - 1):
+            one = [dep for item in graph.get_pruning_group(module, prune_fn, idxs=[channel])
+                   for dep in _dependents(item.dep.target.module, item.dep.handler.__name__,
+                                          item.idxs)]
+            key = lambda d: (id(d.module), d.tensor_name, d.dim, d.index)  # noqa: E731
+            assert sorted(found[module][channel], key=key) == sorted(one, key=key)
+
+
+DEPTHWISE_NET = '''
+from torch import nn
+
+
+def build(width=8):
+    """A depthwise-separable block: pointwise, depthwise, pointwise, as MobileNets are."""
+    net = nn.Sequential()
+    net.body = nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, groups=width), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    net.classifier = nn.Linear(2 * width, 10)
+    return net
+
+
+def grouped(width=8):
+    net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, groups=1),
+                        nn.Conv2d(width, width, 3, padding=1, groups=2),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    net.classifier = nn.Linear(width, 10)
+    return net
+'''
+
+STUDY = """
+name = "{name}"
+seed = 0
+n_trials = 1
+latency_device = "none"
+[data]
+val_size = 50
+[model]
+name = "{model}"
+[dense]
+epochs = 1
+batch_size = 32
+[space]
+method = "{method}"
+amount = 0.5
+iterations = 1
+retrain_epochs = 1
+reinit = "finetune"
+"""
+
+
+def test_a_depthwise_model_in_a_module_next_to_the_study_is_pruned_and_exported(workdir):
+    (workdir / "studies").mkdir()
+    (workdir / "studies" / "dwnet.py").write_text(DEPTHWISE_NET)
+    (workdir / "studies" / "dw.toml").write_text(
+        STUDY.format(name="dw", model="dwnet:build", method="ln_structured"))
+    spec = studyfile.load("dw")  # by name, from anywhere: the module sits by the study file
+    assert spec.model.name == f"{workdir / 'studies' / 'dwnet.py'}:build"
+    result = CliRunner().invoke(main, ["optimize", "--study", "dw"])
+    assert result.exit_code == 0, result.output
+    exported = CliRunner().invoke(main, ["export", "--study", "dw", "--trial", "0",
+                                         "--output", "out"])
+    assert exported.exit_code == 0, exported.output
+    state = torch.load(workdir / "out" / "state_dict.pt", weights_only=True)
+    assert state["body.0.weight"].shape[0] == 4  # half of the 8 filters, removed
+    assert state["body.3.weight"].shape == (4, 1, 3, 3)  # the depthwise filters with them
+    assert state["classifier.weight"].shape == (10, 8)
+
+
+REFUSED = {
+    "untraceable": ("torchvision:shufflenet_v2_x0_5", "ln_structured",
+                    "cannot be pruned by space.method ln_structured: torch-pruning cannot trace"),
+    "nothing prunable": ("dwnet.py:grouped", "global_structured",
+                         "has no layer that space.method global_structured can prune"),
+    "auxiliary heads": ("torchvision:googlenet", "l1_unstructured",
+                        "in training mode it returns a GoogLeNetOutputs"),
+    "module not found": ("no_such_net:build", "l1_unstructured",
+                         "looked for no_such_net.py next to the study file and in the "
+                         "working directory"),
+}
+
+
+@pytest.mark.parametrize("model, method, message", REFUSED.values(), ids=REFUSED.keys())
+def test_a_network_a_study_cannot_use_is_refused_when_the_file_is_read(workdir, model, method,
+                                                                       message):
+    (workdir / "dwnet.py").write_text(DEPTHWISE_NET)
+    (workdir / "bad.toml").write_text(STUDY.format(name="bad", model=model, method=method))
+    before = sorted(p.name for p in workdir.iterdir())
+    result = CliRunner().invoke(main, ["optimize", "--study", "bad.toml"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines()
+             if not line.lstrip().startswith(("warnings.warn", "/"))]  # torchvision's own
+    assert len(lines) == 1 and lines[0].startswith("error: bad.toml: "), lines
+    assert message in lines[0] and "Traceback" not in result.output
+    assert sorted(p.name for p in workdir.iterdir() if p.name != "__pycache__") == before
+
+
+def test_stems_and_output_layers_of_other_shapes_are_found_without_a_traceback(tmp_path):
+    (tmp_path / "s.toml").write_text(STUDY.format(name="s", model="torchvision:squeezenet1_0",
+                                                  method="ln_structured"))
+    assert studyfile.load(str(tmp_path / "s.toml")).model.classifier == "classifier.1"
+    (tmp_path / "u.toml").write_text(STUDY.format(
+        name="u", model="torchvision:shufflenet_v2_x0_5", method="l1_unstructured"))
+    spec = studyfile.load(str(tmp_path / "u.toml"))  # conv1 is a Sequential: its conv changes
+    model = models.from_spec(dataclasses.asdict(spec.model))
+    assert model.conv1[0].stride == (1, 1) and isinstance(model.maxpool, nn.Identity)
+    result = CliRunner().invoke(main, ["validate", "--study", str(tmp_path / "s.toml")])
+    assert result.exit_code == 0 and "can be pruned" in result.output, result.output
