@@ -1,5 +1,5 @@
 """`python -m prunesearch` is the `prunesearch` command."""
 
-from prunesearch.cli import main
+from prunesearch.cli import entry
 
-main()
+entry()
