@@ -25,19 +25,13 @@ def structured_methods(space: dict) -> list[str]:
     return [name for name in named if methods.get(name).structured]
 
 
-def unprunable_layers(model_spec) -> dict[str, str]:
-    """Layer name -> why no structured method can prune its channels. Raises
-    channels.Untraceable for a network torch-pruning cannot trace."""
+def unprunable_layers(model_spec) -> tuple[int, dict[str, str]]:
+    """(conv and linear layers a structured method could prune at most, the output layer
+    aside; layer name -> why no structured method can prune its channels), from one build
+    and one trace. Raises channels.Untraceable for a network torch-pruning cannot trace."""
     model = models.from_spec(dataclasses.asdict(model_spec)).eval()
     targets = prunable_targets(model, include_classifier=False,
                                classifier=model_spec.classifier or "classifier")
     names = {module: name for name, module in model.named_modules()}
-    return {names[module]: reason for module, reason in
-            channels.unprunable(model, targets, EXAMPLE).items()}
-
-
-def count_layers(model_spec) -> int:
-    """The layers a structured method could prune at most (conv and linear, not the output)."""
-    model = models.from_spec(dataclasses.asdict(model_spec))
-    return len(prunable_targets(model, include_classifier=False,
-                                classifier=model_spec.classifier or "classifier"))
+    return len(targets), {names[module]: reason for module, reason in
+                          channels.unprunable(model, targets, EXAMPLE).items()}

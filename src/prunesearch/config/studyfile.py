@@ -230,12 +230,12 @@ def _check_structured_coverage(model: ModelSpec, space: dict, path: Path) -> Non
     if not structured:
         return
     try:
-        unprunable = coverage.unprunable_layers(model)
+        layers, unprunable = coverage.unprunable_layers(model)
     except channels.Untraceable as error:
         raise StudyFileError(path, f"model.name = {model.name!r} cannot be pruned by "
                                    f"space.method {', '.join(structured)}: {error}; use an "
                                    "unstructured method") from None
-    if len(unprunable) == coverage.count_layers(model):
+    if len(unprunable) == layers:
         example = next(iter(unprunable.items()), ("", ""))
         raise StudyFileError(path, f"model.name = {model.name!r} has no layer that "
                                    f"space.method {', '.join(structured)} can prune (e.g. "

@@ -176,7 +176,7 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     log.info("study %s: %d of %d trials finished; storage %s, tracking %s, device %s",
              spec.name, done, settings.n_trials, storage_module.shown(storage.url),
              tracker.uri, device)
-    unpruned = (coverage.unprunable_layers(spec.model)
+    unpruned = (coverage.unprunable_layers(spec.model)[1]
                 if coverage.structured_methods(spec.space) else {})
     tracker.log_study_params({"layers_left_unpruned": tables.unpruned_text(unpruned) or "none",
                               "dense_cache": checkpoint.path.name,

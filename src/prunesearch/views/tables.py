@@ -41,9 +41,9 @@ def study_summary(spec) -> str:
                                                  for key, value in values.items()))
     structured = coverage.structured_methods(spec.space)
     if structured:
-        unpruned = coverage.unprunable_layers(spec.model)
+        layers, unpruned = coverage.unprunable_layers(spec.model)
         lines.append(f"structured methods ({', '.join(structured)}): "
-                     + (f"{len(unpruned)} of {coverage.count_layers(spec.model)} layers left "
+                     + (f"{len(unpruned)} of {layers} layers left "
                         f"unpruned: {unpruned_text(unpruned)}" if unpruned else
                         "every conv and linear layer but the output layer can be pruned"))
     lines.append("search space:")
