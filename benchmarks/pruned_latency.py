@@ -3,7 +3,7 @@ on this CPU.
 
 A trial measures its own speed-up while it runs, but a study's trials run minutes apart, often
 beside other work; this script re-measures every finished trial of a study back to back, the
-way a trial does (costs.time_against: alternating dense and pruned blocks, median of the
+way a trial does (timing.time_against: alternating dense and pruned blocks, median of the
 paired rounds), with as many rounds as asked.
 
     python -m benchmarks.pruned_latency --study compare-methods [--storage URL] [--rounds 5]
@@ -19,7 +19,7 @@ import torch
 
 from benchmarks import common
 from prunesearch.config import studyfile
-from prunesearch.pruning import costs, export
+from prunesearch.pruning import costs, export, timing
 from prunesearch.stores import storage
 from prunesearch.stores.records import StudyRecord
 from prunesearch.training import models
@@ -51,8 +51,8 @@ def report(study, rounds: int) -> None:
     example = torch.zeros(1, 3, 32, 32)
     dense = export.shrink(models.from_spec(spec), example).eval()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {rounds} rounds "
-          f"of dense and pruned blocks of {costs.LATENCY_BLOCK_S} s at batch 1 and at "
-          f"{costs.LATENCY_BIG_BATCH}; speed-up (median of paired rounds) +- interquartile range")
+          f"of dense and pruned blocks of {timing.LATENCY_BLOCK_S} s at batch 1 and at "
+          f"{timing.LATENCY_BIG_BATCH}; speed-up (median of paired rounds) +- interquartile range")
     print(f"dense {spec['name']} width {spec['width']}: "
           f"{sum(p.numel() for p in dense.parameters()):,} parameters, "
           f"{costs.macs(dense, example) / 1e6:.1f} M MACs per image")
@@ -62,8 +62,8 @@ def report(study, rounds: int) -> None:
     for trial in study_view.finished(study):
         model, row = study_view.trial_model(study, trial.number)
         slim = export.shrink(model, example).eval()
-        figures = [costs.time_against(slim, dense, example, batch, rounds=rounds)
-                   for batch in (1, costs.LATENCY_BIG_BATCH)]
+        figures = [timing.time_against(slim, dense, example, batch, rounds=rounds)
+                   for batch in (1, timing.LATENCY_BIG_BATCH)]
         print(f"{trial.number:>5} {row.schedule['method']:<20} {row.schedule['amount']:>6.2f} "
               f"{row.figures.sparsity:>8.1%} {row.figures.macs_reduction:>8.1%}"
               + "".join(f" {t.reference_ms:>8.2f} {t.latency_ms:>7.2f} {t.speedup:>5.2f}x"

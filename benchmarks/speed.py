@@ -39,7 +39,7 @@ from torch.nn.utils import prune
 from benchmarks import common
 from benchmarks.common import BATCH, sgd, step, take_turns, train_on
 from prunesearch.config import studyfile
-from prunesearch.pruning import costs, loop, methods
+from prunesearch.pruning import costs, loop, methods, timing
 from prunesearch.pruning.export import shrink
 from prunesearch.pruning.methods.channels import couplings
 from prunesearch.pruning.schedule import Schedule
@@ -75,7 +75,7 @@ class Scale:
     loader_workers: int = 2  # the notebook DataLoader's, as the tutorial writes it
     l1_trials: int = 2
     l1_train_images: int = 300
-    latency_rounds: int = costs.LATENCY_ROUNDS
+    latency_rounds: int = timing.LATENCY_ROUNDS
     timing_rounds: int = 5  # of (h)
     memory_images: int = 60_000  # (f): a full-size CIFAR-10, training and test
     memory_width: int = 32  # of the model (f)'s worker trains
@@ -231,7 +231,7 @@ def structured_latency(scale: Scale) -> list[dict]:
         methods.get("ln_structured").apply(model, targets, amount, context)
         slim = shrink(model, example).eval()
         macs_ratio = costs.macs(dense_model, example) / costs.macs(slim, example)
-        latency_ratio = costs.time_against(slim, dense_model, example, costs.LATENCY_BIG_BATCH,
+        latency_ratio = timing.time_against(slim, dense_model, example, timing.LATENCY_BIG_BATCH,
                                            rounds=scale.latency_rounds).speedup
         rows.append({"amount": amount, "macs_ratio": macs_ratio, "latency_ratio": latency_ratio,
                      "latency_of_macs": latency_ratio / macs_ratio})

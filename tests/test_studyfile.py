@@ -83,7 +83,7 @@ BAD_EDITS = {
                           "objectives", "macs_reduction"),
     "speedup without timing": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"\n'
                                'objectives = ["val_accuracy", "speedup"]'),
-                               "latency_device", "speedup objective needs cpu or cuda"),
+                               "latency_device", "speedup objective needs cpu, cuda or onnxruntime"),
     "grid over a range": (('sampler = "tpe"', 'sampler = "grid"'), "space.amount",
                           "needs a list of values"),
 }

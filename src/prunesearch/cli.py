@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from prunesearch.config import studyfile
+from prunesearch.config.objectives import OBJECTIVES
 from prunesearch.errors import PrunesearchError, StudyFileError
 
 
@@ -221,10 +222,56 @@ def pareto(study, storage, output_format, every_trial, per_iteration, plot_path)
     if plot_path is not None:
         _write_plots(loaded, plot_path)
     formatter = {"table": tables.to_table, "json": tables.to_json, "csv": tables.to_csv}
+    budgets = tables.feasibility_text(study_view.feasibility(loaded))
+    if budgets and output_format == "table":  # JSON and CSV carry over_budget per row
+        click.echo(budgets, err=True)
     if output_format == "table" and not rows:
-        click.echo(f"study {name!r} has no finished trial yet", err=True)
+        click.echo(f"study {name!r} has no finished trial yet" if not budgets else
+                   f"study {name!r} has no model within its budgets yet", err=True)
         return
     click.echo(formatter[output_format](rows).rstrip("\n"))
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch best --study l1-iterative
+  prunesearch best --study structured-filters --by speedup
+  prunesearch best --study structured-filters --by val_accuracy --format json
+""")
+@click.option("--study", "study", required=True,
+              help=STUDY_HELP + ", or the name of a study in the storage")
+@STORAGE_OPTION
+@click.option("--by", "by", type=click.Choice(sorted(OBJECTIVES)),
+              default=None, help="what the model maximises among those within the budgets  "
+                                 "[default: the study's first objective after validation "
+                                 "accuracy]")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+def best(study, storage, by, output_format):
+    """The one model to ship: of every model within the study's budgets (every iteration of
+    every finished trial), the one with the highest --by, validation accuracy breaking ties.
+    Selected on validation figures; test accuracy is shown, never used. Exit 1 if no model
+    is within the budgets yet."""
+    from prunesearch.errors import ExportError
+    from prunesearch.stores import storage as storage_module
+    from prunesearch.views import study_view, tables
+
+    name = _study_name(study)
+    loaded = storage_module.open_study(name, storage)
+    by = by or next((objective for objective in loaded.metric_names or []
+                     if objective != "val_accuracy"), "sparsity")
+    row = study_view.best(loaded, by)
+    feasibility = study_view.feasibility(loaded)
+    if row is None:
+        why = tables.feasibility_text(feasibility) or "no finished trial measured " + by
+        raise ExportError(f"study {name!r} has no model to ship yet: {why}")
+    if output_format == "json":
+        import json
+
+        click.echo(json.dumps(row.as_dict(), indent=2, allow_nan=False))
+        return
+    click.echo(tables.best_text(row, by, feasibility))
 
 
 def _write_plots(study, path: Path) -> None:
@@ -350,7 +397,11 @@ def status(study, storage):
               help="the model after this prune-retrain iteration (column iter of `prunesearch "
                    "pareto`)  [default: the trial's last]")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
-              required=True, help="folder to write model.pt2, state_dict.pt and trial.json to")
+              required=True, help="folder to write the model, state_dict.pt and trial.json to")
+@click.option("--format", "model_format", type=click.Choice(["pt2", "onnx"]), default="pt2",
+              show_default=True,
+              help="pt2: model.pt2 (torch.export); onnx: model.onnx, checked under ONNX "
+                   "Runtime against PyTorch and timed against the dense model there")
 @STORAGE_OPTION
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI holding the trial's weights  [default: the one the "
@@ -359,18 +410,21 @@ def status(study, storage):
 @click.option("--register", "registered_name", default=None, metavar="NAME",
               help="also log the model as an MLflow PyTorch model on the trial's run and "
                    "register it as a new version of NAME in the Model Registry")
-def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir,
+def export(study, number, iteration, output_dir, model_format, storage, tracking_uri, data_dir,
            registered_name):
     """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
     from prunesearch.pruning import export as export_module
+    from prunesearch.pruning import methods, onnx_runtime
     from prunesearch.pruning.loop import FIGURES
     from prunesearch.stores import storage as storage_module
     from prunesearch.stores.records import StudyRecord
-    from prunesearch.training import data
-    from prunesearch.views import study_view
+    from prunesearch.training import data, models
+    from prunesearch.views import study_view, tables
 
+    if model_format == "onnx":
+        onnx_runtime.require("export --format onnx")
     name = _study_name(study)
     loaded = storage_module.open_study(name, storage)
     model, row = study_view.trial_model(loaded, number, iteration=iteration,
@@ -385,11 +439,17 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
         output_dir=output_dir,
         info={"study": name, "trial": number, "iteration": row.iteration,
               "model": model_spec, "schedule": row.schedule, "figures": figures},
-        classifier=model_spec.get("classifier", "classifier"))
+        classifier=model_spec.get("classifier", "classifier"),
+        onnx_dense=models.from_spec(model_spec) if model_format == "onnx" else None,
+        structured=methods.get(row.schedule["method"]).structured)
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} iteration {row.iteration} of {name}: test accuracy "
-               f"{summary['test_accuracy_measured']:.2%} (recorded {summary['test_accuracy_recorded']:.2%}); output channels per "
-               f"layer {layers}; written to {output_dir}/ (model.pt2, state_dict.pt, trial.json)")
+               f"{summary['test_accuracy_measured']:.2%} (recorded "
+               f"{summary['test_accuracy_recorded']:.2%}); output channels per layer {layers}; "
+               f"written to {output_dir}/ (model.{model_format}, state_dict.pt, trial.json)")
+    deployed = summary.get("onnx")
+    if deployed:
+        click.echo(tables.onnx_text(deployed))
     if registered_name:
         from prunesearch.stores import tracking
 
@@ -398,7 +458,10 @@ def export(study, number, iteration, output_dir, storage, tracking_uri, data_dir
             row.mlflow_run_id, slim, data.normalize(test.images[:2]), name=registered_name,
             tags={"prunesearch.study": name, "prunesearch.trial": str(number),
                   "prunesearch.iteration": str(row.iteration),
-                  **{f"prunesearch.{key}": str(value) for key, value in figures.items()}})
+                  **{f"prunesearch.{key}": str(value) for key, value in figures.items()},
+                  **{f"prunesearch.onnx.{key}": str(value)
+                     for key, value in (deployed or {}).items()}},
+            files=[output_dir / "model.onnx"] if deployed else [])
         click.echo(f"registered as version {version} of {registered_name!r} in {tracker.uri}; "
                    f"load it with mlflow.pytorch.load_model('models:/{registered_name}/{version}')")
 

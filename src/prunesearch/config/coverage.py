@@ -5,10 +5,11 @@ none of whose layers can be pruned, or that torch-pruning cannot trace, is refus
 after trials fail."""
 
 import dataclasses
+import math
 
 import torch
 
-from prunesearch.pruning import methods
+from prunesearch.pruning import costs, methods
 from prunesearch.pruning.loop import prunable_targets
 from prunesearch.pruning.methods import channels
 from prunesearch.pruning.schedule import Choice, Fixed
@@ -35,3 +36,32 @@ def unprunable_layers(model_spec) -> tuple[int, dict[str, str]]:
     names = {module: name for name, module in model.named_modules()}
     return len(targets), {names[module]: reason for module, reason in
                           channels.unprunable(model, targets, EXAMPLE).items()}
+
+
+def dense_costs(model_spec) -> tuple[int, int]:
+    """(MACs per image, parameters) of the study's network unpruned: what relative budgets
+    are fractions of, and what an absolute budget must be below to constrain anything."""
+    model = models.from_spec(dataclasses.asdict(model_spec)).eval()
+    return costs.macs(model, EXAMPLE), costs.params_remaining(model)
+
+
+def weights_left_at_least(model_spec, space: dict) -> int | None:
+    """The fewest parameters an unstructured schedule of `space` can leave: each iteration
+    prunes at most the largest `amount` of the conv and linear weights still unpruned, for at
+    most the largest `iterations`; biases and BatchNorm stay. None when a structured method
+    may be sampled (it removes a channel's inputs downstream too, so no such bound holds)."""
+    if structured_methods(space):
+        return None
+    model = models.from_spec(dataclasses.asdict(model_spec))
+    layers = costs.prunable_modules(model)
+    weights = sum(module.weight.numel() for _, module in layers)
+    rounds = _largest(space.get("iterations", Fixed(1)))
+    kept = (1 - _largest(space["amount"])) ** rounds
+    # torch rounds each layer's count to the nearest weight: up to one more per layer and round
+    return costs.params_remaining(model) - weights + math.floor(weights * kept) - len(layers) * rounds
+
+
+def _largest(param) -> float:
+    if isinstance(param, Fixed):
+        return param.value
+    return max(param.choices) if isinstance(param, Choice) else param.high

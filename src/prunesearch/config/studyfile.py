@@ -14,10 +14,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from prunesearch.pruning import methods
+from prunesearch.pruning import methods, onnx_runtime
 from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
-from prunesearch.config import coverage
+from prunesearch.config import budgets, coverage
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.pruning.methods import channels
 from prunesearch.pruning.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
@@ -28,7 +28,7 @@ from prunesearch.foundation.fields import (coerce, field_types, format_value, is
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 EARLY_STOPPING_RULES = ("none", "mo-asha")  # see search.early_stopping
 RUNG_POINTS = ("planned", "current")
-LATENCY_DEVICES = ("cpu", "cuda", "none")  # none: not timed (see costs.NOT_TIMED)
+LATENCY_DEVICES = ("cpu", "cuda", "onnxruntime", "none")  # see pruning.costs
 SHIPPED_DIR = Path(__file__).parents[1] / "studies"
 
 
@@ -117,13 +117,31 @@ class StudySpec:
         check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
     latency_device: str = setting(
         default="cpu", help="where latency and the speedup objective are measured: the device "
-                            "the pruned model will be deployed on; none skips timing, a third "
-                            "of a small trial's time, where no objective needs it",
+                            "the pruned model will be deployed on, in eager PyTorch, or "
+                            "onnxruntime (exported to ONNX, ONNX Runtime on the CPU); none "
+                            "skips timing, a third of a small trial's time",
         allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
     accuracy_floor: float | None = setting(
-        default=None, help="validation accuracy a trial must reach to count (an Optuna "
-                           "constraint): trials below it never enter the Pareto front",
+        default=None, help="budget: validation accuracy a model must reach to count",
         allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
+    max_accuracy_drop: float | None = setting(
+        default=None, help="budget: validation accuracy at most this far below the dense "
+                           "model's (a fraction: 0.01 is one point)",
+        allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1)
+    max_macs: float | str | None = setting(
+        default=None, help="budget: multiply-accumulates per image of the deployed model, "
+                           "absolute (20e6) or a percentage of the dense model's (\"50%\")",
+        allowed="a number > 0 or a percentage string between \"0%\" and \"100%\"",
+        check=lambda v: v > 0 if isinstance(v, float) else budgets.is_percent(v))
+    max_params: float | str | None = setting(
+        default=None, help="budget: parameters of the deployed model (not pruned away), "
+                           "absolute or a percentage of the dense model's",
+        allowed="a number > 0 or a percentage string between \"0%\" and \"100%\"",
+        check=lambda v: v > 0 if isinstance(v, float) else budgets.is_percent(v))
+    max_latency_ms: float | None = setting(
+        default=None, help="budget: the deployed model's latency at batch 1 on the "
+                           "latency_device, in milliseconds",
+        allowed="a number > 0", check=lambda v: v > 0)
     early_stopping: str = setting(
         default="none", help="stop trials headed for a dominated point: mo-asha ranks the "
                              "trials at each rung (retraining epochs spent) by non-dominated "
@@ -214,14 +232,55 @@ def parse(raw: dict, path: Path) -> StudySpec:
     if dense.rewind_epoch > dense.epochs:
         raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
                                        f"must be <= dense.epochs ({dense.epochs})")
+    if values.get("latency_device") == "onnxruntime" and not onnx_runtime.available():
+        raise StudyFileError.bad_value(path, "latency_device", "onnxruntime",
+                                       "needs ONNX Runtime: pip install 'prunesearch[onnx]'")
     if values.get("latency_device") == "none" and "speedup" in values.get("objectives", ()):
         raise StudyFileError.bad_value(path, "latency_device", "none",
-                                       "the speedup objective needs cpu or cuda")
+                                       "the speedup objective needs cpu, cuda or onnxruntime")
     values["space"] = _parse_space(_table(raw, "space", path), path)
     if values.get("sampler") == "grid":
         _check_grid(values["space"], _table(raw, "space", path), path)
     _check_structured_coverage(values["model"], values["space"], path)
-    return StudySpec(**values, path=path)
+    spec = StudySpec(**values, path=path)
+    _check_budgets(spec)
+    return spec
+
+
+def study_budgets(spec: StudySpec) -> list[budgets.Budget]:
+    """The budgets the study file sets."""
+    return [budgets.make(key, getattr(spec, key)) for key in budgets.KEYS
+            if getattr(spec, key) is not None]
+
+
+def _check_budgets(spec: StudySpec) -> None:
+    """A budget that cannot work is refused now: a latency budget nothing times, an absolute
+    one the dense model already keeps (it would constrain nothing: a unit slip, 20e9 for
+    20e6?), a parameter budget below what the space's schedules can reach."""
+    found = {budget.key: budget for budget in study_budgets(spec)}
+    if "max_latency_ms" in found and spec.latency_device == "none":
+        raise StudyFileError.bad_value(spec.path, "max_latency_ms", spec.max_latency_ms,
+                                       "a latency budget needs latency_device cpu, cuda or "
+                                       "onnxruntime, not none")
+    absolute = [found[key] for key in ("max_macs", "max_params")
+                if key in found and not found[key].relative]
+    if not absolute:
+        return
+    dense = dict(zip(("max_macs", "max_params"), coverage.dense_costs(spec.model)))
+    for budget in absolute:
+        if budget.limit >= dense[budget.key]:
+            raise StudyFileError.bad_value(
+                spec.path, budget.key, getattr(spec, budget.key),
+                f"the dense {spec.model.name} has {dense[budget.key]:,} already, so this "
+                f"constrains nothing; give a number below it or a percentage such as \"50%\"")
+    floor = coverage.weights_left_at_least(spec.model, spec.space) if "max_params" in found \
+        else None
+    if floor is not None and found["max_params"].limit < floor:
+        raise StudyFileError.bad_value(
+            spec.path, "max_params", spec.max_params,
+            f"no schedule of this space leaves fewer than {floor:,} parameters (largest "
+            "space.amount and space.iterations, with biases and BatchNorm kept); raise it, or "
+            "prune more")
 
 
 def _check_structured_coverage(model: ModelSpec, space: dict, path: Path) -> None:
@@ -420,12 +479,12 @@ def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
 
 def fingerprint(spec: StudySpec) -> dict[str, str]:
     """What a study must keep to be resumed: every setting that changes what its trials mean
-    (search space, objectives, accuracy floor, data, model, dense training, seed, repeats), as
+    (search space, objectives, budgets, data, model, dense training, seed, repeats), as
     the study file spells it. Name, description, budget, sampler and early stopping may
     change."""
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
-                "accuracy_floor": format_value(spec.accuracy_floor), "seed": str(spec.seed),
-                "repeats": str(spec.repeats)}
+                **{key: format_value(getattr(spec, key)) for key in budgets.KEYS},
+                "seed": str(spec.seed), "repeats": str(spec.repeats)}
     for section in SECTIONS:
         for key, value in dataclasses.asdict(getattr(spec, section)).items():
             settings[f"{section}.{key}"] = format_value(value)

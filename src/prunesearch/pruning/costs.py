@@ -8,8 +8,8 @@
 - MACs: multiply-accumulates of the conv and linear layers for one image, counting only
   nonzero weights (each does one MAC per output position); after structured pruning that is
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
-- latency: wall time of a forward pass on the study's `latency_device` (CPU by default, or a
-  CUDA GPU, synchronised), in eval mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the
+- latency: wall time of a forward pass on the study's `latency_device` (CPU by default, a
+  CUDA GPU, synchronised, or ONNX Runtime on the CPU, the model exported to ONNX), in eval mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the
   model as it would be deployed (`export.shrink`: masks folded, pruned channels removed;
   unstructured zeros stay and run through the same dense kernels, so they do not make it
   faster). It is timed against the dense model in LATENCY_ROUNDS rounds of one block each
@@ -22,27 +22,18 @@
   NOT_TIMED nothing is timed and these figures are NaN (MLflow leaves them out).
 """
 
-import logging
-import math
-import statistics
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-# torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine that it
-# found no CUDA runtime: nothing prunesearch needs, and a stray line in every command's output.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-from torch.utils import benchmark  # noqa: E402
-
 from prunesearch.foundation import interrupts
-from prunesearch.pruning import export
+from prunesearch.pruning import export, onnx_runtime
+from prunesearch.pruning.timing import LATENCY_BIG_BATCH, UNTIMED, time_against
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
-LATENCY_BIG_BATCH = 64
-LATENCY_ROUNDS = 7  # blocks per model and batch size
-LATENCY_BLOCK_S = 0.005  # seconds of runs per block (at least one run)
 NOT_TIMED = "none"  # the latency_device that times nothing
+ONNX_RUNTIME = "onnxruntime"  # the latency_device that times the model exported to ONNX
 
 
 @dataclass(frozen=True)
@@ -57,19 +48,6 @@ class Costs:
     speedup_b1_spread: float
     speedup_b64: float
     speedup_b64_spread: float
-
-
-@dataclass(frozen=True)
-class Timing:
-    """A model's latency timed against a reference (see the module docstring)."""
-
-    latency_ms: float  # the fastest block's time per run
-    reference_ms: float
-    speedup: float  # median of the per-round ratios reference / model
-    spread: float  # their interquartile range
-
-
-UNTIMED = Timing(latency_ms=math.nan, reference_ms=math.nan, speedup=math.nan, spread=math.nan)
 
 
 def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -118,36 +96,19 @@ def macs(model: nn.Module, example_input: torch.Tensor) -> int:
                for _, module in prunable_modules(model))
 
 
-def time_against(model: nn.Module, reference: nn.Module, example_input: torch.Tensor,
-                 batch_size: int, *, rounds: int = LATENCY_ROUNDS) -> Timing:
-    """Time `model` and `reference` at `batch_size` in alternating blocks, on the device
-    `example_input` is on."""
-    images = torch.randn(batch_size, *example_input.shape[1:], device=example_input.device)
-    model.eval()
-    reference.eval()
-    with torch.inference_mode():
-        timers = [benchmark.Timer(stmt="model(images)", globals={"model": m, "images": images},
-                                  num_threads=torch.get_num_threads())
-                  for m in (model, reference)]
-        # Warm-up (first-call allocations, kernel choice), which also sizes the blocks.
-        per_run = max(timer.timeit(2).mean for timer in timers)
-        number = max(1, round(LATENCY_BLOCK_S / per_run))
-        seconds = ([], [])
-        for round_ in range(rounds):
-            for k in (0, 1) if round_ % 2 == 0 else (1, 0):
-                seconds[k].append(timers[k].timeit(number).mean)
-    ratios = sorted(r / m for m, r in zip(*seconds))
-    quartile = len(ratios) // 4
-    return Timing(latency_ms=1000 * min(seconds[0]), reference_ms=1000 * min(seconds[1]),
-                  speedup=statistics.median(ratios),
-                  spread=ratios[-1 - quartile] - ratios[quartile])
-
-
 def deployed(model: nn.Module, example_input: torch.Tensor, *,
              latency_device: torch.device | str = "cpu",
-             classifier: str = "classifier") -> nn.Module:
+             classifier: str = "classifier"):
     """`model` as it would ship (`export.shrink`), on `latency_device`: what is timed."""
-    return export.shrink(model, example_input, classifier=classifier).to(latency_device)
+    return runnable(export.shrink(model, example_input, classifier=classifier), example_input,
+                    latency_device)
+
+
+def runnable(slim: nn.Module, example_input: torch.Tensor, latency_device):
+    """A shrunk model where it is timed: on a torch device, or exported to ONNX Runtime."""
+    if latency_device == ONNX_RUNTIME:
+        return onnx_runtime.OnnxModel.of(slim, example_input)
+    return slim.to(latency_device)
 
 
 def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Module | None,
@@ -170,12 +131,13 @@ def _measure(model, example_input, *, reference, latency_device, classifier) -> 
         small = big = UNTIMED
         counted = macs(model, example_input[:1])
     else:
-        on_device = deployed(model, example_input, latency_device=latency_device,
-                             classifier=classifier)
-        device_input = example_input[:1].to(latency_device)
+        slim = export.shrink(model, example_input, classifier=classifier)
+        on_device = runnable(slim, example_input, latency_device)
+        device_input = example_input[:1].to(
+            "cpu" if latency_device == ONNX_RUNTIME else latency_device)
         small, big = [time_against(on_device, reference, device_input, batch)
                       for batch in (1, LATENCY_BIG_BATCH)]
-        counted = macs(on_device, device_input)
+        counted = macs(slim, example_input[:1])
     return Costs(
         sparsity=1 - nonzero / total,
         weights_remaining=nonzero,

@@ -7,6 +7,8 @@ and are made permanent here, on the finished model.
 
 import copy
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ from torch.nn.utils import prune
 
 from prunesearch.training.data import Split, normalize
 from prunesearch.errors import ExportError
+from prunesearch.pruning import onnx_runtime, timing
 from prunesearch.pruning.methods.base import pruning_hooks
 from prunesearch.training.train import evaluate
 from prunesearch.pruning.methods.channels import Untraceable, couplings, trace
@@ -93,14 +96,19 @@ def save_weights(model: nn.Module, path: Path) -> Path:
 
 def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
                   recorded_test_accuracy: float, output_dir: Path, info: dict,
-                  classifier: str = "classifier") -> tuple[nn.Module, dict]:
+                  classifier: str = "classifier", onnx_dense: nn.Module | None = None,
+                  structured: bool = False) -> tuple[nn.Module, dict]:
     """Shrink `model` (masks already folded or not), check that it still scores the recorded
     test accuracy, and write what a user needs without prunesearch (returned: the smaller
     model and the summary):
 
     - model.pt2: the program (torch.export, any batch size): `torch.export.load(path).module()`;
+      or, given `onnx_dense` (the unpruned network, any weights), model.onnx instead, checked
+      under ONNX Runtime (see `onnx_summary`);
     - state_dict.pt: the smaller model's weights;
     - trial.json: `info` plus the layer shapes and both accuracies.
+
+    Nothing is written to `output_dir` unless every check passed.
     """
     slim = shrink(model, example_input, classifier=classifier).cpu().eval()
     measured = evaluate(slim, test)
@@ -109,17 +117,65 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
             f"the rebuilt model scores {measured:.4f} on the {len(test)} test images, but the "
             f"trial recorded {recorded_test_accuracy:.4f}; is --data-dir the data the study "
             "ran on?")
-    batch = torch.export.Dim("batch")
-    images = normalize(test.images[:2])
-    program = torch.export.export(slim, (images,), dynamic_shapes=({0: batch},))
-    output_dir.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, output_dir / "model.pt2")
-    torch.save(slim.state_dict(), output_dir / "state_dict.pt")
     summary = {**info, "test_accuracy_recorded": recorded_test_accuracy,
                "test_accuracy_measured": measured,
                "layers": {name: list(module.weight.shape) for name, module in slim.named_modules()
-                          if isinstance(module, PRUNABLE_TYPES)},
-               "load": "torch.export.load('model.pt2').module()(images), images normalised "
-                       "as in prunesearch.training.data.normalize"}
-    (output_dir / "trial.json").write_text(json.dumps(summary, indent=2))
+                          if isinstance(module, PRUNABLE_TYPES)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp)
+        if onnx_dense is None:
+            batch = torch.export.Dim("batch")
+            program = torch.export.export(slim, (normalize(test.images[:2]),),
+                                          dynamic_shapes=({0: batch},))
+            torch.export.save(program, staged / "model.pt2")
+            summary["load"] = ("torch.export.load('model.pt2').module()(images), images "
+                               "normalised as in prunesearch.training.data.normalize")
+        else:
+            summary["onnx"] = onnx_summary(slim, onnx_dense, test, staged / "model.onnx",
+                                           measured=measured, structured=structured)
+            summary["load"] = ("onnxruntime.InferenceSession('model.onnx').run(None, "
+                               "{'images': images}), images float32 NCHW normalised as in "
+                               "prunesearch.training.data.normalize")
+        torch.save(slim.state_dict(), staged / "state_dict.pt")
+        (staged / "trial.json").write_text(json.dumps(summary, indent=2))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for path in staged.iterdir():
+            shutil.move(str(path), output_dir / path.name)
     return slim, summary
+
+
+def onnx_summary(slim: nn.Module, dense: nn.Module, test: Split, path: Path, *,
+                 measured: float, structured: bool) -> dict:
+    """Write `slim` as ONNX at `path` and prove it: its logits match PyTorch's on test images
+    (onnx_runtime.TOLERANCE), its test accuracy under ONNX Runtime is PyTorch's `measured`, and
+    beside the dense network's ONNX file (`dense`, exported alike) its file size, parameters
+    and ONNX Runtime latency, timed against the dense one in paired rounds (timing.time_against).
+    A structured model whose file is no smaller than the dense one's is an ExportError."""
+    images = normalize(test.images[:64])
+    deployed = onnx_runtime.OnnxModel(onnx_runtime.write(slim, images, path))
+    difference = onnx_runtime.check_matches(deployed, slim, images)
+    accuracy = evaluate(deployed, test)
+    if abs(accuracy - measured) > 1e-9:
+        raise ExportError(f"the ONNX model scores {accuracy:.4f} on the {len(test)} test images "
+                          f"under ONNX Runtime, PyTorch's {measured:.4f}")
+    with tempfile.TemporaryDirectory() as folder:
+        reference = onnx_runtime.OnnxModel(onnx_runtime.write(
+            dense.cpu().eval(), images, Path(folder) / "dense.onnx"))
+        dense_bytes = reference.path.stat().st_size
+        timings = {batch: timing.time_against(deployed, reference, images[:1], batch)
+                   for batch in (1, timing.LATENCY_BIG_BATCH)}
+    size = path.stat().st_size
+    if structured and size >= dense_bytes:
+        raise ExportError(f"the ONNX file of this structurally pruned model is {size:,} bytes, "
+                          f"no smaller than the dense model's {dense_bytes:,}: no channel was "
+                          "removed")
+    figures = {"file": path.name, "opset": onnx_runtime.OPSET, "bytes": size,
+               "dense_bytes": dense_bytes,
+               "params": sum(p.numel() for p in slim.parameters()),
+               "dense_params": sum(p.numel() for p in dense.parameters()),
+               "test_accuracy": accuracy, "max_abs_difference_from_torch": difference}
+    for batch, timed in timings.items():
+        figures |= {f"latency_b{batch}_ms": timed.latency_ms,
+                    f"dense_latency_b{batch}_ms": timed.reference_ms,
+                    f"speedup_b{batch}": timed.speedup}
+    return figures

@@ -44,6 +44,8 @@ from prunesearch.training.train import resolve_device
 
 log = logging.getLogger(__name__)
 FRONT_DRAWN_EVERY_S = 30.0  # at most this often the front's plots are redrawn, and at the end
+CONSTRAINT_NAMES = {"accuracy_floor": "val_accuracy_floor"}  # Optuna's names, where they differ
+BROKEN_BEYOND_MEASURE = 1e6  # the constraint of a budget on a figure that was not measured
 
 
 @dataclass(frozen=True)
@@ -245,8 +247,8 @@ class _Objective:
             records.save_trial(trial, mlflow_run_id=run_id)
             self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
-            figures, stopped = self._prune(trial, schedule, run_id)
-            return self._finish(trial, run_id, figures, stopped)
+            dense, figures, stopped = self._prune(trial, schedule, run_id)
+            return self._finish(trial, run_id, dense, figures, stopped)
         except KeyboardInterrupt:
             recovery.requeue(trial.study, trial, self.tracker,
                              reason="interrupted (Ctrl-C/SIGTERM)")
@@ -278,20 +280,21 @@ class _Objective:
             return TrialAbandoned(also)
 
     def _prune(self, trial: optuna.Trial, schedule, run_id: str
-               ) -> tuple[loop.IterationResult, str | None]:
+               ) -> tuple[loop.IterationResult, loop.IterationResult, str | None]:
         """Run the schedule; after each iteration its figures (the repeats' means) and repeat
         0's weights are recorded, a candidate for the front whether or not the trial ends,
-        and early stopping may end it. Returns the last iteration's figures and why early
-        stopping ended the trial there (None: it ran to the end)."""
+        and early stopping may end it. Returns the dense model's figures, the last
+        iteration's and why early stopping ended the trial there (None: it ran to the end)."""
         spec = self.spec
         rule = early_stopping.rule_of(spec)
-        curve, each_curve = [], []
+        curve, each_curve, dense = [], [], []
         model = models.from_spec(dataclasses.asdict(spec.model))
 
         def on_iteration(result: loop.IterationResult, each) -> None:
             self.tracker.log_iteration(run_id, dataclasses.asdict(result))
             if result.iteration == 0:
                 records.save_study(trial.study, dense=dataclasses.asdict(result))
+                dense.append(result)
                 return
             log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, %s"
                      "val %.1f%%, test %.1f%%", trial.number, result.iteration,
@@ -319,7 +322,7 @@ class _Objective:
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
         try:
-            return loop.run(
+            final = loop.run(
                 schedule=schedule, model=model, data=self.data,
                 dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
                 rewind_state=self.checkpoint.rewind_state,
@@ -328,21 +331,25 @@ class _Objective:
                 optimizer=dense_module.optimizer_settings(spec, self.device),
                 augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
                 latency_device=spec.latency_device, classifier=spec.model.classifier,
-                on_iteration=on_iteration, on_epoch=on_epoch).final, None
+                on_iteration=on_iteration, on_epoch=on_epoch).final
+            return dense[0], final, None
         except early_stopping.StoppedEarly as stopped:
             records.save_trial(trial, stopped=str(stopped))
             log.info("trial %d %s", trial.number, stopped)
-            return stopped.figures, str(stopped)
+            return dense[0], stopped.figures, str(stopped)
 
-    def _finish(self, trial: optuna.Trial, run_id: str, figures: loop.IterationResult,
-                stopped: str | None) -> list[float]:
-        """The trial's objectives: those of its last iteration, `figures`; `stopped`: why
-        early stopping ended it there."""
+    def _finish(self, trial: optuna.Trial, run_id: str, dense: loop.IterationResult,
+                figures: loop.IterationResult, stopped: str | None) -> list[float]:
+        """The trial's objectives: those of its last iteration, `figures`, with how far it is
+        past each budget as an Optuna constraint (`dense`: the dense model's figures);
+        `stopped`: why early stopping ended it there."""
         spec = self.spec
         final = dataclasses.asdict(figures)
         records.save_trial(trial, final=final)
-        if spec.accuracy_floor is not None:
-            trial.set_constraint("val_accuracy_floor", spec.accuracy_floor - final["val_accuracy"])
+        for budget in studyfile.study_budgets(spec):
+            excess = budget.excess(figures, dense)
+            trial.set_constraint(CONSTRAINT_NAMES.get(budget.key, budget.key),
+                                 min(excess, BROKEN_BEYOND_MEASURE))
         self.tracker.end_trial(run_id, state="STOPPED" if stopped else "COMPLETE",
                                reason=stopped, final=final)
         return [OBJECTIVES[name].value(figures) for name in spec.objectives]
@@ -363,11 +370,14 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
     record = StudyRecord.of(study)
     counts = study_view.counts(study.get_trials(deepcopy=False))
     axis = plot_axis(study.metric_names)
+    feasibility = study_view.feasibility(study)
     tracker.update_story(
         overview=overview.overview(name=spec.name, description=spec.description,
-                                settings=_overview_settings(spec, budget),
-                                dense=record.dense, front=front, counts=counts, axis=axis),
-        metrics=overview.search_metrics(rows, front, counts, axis), step=len(done))
+                                   settings=_overview_settings(spec, budget),
+                                   dense=record.dense, front=front, counts=counts, axis=axis,
+                                   feasibility=feasibility),
+        metrics=overview.search_metrics(rows, front, counts, axis, feasibility),
+        step=len(done))
     drawn = record.pareto_drawn_at
     due = drawn is None or time.time() - drawn >= FRONT_DRAWN_EVERY_S
     if trial.state in study_view.FINISHED and (due or len(done) >= budget):

@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -240,10 +241,11 @@ class StudyTracker:
             raise DiskFull(folder, f"{path.name} (MLflow artifacts)") from None
 
     def register_model(self, run_id: str, model, example_input, *, name: str,
-                       tags: dict[str, str]) -> str:
+                       tags: dict[str, str], files: list[Path] = ()) -> str:
         """Save `model` as an MLflow PyTorch model (its signature inferred on
-        `example_input`) under artifact `registered-model` of run `run_id`, and register it as
-        a new version of `name`, tagged; the version's number."""
+        `example_input`) under artifact `registered-model` of run `run_id`, `files` (the
+        exported model.onnx) beside it, and register it as a new version of `name`, tagged;
+        the version's number."""
         import mlflow.pytorch
         import torch
         from mlflow.models import infer_signature
@@ -257,6 +259,8 @@ class StudyTracker:
             # would fix the batch to the example's); loading needs prunesearch installed.
             mlflow.pytorch.save_model(model, str(saved), signature=signature,
                                       serialization_format="pickle")
+            for path in files:
+                shutil.copy(path, saved / path.name)
             self.client.log_artifacts(run_id, str(saved), artifact_path="registered-model")
         if not self.client.search_registered_models(f"name = '{name}'"):
             self.client.create_registered_model(name)

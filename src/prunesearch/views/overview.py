@@ -27,14 +27,19 @@ def hypervolume(front: list[ModelRow], axis: Objective, accuracy_from: float = 0
 
 
 def search_metrics(rows: list[ModelRow], front: list[ModelRow], counts: dict[str, int],
-                   axis: Objective) -> dict[str, float]:
-    """The search's progress: trials by state, the front's size and hypervolume, and the best
-    validation accuracy among models reaching each threshold of the axis."""
+                   axis: Objective, feasibility=None) -> dict[str, float]:
+    """The search's progress: trials by state, the front's size and hypervolume, models
+    within and over the budgets (`feasibility`, study_view.Feasibility, where there are
+    budgets), and the best validation accuracy among models reaching each threshold of the
+    axis."""
     metrics = {"trials_complete": counts.get("COMPLETE", 0),
                "trials_stopped": counts.get("STOPPED", 0),
                "trials_failed": counts.get("FAIL", 0),
                "trials_queued": counts.get("WAITING", 0),
                "front_size": len(front), "front_hypervolume": hypervolume(front, axis)}
+    if feasibility is not None and feasibility.budgets:
+        metrics.update(models_within_budget=feasibility.within,
+                       models_over_budget=feasibility.over)
     unit = UNITS[axis.column]
     for threshold in THRESHOLDS[unit]:
         reached = [row.figures.val_accuracy for row in rows
@@ -46,10 +51,18 @@ def search_metrics(rows: list[ModelRow], front: list[ModelRow], counts: dict[str
 
 
 def overview(*, name: str, description: str, settings: dict[str, str], dense: dict | None,
-             front: list[ModelRow], counts: dict[str, int], axis: Objective) -> str:
+             front: list[ModelRow], counts: dict[str, int], axis: Objective,
+             feasibility=None) -> str:
     """The study run's description (MLflow shows it, as Markdown, on the run's Overview)."""
     lines = [f"**{name}**: {description}" if description else f"**{name}**", "",
              *(f"- {key}: {' '.join(value.split())}" for key, value in settings.items()), ""]
+    if feasibility is not None and feasibility.budgets:
+        stated = ", ".join(f"`{budget.describe()}`" for budget in feasibility.budgets)
+        lines += [f"**Budgets** {stated}: {feasibility.within} models within, "
+                  f"{feasibility.over} over; only models within enter the front.", ""]
+        if feasibility.misses:
+            lines += ["No model keeps every budget yet:", "",
+                      *(f"- {miss}" for miss in feasibility.misses), ""]
     if dense:
         lines += [f"**Dense model**: validation {dense['val_accuracy']:.1%}, test "
                   f"{dense['test_accuracy']:.1%}, {dense['macs'] / 1e6:.1f} M MACs, "

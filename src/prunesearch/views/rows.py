@@ -4,7 +4,7 @@ trial stores; and how a figure is shown, read from the unit declared with it
 (pruning.loop.UNITS)."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prunesearch.pruning.loop import FIGURES, UNITS, IterationResult
 from prunesearch.stores.records import TrialRecord
@@ -21,6 +21,7 @@ class ModelRow:
     figures: IterationResult
     mlflow_run_id: str | None
     stopped: bool  # early stopping ended the trial (its iterations so far are models)
+    over_budget: dict = field(default_factory=dict)  # budget key -> excess (config.budgets)
 
     @property
     def label(self) -> str:
@@ -36,7 +37,8 @@ class ModelRow:
         return {"study": self.study, "trial": self.trial, "iteration": self.iteration,
                 "params": self.schedule,
                 **{name: _strict(self.figure(name)) for name in FIGURES},
-                "mlflow_run_id": self.mlflow_run_id, "stopped": self.stopped}
+                "mlflow_run_id": self.mlflow_run_id, "stopped": self.stopped,
+                "over_budget": self.over_budget}
 
 
 def models_of(study_name: str, trial) -> list[ModelRow]:

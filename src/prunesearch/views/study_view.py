@@ -11,9 +11,11 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from prunesearch.config import budgets
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.errors import ExportError
 from prunesearch.foundation import pareto
+from prunesearch.pruning.loop import IterationResult
 from prunesearch.stores.records import StudyRecord, TrialRecord
 from prunesearch.stores.tracking import StudyTracker
 from prunesearch.training import models
@@ -47,26 +49,44 @@ def counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
     return {outcome: tally[outcome] for outcome in OUTCOMES}
 
 
+def judged(study: optuna.Study, rows: list[ModelRow]) -> list[ModelRow]:
+    """`rows` with the budgets each breaks (ModelRow.over_budget), under the budgets the
+    study ran with (its recorded settings) against its dense model."""
+    record = StudyRecord.of(study)
+    limits = budgets.of_settings(record.spec or {})
+    if not limits or record.dense is None:
+        return rows
+    dense = IterationResult.from_dict(record.dense)
+    return [dataclasses.replace(row, over_budget=budgets.violations(row.figures, dense, limits))
+            for row in rows]
+
+
+def every_model(study: optuna.Study) -> list[ModelRow]:
+    """One row per iteration of every finished trial (a stopped one included), judged
+    against the study's budgets."""
+    return judged(study, [row for trial in finished(study)
+                          for row in models_of(study.study_name, trial)])
+
+
 def candidates(study: optuna.Study) -> list[ModelRow]:
-    """Every model a study has produced: one row per iteration of every finished trial (a
-    stopped one included), those under the study's accuracy floor left out."""
-    floor = _accuracy_floor(study)
-    return [row for trial in finished(study) for row in models_of(study.study_name, trial)
-            if floor is None or row.figures.val_accuracy >= floor]
+    """Every model a study has produced that keeps its budgets: what the front is made of."""
+    return [row for row in every_model(study) if not row.over_budget]
 
 
 def pareto_rows(study: optuna.Study, *, every_trial: bool = False,
                 per_iteration: bool = False) -> list[ModelRow]:
-    """The Pareto front over every iteration of every finished trial, in the study's
-    objectives; or (`every_trial`) every finished trial's last iteration, or with
-    `per_iteration` every iteration. Sparsest first."""
-    rows = candidates(study)
+    """The Pareto front over every iteration of every finished trial that keeps the budgets,
+    in the study's objectives; or (`every_trial`) every finished trial's last iteration, or
+    with `per_iteration` every iteration, those over budget included (marked). Sparsest
+    first."""
     if every_trial and not per_iteration:
-        rows = [last_model(study.study_name, trial) for trial in finished(study)
-                if TrialRecord.of(trial).curve]
-    elif not every_trial:
-        rows = front(rows, [OBJECTIVES[name] for name in
-                            study.metric_names or DEFAULT_OBJECTIVES])
+        rows = judged(study, [last_model(study.study_name, trial) for trial in finished(study)
+                              if TrialRecord.of(trial).curve])
+    elif every_trial:
+        rows = every_model(study)
+    else:
+        rows = front(candidates(study), [OBJECTIVES[name] for name in
+                                         study.metric_names or DEFAULT_OBJECTIVES])
     return sorted(rows, key=lambda row: (-row.figures.sparsity, row.trial, row.iteration))
 
 
@@ -77,10 +97,42 @@ def front(rows: list[ModelRow], objectives) -> list[ModelRow]:
     return [rows[i] for i in pareto.optimal(points)]
 
 
-def _accuracy_floor(study: optuna.Study) -> float | None:
-    """The study file's accuracy_floor, as recorded with its settings."""
-    floor = (StudyRecord.of(study).spec or {}).get("accuracy_floor", "unset")
-    return None if floor == "unset" else float(floor)
+@dataclasses.dataclass(frozen=True)
+class Feasibility:
+    """How a study's models stand against its budgets."""
+
+    budgets: list  # config.budgets.Budget, as the study ran with them
+    within: int  # models keeping every budget
+    over: int  # models breaking one or more
+    misses: list[str]  # with none within: per budget, who broke it and the nearest miss
+
+
+def feasibility(study: optuna.Study) -> Feasibility:
+    record = StudyRecord.of(study)
+    limits = budgets.of_settings(record.spec or {})
+    models = every_model(study)
+    over = [row for row in models if row.over_budget]
+    misses = []
+    if models and len(over) == len(models) and record.dense is not None:
+        misses = budgets.closest_misses([row.figures for row in models],
+                                        IterationResult.from_dict(record.dense), limits)
+    return Feasibility(limits, len(models) - len(over), len(over), misses)
+
+
+def best(study: optuna.Study, by: str) -> ModelRow | None:
+    """The model a user would ship: among every model keeping the budgets, the one with the
+    highest objective `by` (validation accuracy breaking ties, then the earlier model);
+    selected on validation figures, never on test accuracy. None if no model keeps them."""
+    objective = OBJECTIVES[by]
+    sign = 1 if objective.direction == "maximize" else -1
+    rows = [row for row in candidates(study) if not _unmeasured(objective.value(row.figures))]
+    return max(rows, default=None, key=lambda row: (
+        sign * objective.value(row.figures), row.figures.val_accuracy, -row.trial,
+        -row.iteration))
+
+
+def _unmeasured(value: float) -> bool:
+    return isinstance(value, float) and value != value
 
 
 def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
@@ -100,6 +152,7 @@ class Status:
     left_s: float | None  # mean finished-trial time x trials left / workers running (>= 1)
     dense: dict | None
     front: list[ModelRow]
+    feasibility: Feasibility
 
 
 def status(study: optuna.Study) -> Status:
@@ -117,7 +170,7 @@ def status(study: optuna.Study) -> Status:
         remaining = max(record.budget - len(durations), 0)
         left = sum(durations) / len(durations) * remaining / max(running, 1)
     return Status(budget=record.budget, counts=outcomes, elapsed_s=elapsed, left_s=left,
-                  dense=record.dense, front=pareto_rows(study))
+                  dense=record.dense, front=pareto_rows(study), feasibility=feasibility(study))
 
 
 def trial_model(study: optuna.Study, number: int, *, iteration: int | None = None,

@@ -28,8 +28,7 @@ def study_summary(spec) -> str:
              f" maximise {' and '.join(spec.objectives)}, "
              + ("latency not timed" if spec.latency_device == costs.NOT_TIMED
                 else f"latency on {spec.latency_device}")
-             + (f", validation accuracy >= {spec.accuracy_floor}"
-                if spec.accuracy_floor is not None else "")]
+             + "".join(f", {budget.describe()}" for budget in studyfile.study_budgets(spec))]
     stopping = ("" if spec.early_stopping == "none" else
                 f" (reduction_factor {spec.reduction_factor}, first_rung_epochs "
                 f"{spec.first_rung_epochs}, rung_point {spec.rung_point})")
@@ -102,10 +101,56 @@ def to_table(rows: list[ModelRow]) -> str:
         Column("iter", lambda row: str(row.iteration)),
         figure("sparsity", "sparsity %"), figure("macs_reduction", "MACs cut %"), VAL, TEST,
         figure("speedup_b64", "speedup b64"),
-        *(Column(p, lambda row, p=p: short_value(row.schedule.get(p, "-"))) for p in params)])
+        *(Column(p, lambda row, p=p: short_value(row.schedule.get(p, "-"))) for p in params),
+        *([Column("over budget", lambda row: ", ".join(row.over_budget) or "-", text=True)]
+          if any(row.over_budget for row in rows) else [])])
     if any(row.stopped for row in rows):
         table += "\n* stopped early (its iterations so far are models of their own)"
     return table
+
+
+def best_text(row: ModelRow, by: str, feasibility) -> str:
+    """`prunesearch best`: the model, its figures, and the command that ships it."""
+    within = (f" of {feasibility.within} models within budgets "
+              f"{', '.join(budget.describe() for budget in feasibility.budgets)}"
+              if feasibility.budgets else "")
+    figures = ", ".join(f"{label} {shown(name, row.figure(name))}{unit}" for name, label, unit in (
+        ("val_accuracy", "validation accuracy", "%"), ("test_accuracy", "test accuracy", "%"),
+        ("sparsity", "sparsity", "%"), ("macs_reduction", "MACs removed", "%"),
+        ("macs", "MACs", ""), ("params_remaining", "parameters", ""),
+        ("speedup_b64", "speed-up at batch 64", ""), ("latency_b1_ms", "latency at batch 1", " ms"))
+        if shown(name, row.figure(name)) != "-")
+    return "\n".join([
+        f"best by {by}{within}: trial {row.trial}, iteration {row.iteration} "
+        f"({run_name(row.schedule)})",
+        f"  {figures}",
+        "  (selected on validation figures; test accuracy is reported, never selected on)",
+        f"ship it: prunesearch export --study {row.study} --trial {row.trial} "
+        f"--iteration {row.iteration} --format onnx --output {row.study}-{row.label}"])
+
+
+def onnx_text(deployed: dict) -> str:
+    """What `export --format onnx` proved, as trial.json's "onnx" records it."""
+    return (f"ONNX (opset {deployed['opset']}): {deployed['bytes']:,} bytes (dense "
+            f"{deployed['dense_bytes']:,}), {deployed['params']:,} parameters (dense "
+            f"{deployed['dense_params']:,}); under ONNX Runtime test accuracy "
+            f"{100 * deployed['test_accuracy']:.2f}%, logits within "
+            f"{deployed['max_abs_difference_from_torch']:.1g} of PyTorch's; latency "
+            f"{deployed['latency_b1_ms']:.3f} ms at batch 1 ({deployed['speedup_b1']:.2f}x the "
+            f"dense model), {deployed['latency_b64_ms']:.2f} ms at batch 64 "
+            f"({deployed['speedup_b64']:.2f}x)")
+
+
+def feasibility_text(feasibility) -> str:
+    """How many models keep the study's budgets; with none, what every model broke."""
+    if not feasibility.budgets:
+        return ""
+    stated = ", ".join(budget.describe() for budget in feasibility.budgets)
+    lines = [f"budgets {stated}: {feasibility.within} models within, {feasibility.over} over"]
+    if feasibility.misses:
+        lines += ["no model keeps every budget yet:", *(f"  {miss}" for miss in
+                                                        feasibility.misses)]
+    return "\n".join(lines)
 
 
 def compare_table(rows: list[ModelRow], axis: Objective) -> str:
@@ -144,10 +189,11 @@ def to_csv(rows: list[ModelRow]) -> str:
     params = sorted({key for row in rows for key in row.schedule})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", "iteration", *FIGURES, *params])
+    writer.writerow(["trial", "iteration", *FIGURES, *params, "over_budget"])
     for row in rows:
         writer.writerow([row.trial, row.iteration, *(row.figure(key) for key in FIGURES),
-                         *(row.schedule.get(p, "") for p in params)])
+                         *(row.schedule.get(p, "") for p in params),
+                         " ".join(row.over_budget)])
     return out.getvalue()
 
 
@@ -164,6 +210,8 @@ def status_text(name: str, status) -> str:
     if status.dense:
         lines.append(f"dense model: val {shown('val_accuracy', status.dense['val_accuracy'])}%, "
                      f"test {shown('test_accuracy', status.dense['test_accuracy'])}%")
+    if status.feasibility.budgets:
+        lines.append(feasibility_text(status.feasibility))
     if status.front:
         lines += ["Pareto front:", to_table(status.front)]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
 
+from prunesearch.foundation.fields import setting
 from prunesearch.pruning.methods.base import Target
 
 
@@ -171,10 +172,34 @@ def prune_group(group: list[nn.Module], channel_scores: torch.Tensor, count: int
         mask_dependents(module, found)
 
 
-def capped_count(live: int, amount: float) -> int:
+@dataclass(frozen=True)
+class ChannelOptions:
+    """Options every structured method reads."""
+
+    round_to: int = setting(
+        default=1, help="structured methods: leave each layer a multiple of this many "
+                        "channels (1: any number), the widths vector kernels run fastest at; "
+                        "the channels kept are rounded down to one, as torch-pruning's "
+                        "round_to does, but never below it",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+
+
+def capped_count(live: int, amount: float, round_to: int = 1) -> int:
     """Channels to prune from a layer with `live` channels: `amount` of them, rounded, but
-    never the last one."""
-    return min(round(amount * live), live - 1)
+    never the last one; with `round_to`, more, so that a multiple of it is left (at least
+    one multiple: a layer of `round_to` channels or fewer is left as it is)."""
+    return rounded(live, min(round(amount * live), live - 1), round_to)
+
+
+def rounded(live: int, count: int, round_to: int) -> int:
+    """`count` of `live` channels to prune, adjusted so that a multiple of `round_to` is left:
+    the channels kept rounded down to one, as torch-pruning's BasePruner._round_to does (a
+    private method of its pruners), except that one multiple always stays, where it would
+    leave none."""
+    if round_to <= 1 or count <= 0:
+        return count
+    keep = max(round_to, (live - count) // round_to * round_to)
+    return max(live - keep, 0)
 
 
 def mask_dependents(module: nn.Module, found: Couplings) -> None:

@@ -25,10 +25,12 @@ class RandomStructuredMethod(PruningMethod):
 
     name = "random_structured"
     structured = True
+    Options = channels.ChannelOptions
 
     def apply(self, model, targets, amount, context):
         for group in channels.groups(targets, context.couplings):
             weight = group[0].weight
-            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount,
+                                          context.options.round_to)
             scores = torch.rand(weight.shape[0], device=weight.device)
             channels.prune_group(group, scores, count, context.couplings)

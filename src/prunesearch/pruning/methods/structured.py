@@ -12,7 +12,7 @@ from prunesearch.foundation.fields import setting
 
 
 @dataclass(frozen=True)
-class NormOptions:
+class NormOptions(channels.ChannelOptions):
     norm: int = setting(default=1, help="rank channels by their L1 or L2 norm",
                         allowed="1 or 2", check=lambda v: v in (1, 2))
 
@@ -32,7 +32,8 @@ class LnStructuredMethod(PruningMethod):
 
     def apply(self, model, targets, amount, context):
         for group in channels.groups(targets, context.couplings):
-            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount,
+                                          context.options.round_to)
             scores = sum(channel_norms(module, context.options.norm) for module in group)
             channels.prune_group(group, scores, count, context.couplings)
 
@@ -44,7 +45,8 @@ class GlobalStructuredMethod(PruningMethod):
     3x3x3 one, and BatchNorm makes each layer's scale arbitrary), so each channel's norm is
     divided by the mean norm of its layer's live channels: a score below 1 means weaker than
     its layer's average. Layers added together (a residual sum) are scored as one, by the sum
-    of their norms. The lowest scores go first, but a layer's last channel is never taken.
+    of their norms. The lowest scores go first, but a layer's last channel is never taken;
+    with `round_to`, each layer's count is then raised to leave a multiple of it.
     """
 
     name = "global_structured"
@@ -71,4 +73,6 @@ class GlobalStructuredMethod(PruningMethod):
                 chosen[position] += 1
                 budget -= 1
         for position, group in enumerate(groups):
-            channels.prune_group(group, scores[position], chosen[position], context.couplings)
+            count = channels.rounded(live_left[position], chosen[position],
+                                     context.options.round_to)
+            channels.prune_group(group, scores[position], count, context.couplings)

@@ -13,7 +13,7 @@ from prunesearch.foundation.fields import setting
 
 
 @dataclass(frozen=True)
-class TaylorOptions:
+class TaylorOptions(channels.ChannelOptions):
     ranking_batches: int = setting(
         default=8, help="unaugmented training batches the importance is averaged over",
         allowed="an integer >= 1", check=lambda v: v >= 1)
@@ -70,6 +70,7 @@ class TaylorStructuredMethod(PruningMethod):
         batches = context.batches(context.options.ranking_batches)
         scores = taylor_scores(model, list(activations.values()), batches)
         for group in channels.groups(targets, context.couplings):
-            count = channels.capped_count(len(channels.live_channels(group[0])), amount)
+            count = channels.capped_count(len(channels.live_channels(group[0])), amount,
+                                          context.options.round_to)
             group_scores = sum(scores[activations[module]] for module in group)
             channels.prune_group(group, group_scores, count, context.couplings)
