@@ -33,12 +33,14 @@ def random_batches(count: int = 2):
 
 
 def pruner(name: str, model, *, include_classifier: bool = True, norm: int = 1,
-           classifier: str = "classifier"):
+           classifier: str = "classifier", round_to: int = 1):
     """(targets, prune(amount)) for method `name` on `model`, set up as the loop does."""
     method = methods.get(name)
     targets = prunable_targets(model, include_classifier=include_classifier
                                and not method.structured, classifier=classifier)
     options = {"norm": norm} if method.Options is NormOptions else {}
+    if method.structured:
+        options["round_to"] = round_to
     found = couplings(model, targets, EXAMPLE) if method.structured else {}
     if method.structured:  # as the loop does: what it cannot prune stays whole
         targets = [target for target in targets if target[0] in found]

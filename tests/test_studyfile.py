@@ -86,6 +86,21 @@ BAD_EDITS = {
                                "latency_device", "speedup objective needs cpu, cuda or onnxruntime"),
     "grid over a range": (('sampler = "tpe"', 'sampler = "grid"'), "space.amount",
                           "needs a list of values"),
+    "latency budget, nothing timed": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"'
+                                      "\nmax_latency_ms = 5"), "max_latency_ms",
+                                     "needs latency_device cpu, cuda or onnxruntime"),
+    "percentage budget of 150%": (("n_trials = 2", 'n_trials = 2\nmax_macs = "150%"'),
+                                  "max_macs", 'between "0%" and "100%"'),
+    "budget in words": (("n_trials = 2", 'n_trials = 2\nmax_params = "small"'), "max_params",
+                        "a number > 0 or a percentage"),
+    "MACs budget the dense model keeps": (("n_trials = 2", "n_trials = 2\nmax_macs = 20e9"),
+                                          "max_macs", "constrains nothing"),
+    "parameter budget out of reach": (("n_trials = 2", 'n_trials = 2\nmax_params = "10%"'),
+                                      "max_params", "no schedule of this space leaves fewer"),
+    "negative accuracy drop": (("n_trials = 2", "n_trials = 2\nmax_accuracy_drop = -0.01"),
+                               "max_accuracy_drop", "[0, 1)"),
+    "round_to of 0": (('method = "l1_unstructured"', 'method = "ln_structured"\nround_to = 0'),
+                      "space.round_to", ">= 1"),
 }
 
 

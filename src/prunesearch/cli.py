@@ -264,8 +264,9 @@ def best(study, storage, by, output_format):
     row = study_view.best(loaded, by)
     feasibility = study_view.feasibility(loaded)
     if row is None:
-        why = tables.feasibility_text(feasibility) or "no finished trial measured " + by
-        raise ExportError(f"study {name!r} has no model to ship yet: {why}")
+        why = "; ".join(feasibility.misses) or f"no finished model has {by} measured within "\
+                                               "the budgets"
+        raise ExportError(f"study {name!r} has no model within its budgets to ship yet: {why}")
     if output_format == "json":
         import json
 

@@ -262,20 +262,20 @@ def _check_budgets(spec: StudySpec) -> None:
         raise StudyFileError.bad_value(spec.path, "max_latency_ms", spec.max_latency_ms,
                                        "a latency budget needs latency_device cpu, cuda or "
                                        "onnxruntime, not none")
-    absolute = [found[key] for key in ("max_macs", "max_params")
-                if key in found and not found[key].relative]
-    if not absolute:
+    sized = [found[key] for key in ("max_macs", "max_params") if key in found]
+    if not sized:
         return
     dense = dict(zip(("max_macs", "max_params"), coverage.dense_costs(spec.model)))
-    for budget in absolute:
-        if budget.limit >= dense[budget.key]:
+    for budget in sized:
+        if not budget.relative and budget.limit >= dense[budget.key]:
             raise StudyFileError.bad_value(
                 spec.path, budget.key, getattr(spec, budget.key),
                 f"the dense {spec.model.name} has {dense[budget.key]:,} already, so this "
                 f"constrains nothing; give a number below it or a percentage such as \"50%\"")
     floor = coverage.weights_left_at_least(spec.model, spec.space) if "max_params" in found \
         else None
-    if floor is not None and found["max_params"].limit < floor:
+    params = found.get("max_params")
+    if floor is not None and params.limit * (dense["max_params"] if params.relative else 1) < floor:
         raise StudyFileError.bad_value(
             spec.path, "max_params", spec.max_params,
             f"no schedule of this space leaves fewer than {floor:,} parameters (largest "

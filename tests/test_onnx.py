@@ -1,0 +1,185 @@
+"""The model a user ships as ONNX: exported by torch, checked and timed under ONNX Runtime
+(pruning.onnx_runtime), `export --format onnx`, `latency_device = "onnxruntime"` and channel
+rounding (`round_to`)."""
+
+import json
+
+import onnxruntime
+import optuna
+import pytest
+import torch
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from prunesearch.cli import main
+from prunesearch.errors import ExportError
+from prunesearch.pruning import export, methods, onnx_runtime
+from prunesearch.pruning.methods import channels
+from prunesearch.training import data as data_module
+from prunesearch.training import models
+
+from conftest import write_study
+from test_pruning import EXAMPLE, pruner
+
+STORAGE = "sqlite:///prunesearch.db"
+FAMILIES = ("l1_unstructured", "global_l1", "ln_structured", "global_structured",
+            "taylor_structured")
+SMALL_WIDTHS = {"cifar_cnn": 8, "resnet20": 4, "resnet56": 4, "vgg16_bn": 8}
+
+
+def test_every_method_family_has_a_case():
+    assert set(FAMILIES) >= {name for name in methods.REGISTRY if "random" not in name}
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_every_registered_model_pruned_exports_to_onnx_and_computes_what_torch_does(
+        name, tmp_path):
+    assert set(SMALL_WIDTHS) == set(models.REGISTRY)
+    images = torch.randn(5, 3, 32, 32)
+    for family in ("ln_structured", "l1_unstructured"):
+        torch.manual_seed(0)
+        model = models.build(name, width=SMALL_WIDTHS[name]).eval()
+        _, prune = pruner(family, model)
+        prune(0.5)
+        slim = export.shrink(model, EXAMPLE).eval()
+        path = onnx_runtime.write(slim, images, tmp_path / f"{family}.onnx")
+        session = onnxruntime.InferenceSession(str(path))
+        (logits,) = session.run(None, {"images": images.numpy()})
+        with torch.no_grad():
+            assert torch.allclose(torch.from_numpy(logits), model(images), atol=1e-4)
+
+
+def test_check_matches_refuses_an_onnx_model_that_computes_something_else(tmp_path):
+    model = models.build("cifar_cnn", width=4).eval()
+    other = models.build("cifar_cnn", width=4).eval()
+    with torch.no_grad():
+        other.classifier.bias += 1
+    deployed = onnx_runtime.OnnxModel(onnx_runtime.write(other, EXAMPLE, tmp_path / "m.onnx"))
+    with pytest.raises(ExportError, match="differ from PyTorch's by"):
+        onnx_runtime.check_matches(deployed, model, torch.randn(4, 3, 32, 32))
+
+
+def test_a_structured_export_no_smaller_than_the_dense_model_writes_nothing(tmp_path,
+                                                                          cifar_dir):
+    test = data_module.load_test(cifar_dir)
+    model = models.build("cifar_cnn", width=4)  # nothing pruned
+    recorded = export.evaluate(model.eval(), test)
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match="no smaller than the dense model's"):
+        export.write_package(model, EXAMPLE, test, recorded_test_accuracy=recorded,
+                             output_dir=out, info={}, onnx_dense=models.build("cifar_cnn",
+                                                                              width=4),
+                             structured=True)
+    assert not out.exists()
+
+
+def invoke(*args, code: int = 0):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+STRUCTURED = """
+name = "ship"
+n_trials = 1
+objectives = ["val_accuracy", "speedup"]
+latency_device = "onnxruntime"
+max_latency_ms = 1000
+
+[data]
+val_size = 50
+
+[model]
+width = 8
+
+[dense]
+epochs = 1
+batch_size = 32
+
+[space]
+method = "ln_structured"
+round_to = 4
+amount = 0.5
+iterations = 1
+retrain_epochs = 0
+reinit = "finetune"
+"""
+
+
+def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_it(workdir,
+                                                                                   cifar_dir):
+    (workdir / "ship.toml").write_text(STRUCTURED)
+    invoke("optimize", "--study", "ship.toml")
+    study = optuna.load_study(study_name="ship", storage=STORAGE)
+    (trial,) = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    final = trial.user_attrs["final"]
+    assert final["latency_b1_ms"] > 0 and final["speedup_b64"] > 0
+    assert trial.values == [final["val_accuracy"], final["speedup_b64"]]
+    assert trial.constraints["max_latency_ms"] < 0  # a second per image: kept
+
+    out = workdir / "shipped"
+    printed = invoke("export", "--study", "ship", "--trial", str(trial.number), "--format",
+                     "onnx", "--output", str(out), "--register", "ship-model").output
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "state_dict.pt",
+                                                     "trial.json"]
+    summary = json.loads((out / "trial.json").read_text())
+    onnx = summary["onnx"]
+    assert onnx["opset"] == onnx_runtime.OPSET and onnx["bytes"] == (out / "model.onnx").stat().st_size
+    assert onnx["bytes"] < onnx["dense_bytes"] and onnx["params"] < onnx["dense_params"]
+    assert onnx["test_accuracy"] == summary["test_accuracy_measured"]
+    assert onnx["max_abs_difference_from_torch"] <= 1e-4
+    assert onnx["latency_b1_ms"] > 0 and onnx["dense_latency_b64_ms"] > 0
+    assert f"{onnx['bytes']:,} bytes (dense {onnx['dense_bytes']:,})" in printed
+    assert all(shape[0] % 4 == 0 for name, shape in summary["layers"].items()
+               if name != "classifier")  # round_to
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    test = data_module.load_test(cifar_dir)
+    (logits,) = session.run(None, {"images": data_module.normalize(test.images).numpy()})
+    accuracy = float((torch.from_numpy(logits).argmax(1) == test.labels).float().mean())
+    assert accuracy == pytest.approx(summary["test_accuracy_measured"])
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    version = client.get_model_version("ship-model", "1")
+    assert version.tags["prunesearch.onnx.bytes"] == str(onnx["bytes"])
+    assert "prunesearch.onnx.latency_b1_ms" in version.tags
+    files = [f.path for f in client.list_artifacts(trial.user_attrs["mlflow_run_id"],
+                                                   "registered-model")]
+    assert "registered-model/model.onnx" in files
+
+
+@pytest.mark.parametrize("method", ["ln_structured", "global_structured",
+                                    "taylor_structured", "random_structured"])
+def test_round_to_leaves_each_layer_a_multiple_of_its_channels(method):
+    torch.manual_seed(0)
+    model = models.build("cifar_cnn", width=16)  # 16, 16, 32, 32, 64, 64 channels
+    targets, prune = pruner(method, model, round_to=8)
+    for _ in range(2):
+        prune(0.3)
+        live = [len(channels.live_channels(module)) for module, _ in targets]
+        assert all(n % 8 == 0 for n in live), live
+    assert sum(live) < 16 + 16 + 32 + 32 + 64 + 64
+    slim = export.shrink(model, EXAMPLE).eval()
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(slim(images), model.eval()(images), atol=1e-4)
+
+
+@pytest.mark.parametrize("live, count, round_to, expected", [
+    (32, 10, 8, 16),  # 22 kept -> 16
+    (32, 8, 8, 8),  # already a multiple
+    (32, 0, 8, 0),
+    (32, 31, 8, 24),  # one multiple always stays
+    (6, 2, 8, 0),  # a layer narrower than round_to is left as it is
+    (30, 7, 1, 7),
+])
+def test_rounding_keeps_a_multiple_and_never_less_than_one(live, count, round_to, expected):
+    assert channels.rounded(live, count, round_to) == expected
+
+
+def test_an_onnx_latency_study_needs_the_onnx_extra(workdir, monkeypatch):
+    path = write_study(workdir, settings='latency_device = "onnxruntime"')
+    monkeypatch.setattr(onnx_runtime, "available", lambda: False)
+    result = invoke("validate", "--study", str(path), code=2)
+    assert result.output.strip() == (
+        f"error: {path}: latency_device = 'onnxruntime': needs ONNX Runtime: pip install "
+        "'prunesearch[onnx]'")
