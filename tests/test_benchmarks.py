@@ -177,3 +177,15 @@ def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_di
     times = [at for at, _ in every]
     # Logged as each iteration ended: in order, the last about when the trial ended.
     assert 0 < times[0] < times[1] < times[2] <= ended + 0.01
+
+
+def test_deployed_speed_benchmark_times_eager_and_onnx_runtime_with_and_without_rounding():
+    rows = [line.split() for line in smoke("deployed_speed").splitlines()[2:]]
+    assert [(row[0], row[1], row[2]) for row in rows] == [("cifar_cnn", "50%", "1"),
+                                                          ("cifar_cnn", "50%", "8")]
+    reductions = [float(row[3].rstrip("x")) for row in rows]
+    assert reductions[0] > 3  # half the channels: about a quarter of the MACs
+    assert 1 < reductions[1] < reductions[0]  # width 8: round_to 8 leaves the first layers
+    for row in rows:
+        speedups = [float(cell.rstrip("x")) for cell in row[4:] if cell.endswith("x")]
+        assert len(speedups) == 4 and all(positive(x) for x in speedups)
