@@ -142,9 +142,12 @@ def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
     finally:
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)
-    address = (f"http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}/runs/"
-               f"{names['tiny']}")  # the study's run, whose Overview shows the front
-    assert f"open {address}" in output
+    runs_page = (f"http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}/runs")
+    assert (f"  trials:       {runs_page}?viewStateShareKey=prunesearch-front&compareRunsMode="
+            "TABLE&workflowType=machine_learning") in output
+    assert f"  front chart:  {runs_page}?viewStateShareKey=prunesearch-front" in output
+    # the study's run, whose Overview shows the front's table
+    assert f"  study run:    {runs_page}/{names['tiny']}?workflowType=machine_learning" in output
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in main.commands)],

@@ -493,25 +493,37 @@ def ui(study, storage, tracking_uri, host, port):
     from prunesearch.stores import storage as storage_module
     from prunesearch.stores import tracking
     from prunesearch.stores.records import StudyRecord
+    from prunesearch.views import mlflow_pages
 
-    page = ""  # with a study: its run, whose Overview shows the front
+    base = f"http://{host}:{port}"
+    pages = {"experiments": f"{base}/#/?{mlflow_pages.MODEL_TRAINING}"}
     if study is not None:
         loaded = storage_module.open_study(_study_name(study), storage)
         record = StudyRecord.of(loaded)
         tracking_uri = tracking_uri or record.mlflow_tracking_uri
-        experiment = tracking.StudyTracker(tracking.resolve_uri(tracking_uri)) \
-            .experiment_id_of(loaded.study_name)
-        if experiment is not None:
-            page = f"#/experiments/{experiment}/runs/{record.mlflow_parent_run_id}"
+        tracker = tracking.StudyTracker(tracking.resolve_uri(tracking_uri))
+        experiment = tracker.experiment_id_of(loaded.study_name)
+        if experiment is not None and record.mlflow_parent_run_id:
+            # Studies run before the view existed get it here.
+            tracker.share_view(experiment, mlflow_pages.VIEW_TAG, mlflow_pages.runs_view(
+                parent_run_id=record.mlflow_parent_run_id,
+                objectives=loaded.metric_names or ["val_accuracy", "sparsity"],
+                params=sorted({name for trial in loaded.get_trials(deepcopy=False)
+                               for name in trial.params})))
+            pages = mlflow_pages.addresses(base, experiment, record.mlflow_parent_run_id)
     uri = tracking.resolve_uri(tracking_uri)
-    address = f"http://{host}:{port}/{page}"
     if not _loopback(host):
         click.echo(f"warning: the MLflow UI on {host} has no authentication: anyone who can "
                    f"reach port {port} can read, delete and register this study's runs and "
                    "models; on a shared network, serve it with MLflow's basic-auth app "
                    f"instead (`mlflow server --app-name basic-auth --backend-store-uri {uri}`)"
                    " or behind a proxy that authenticates", err=True)
-    click.echo(f"MLflow UI on {uri}: open {address}", err=True)
+    click.echo(f"MLflow UI on {uri}; open", err=True)
+    for what, address in pages.items():
+        click.echo(f"  {what + ':':<13} {address}", err=True)
+    if "front chart" in pages:
+        click.echo("  the front's plot: the study run's Model metrics (image pareto_front), or "
+                   "its artifacts pareto.html and pareto.png", err=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", host, "--port", str(port), "--workers", "1"]
     # Its own process group, so that stopping this command (Ctrl-C, SIGTERM) stops the

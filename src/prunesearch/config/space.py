@@ -24,6 +24,11 @@ def suggest(trial: optuna.Trial, space: Mapping[str, ParamSpec]) -> Schedule:
     return Schedule.from_dict({"method": method, **values})
 
 
+def searched(space: Mapping[str, ParamSpec]) -> list[str]:
+    """The parameters a study samples (its lists and ranges), in study-file order."""
+    return [name for name, param in space.items() if not isinstance(param, Fixed)]
+
+
 def make_sampler(name: str, seed: int, space: Mapping[str, ParamSpec]
                  ) -> optuna.samplers.BaseSampler:
     """The study file's `sampler`; constant_liar keeps concurrent TPE workers from proposing

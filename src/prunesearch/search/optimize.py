@@ -33,7 +33,7 @@ from prunesearch.stores import outages, records
 from prunesearch.stores import storage as storage_module
 from prunesearch.training import data as data_module
 from prunesearch.training import models
-from prunesearch.views import overview, plots, study_view, tables
+from prunesearch.views import mlflow_pages, overview, plots, study_view, tables
 from prunesearch.search.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
                                   TrialFailed, release_memory)
 from prunesearch.config.objectives import OBJECTIVES, joined, plot_axis
@@ -108,6 +108,9 @@ def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna
                            mlflow_tracking_uri=settings.tracking_uri, budget=settings.n_trials,
                            model=dataclasses.asdict(spec.model),
                            spec=studyfile.fingerprint(spec))
+        tracker.share_view(tracker.experiment_id, mlflow_pages.VIEW_TAG, mlflow_pages.runs_view(
+            parent_run_id=parent, objectives=list(spec.objectives),
+            params=space.searched(spec.space)))
         data = data.to(device)
         checkpoint = dense_module.load_or_train(spec, data, cache_dir=settings.cache_dir,
                                                 device=device)
@@ -398,6 +401,8 @@ def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list, front: l
         (folder / "pareto.csv").write_text(tables.to_csv(front))
         tracker.upload_front(folder, front=[(row.trial, row.mlflow_run_id) for row in front],
                              previous_front_run_ids=set(record.pareto_run_ids))
+        tracker.log_image(tracker.parent_run_id, folder / "pareto.png",
+                          key=mlflow_pages.FRONT_IMAGE_KEY, step=0)
     records.save_study(study, pareto_run_ids=[row.mlflow_run_id for row in front],
                        pareto_drawn_at=time.time())
 

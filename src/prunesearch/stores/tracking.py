@@ -9,6 +9,7 @@ store (see services); a run is created at most once however often its creation i
 """
 
 import functools
+import json
 import logging
 import math
 import os
@@ -324,6 +325,21 @@ class StudyTracker:
             self.client.set_tag(run_id, "prunesearch.pareto", "false")
         self.client.set_tag(self.parent_run_id, "prunesearch.pareto_trials",
                             ",".join(str(trial) for trial, _ in front))
+
+
+    def log_image(self, run_id: str, path: Path, *, key: str, step: int) -> None:
+        """The PNG at `path` as the image `key` of run `run_id` at `step`: MLflow shows it on
+        the run's Model metrics and in the runs page's charts, not only as a file; of images
+        logged at one step, the latest."""
+        from PIL import Image
+
+        with Image.open(path) as image:
+            self.client.log_image(run_id, image.convert("RGB"), key=key, step=step)
+
+    def share_view(self, experiment_id: str, tag: str, state: dict) -> None:
+        """A view of the experiment's runs page (views.mlflow_pages) under experiment tag
+        `tag`, which MLflow's UI opens from its share key."""
+        self.client.set_experiment_tag(experiment_id, tag, json.dumps(state))
 
 
 def weights_folder(iteration: int) -> str:

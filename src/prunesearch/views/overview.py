@@ -74,8 +74,8 @@ def overview(*, name: str, description: str, settings: dict[str, str], dense: di
               f"accuracy and a higher {axis.column.replace('_', ' ')}. Models are selected on "
               "validation accuracy; "
               "test accuracy is reported, never selected on. Their runs carry the tag "
-              "`prunesearch.pareto = true`; the plot is the artifact `pareto.html` "
-              "(interactive) or `pareto.png`.", ""]
+              "`prunesearch.pareto = true`; the plot is this run's image `pareto_front` (Model "
+              "metrics), and the artifacts `pareto.html` (interactive) and `pareto.png`.", ""]
     if not front:
         return "\n".join(lines + ["No trial has finished yet."])
     return "\n".join(lines + [tables.overview_table(front, axis)])
