@@ -26,13 +26,17 @@ from test_pruning import EXAMPLE, pruner
 STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)
 # One network per construct: depthwise convolutions in inverted residuals (MobileNetV2);
 # squeeze-and-excitation (EfficientNet); concatenations and a convolution as output layer
-# (SqueezeNet); grouped convolutions, left unpruned (RegNet).
-NETWORKS = ["mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "regnet_x_400mf"]
+# (SqueezeNet); grouped convolutions (RegNet; ResNeXt, whose 32 groups tie 32 channels).
+NETWORKS = ["mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "regnet_x_400mf",
+            "resnext50_32x4d"]
 
 
 def torchvision_net(name: str, seed: int = 0) -> tuple[nn.Module, str]:
     torch.manual_seed(seed)
     model = custom.build(f"torchvision:{name}", num_classes=10, cifar_stem=True, options={})
+    with torch.no_grad():  # a weight drawn exactly 0 (ResNeXt-50 has two) would not count
+        for _, module in costs.prunable_modules(model):  # as a MAC, but the FLOP counter's
+            module.weight[module.weight == 0] = 1e-6
     return model, custom.classifier_name(model, None)
 
 
@@ -91,17 +95,32 @@ def test_every_structured_method_prunes_depthwise_networks_coupled_layers_alike(
     assert_removal_computes_the_same(model, classifier)
 
 
-def test_grouped_convolutions_and_what_feeds_them_are_left_whole_and_the_rest_pruned():
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_grouped_convolutions_lose_the_same_places_in_every_group(name):
     model, classifier = torchvision_net("regnet_x_400mf")
     every = prunable_targets(model, include_classifier=False, classifier=classifier)
-    left = unprunable(model, every, EXAMPLE)
-    targets, prune_by = pruner("ln_structured", model, classifier=classifier)
-    grouped = [m for m, _ in every if m.groups > 1]
-    assert grouped and all(m in left for m in grouped)
-    assert all("grouped convolution" in reason for reason in left.values())
-    prune_by(0.5)
-    assert all(len(live_channels(m)) == m.out_channels for m in left)
-    assert any(len(live_channels(m)) < m.out_channels for m, _ in targets if m not in left)
+    assert unprunable(model, every, EXAMPLE) == {}
+    targets, prune_by = pruner(name, model, classifier=classifier)
+    found = couplings(model, targets, EXAMPLE)
+    grouped = [m for m, _ in targets if 1 < m.groups < m.in_channels]
+    feeding = [m for m in found.ties if m not in grouped]
+    assert grouped and feeding  # the grouped convolutions, and the layers that feed them
+    prune_by(0.3)
+    prune_by(0.3)
+    for module in found.ties:
+        live = set(live_channels(module).tolist())
+        assert len(live) < module.out_channels
+        ties: dict[int, set[int]] = {}
+        for channel, tie in enumerate(found.ties[module]):
+            ties.setdefault(tie, set()).add(channel)
+        assert all(channels <= live or not channels & live for channels in ties.values())
+    for conv in grouped:  # every group of its filters keeps as many
+        per_group = conv.out_channels // conv.groups
+        kept = [len([c for c in live_channels(conv).tolist() if c // per_group == g])
+                for g in range(conv.groups)]
+        assert len(set(kept)) == 1 and kept[0] > 0
+    slim = assert_removal_computes_the_same(model, classifier)
+    assert costs.macs(slim, EXAMPLE) == costs.macs(model, EXAMPLE)
 
 
 def test_the_group_of_a_channel_is_found_once_per_layer_as_it_was_per_channel():
@@ -139,9 +158,10 @@ def build(width=8):
     return net
 
 
-def grouped(width=8):
-    net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, groups=1),
-                        nn.Conv2d(width, width, 3, padding=1, groups=2),
+def group_normed(width=8):
+    """Every channel reaches a GroupNorm, whose statistics a masked channel would still count
+    in: nothing a structured method can prune."""
+    net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.GroupNorm(2, width),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
     net.classifier = nn.Linear(width, 10)
     return net
@@ -189,7 +209,7 @@ def test_a_depthwise_model_in_a_module_next_to_the_study_is_pruned_and_exported(
 REFUSED = {
     "untraceable": ("torchvision:shufflenet_v2_x0_5", "ln_structured",
                     "cannot be pruned by space.method ln_structured: torch-pruning cannot trace"),
-    "nothing prunable": ("dwnet.py:grouped", "global_structured",
+    "nothing prunable": ("dwnet.py:group_normed", "global_structured",
                          "has no layer that space.method global_structured can prune"),
     "auxiliary heads": ("torchvision:googlenet", "l1_unstructured",
                         "in training mode it returns a GoogLeNetOutputs"),

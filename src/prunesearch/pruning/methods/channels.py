@@ -22,16 +22,27 @@ from prunesearch.pruning.methods.base import Target
 
 @dataclass(frozen=True)
 class Dependent:
-    """Entries of `module.<tensor_name>` along `dim` that die with one output channel."""
+    """Entries of `module.<tensor_name>` along `dim` that die with one output channel; `rows`,
+    a (start, stop) of dim 0, where only those rows hold them (a grouped convolution's input
+    channel is read by its own group's filters only)."""
 
     module: nn.Module
     tensor_name: str
     dim: int
     index: tuple[int, ...]
+    rows: tuple[int, int] | None = None
 
 
-Couplings = dict[nn.Module, list[list[Dependent]]]
-"""For each prunable module, per output channel, the entries that die with that channel."""
+class Couplings(dict):
+    """For each prunable module, per output channel, the entries that die with that channel
+    (module -> list of lists of Dependent); and in `ties`, for a module whose channels reach a
+    grouped convolution, each channel's tie: channels sharing a tie leave together, one from
+    each group at the same place in it, so that every group keeps as many (what a grouped
+    convolution needs, and torch-pruning's removal assumes)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ties: dict[nn.Module, list[int]] = {}
 
 
 class Untraceable(ValueError):
@@ -50,12 +61,13 @@ def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
 def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
               graph: tp.DependencyGraph | None = None) -> Couplings:
     """List, per channel of each target, its dependents: its own bias, following BatchNorm
-    scale and shift, later layers' inputs, a depthwise convolution's filters.
-    One dependency group per target, all its channels at once, each dependent sorted back to
+    scale and shift, later layers' inputs, a depthwise convolution's filters, a grouped
+    convolution's columns in its group's filters (the channels then tied across its groups:
+    Couplings.ties). One dependency group per target, all its channels at once, each dependent sorted back to
     the channel it follows (torch-pruning's root indices): per channel, a DenseNet took
     minutes. A target whose channels reach a layer that cannot be masked along them (a
-    grouped convolution, a LayerNorm over the channels, an unknown layer with parameters) is
-    left out: see `unprunable`.
+    LayerNorm or GroupNorm over the channels, an unknown layer with parameters) is left out:
+    see `unprunable`.
     Pass `graph` when the caller has traced `model` already (`trace`)."""
     found, _ = couplings_and_unprunable(model, targets, example_input, graph)
     return found
@@ -73,22 +85,52 @@ def couplings_and_unprunable(model: nn.Module, targets: list[Target],
                              ) -> tuple[Couplings, dict[nn.Module, str]]:
     if graph is None:
         graph = trace(model, example_input)
-    found, refused = {}, {}
+    found, refused = Couplings(), {}
     for module, _ in targets:
         channels = module.weight.shape[0]
         prune_fn = graph.get_pruner_of_module(module).prune_out_channels
         group = graph.get_pruning_group(module, prune_fn, idxs=list(range(channels)))
         per_channel = [[] for _ in range(channels)]
+        tie = list(range(channels))
         try:
             for item in group:
                 target, handler = item.dep.target.module, item.dep.handler.__name__
+                period = _group_period(target, handler)
+                first = {}  # place in the group -> the first channel seen there
                 for index, root in zip(item.idxs, item.root_idxs):
                     per_channel[root] += _dependents(target, handler, [index])
+                    if period:
+                        _join(tie, root, first.setdefault(index % period, root))
         except Unmaskable as reason:
             refused[module] = str(reason)
             continue
         found[module] = per_channel
+        if tie != list(range(channels)):
+            found.ties[module] = [_root(tie, channel) for channel in range(channels)]
     return found, refused
+
+
+def _group_period(module, handler: str) -> int:
+    """For a grouped (not depthwise) convolution, the channels per group on the side
+    `handler` prunes; 0 for any other layer."""
+    if not (isinstance(module, nn.Conv2d) and module.groups > 1) or _depthwise(module):
+        return 0
+    return (module.out_channels if handler == "prune_out_channels"
+            else module.in_channels) // module.groups
+
+
+def _root(tie: list[int], channel: int) -> int:
+    while tie[channel] != channel:
+        channel = tie[channel]
+    return channel
+
+
+def _join(tie: list[int], a: int, b: int) -> None:
+    tie[_root(tie, a)] = _root(tie, b)
+
+
+def _depthwise(module: nn.Conv2d) -> bool:
+    return module.groups == module.in_channels == module.out_channels
 
 
 class Unmaskable(ValueError):
@@ -103,11 +145,15 @@ def _dependents(module, handler: str, index: list[int]) -> list[Dependent]:
     elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
         raise Unmaskable(f"its channels reach a {type(module).__name__}, whose statistics a "
                          "masked channel would still count in")
-    elif isinstance(module, nn.Conv2d) and module.groups > 1:
-        if not module.groups == module.in_channels == module.out_channels:
-            raise Unmaskable("its channels reach a grouped convolution, whose groups would "
-                             "change if one of their channels went")
+    elif isinstance(module, nn.Conv2d) and _depthwise(module):
         names, dim = ("weight", "bias"), 0  # depthwise: a channel in is the channel out
+    elif isinstance(module, nn.Conv2d) and module.groups > 1 and handler == "prune_in_channels":
+        # Input channel c is column c % per_group of its group's filters only.
+        per_group = module.in_channels // module.groups
+        outputs = module.out_channels // module.groups
+        return [Dependent(module, "weight", 1, tuple(i % per_group for i in index),
+                          rows=(i // per_group * outputs, (i // per_group + 1) * outputs))
+                for i in index]
     elif isinstance(module, (nn.Conv2d, nn.Linear)):
         names, dim = ((("weight", "bias"), 0) if handler == "prune_out_channels"
                       else (("weight",), 1))
@@ -166,10 +212,52 @@ def prune_group(group: list[nn.Module], channel_scores: torch.Tensor, count: int
     """Prune the same `count` lowest-scoring live channels from every layer of `group`, then
     mask what depends on them (all members first: masking a member's dependents earlier would
     count its channels as pruned in the next member before it chose its own)."""
+    ties = _ties_of(group, found)
     for module in group:
-        prune_lowest(module, channel_scores, count)
+        if ties is None:
+            prune_lowest(module, channel_scores, count)
+        else:
+            prune_channels(module, _lowest_ties(group[0], channel_scores, count, ties))
     for module in group:
         mask_dependents(module, found)
+
+
+def _ties_of(group: list[nn.Module], found: Couplings) -> list[int] | None:
+    """Each channel's tie in a group of layers (one channel index space), or None: no tie."""
+    tied = [found.ties[module] for module in group if module in found.ties]
+    if not tied:
+        return None
+    tie = list(range(len(tied[0])))
+    for labels in tied:
+        for channel, label in enumerate(labels):
+            _join(tie, channel, label)
+    return [_root(tie, channel) for channel in range(len(tie))]
+
+
+def _lowest_ties(module: nn.Module, channel_scores: torch.Tensor, count: int,
+                 ties: list[int]) -> list[int]:
+    """The channels of the live ties of lowest summed score, about `count` channels (whole
+    ties: `count` rounded to them), never the last tie."""
+    alive = set(live_channels(module).tolist())
+    members: dict[int, list[int]] = {}
+    for channel, label in enumerate(ties):
+        members.setdefault(label, []).append(channel)
+    live = [channels for channels in members.values() if set(channels) <= alive]
+    if not live:
+        return []
+    scores = channel_scores.detach().abs().cpu()
+    take = min(round(count / len(live[0])), len(live) - 1)
+    ranked = sorted(live, key=lambda channels: float(scores[channels].sum()))
+    return [channel for channels in ranked[:take] for channel in channels]
+
+
+def prune_channels(module: nn.Module, channels: list[int]) -> None:
+    """Prune these output channels of `module` (a mask through torch's custom_from_mask)."""
+    if not channels:
+        return
+    mask = torch.ones_like(module.weight)
+    mask[channels] = 0
+    prune.custom_from_mask(module, "weight", mask)
 
 
 @dataclass(frozen=True)
@@ -205,19 +293,20 @@ def rounded(live: int, count: int, round_to: int) -> int:
 def mask_dependents(module: nn.Module, found: Couplings) -> None:
     """Mask everything that depends on the pruned output channels of `module`."""
     alive = set(live_channels(module).tolist())
-    dead: dict[tuple[nn.Module, str], dict[int, list[int]]] = {}  # -> dim -> indices
+    dead: dict[tuple[nn.Module, str], dict] = {}  # -> (dim, rows) -> indices
     for channel, dependents in enumerate(found[module]):
         if channel in alive:
             continue
         for dep in dependents:
-            dead.setdefault((dep.module, dep.tensor_name), {}).setdefault(dep.dim, []).extend(
-                dep.index)
+            dead.setdefault((dep.module, dep.tensor_name), {}).setdefault(
+                (dep.dim, dep.rows), []).extend(dep.index)
     for (dep_module, name), along in dead.items():
         if dep_module is module and name == "weight":
             continue  # the method's own selection already masks these rows
         mask = torch.ones_like(getattr(dep_module, name))
-        for dim, index in along.items():  # one fill per dimension, not per channel
-            mask.index_fill_(dim, torch.tensor(index, device=mask.device), 0)
+        for (dim, rows), index in along.items():  # one fill per dimension and rows
+            part = mask if rows is None else mask[rows[0]:rows[1]]
+            part.index_fill_(dim, torch.tensor(index, device=mask.device), 0)
         prune.custom_from_mask(dep_module, name, mask)
 
 
