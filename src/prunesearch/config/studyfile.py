@@ -425,6 +425,12 @@ def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
             raise StudyFileError.bad_value(path, f"space.{key}", table[key],
                                            f"unknown key; allowed: {', '.join(SPACE_FIELDS)}")
     _check_method_options(space, table, path)
+    alpha = space.get("distill_alpha", Fixed(0.0))
+    if "distill_temperature" in space and isinstance(alpha, Fixed) and alpha.value == 0:
+        raise StudyFileError.bad_value(path, "space.distill_temperature",
+                                       table["distill_temperature"],
+                                       "read only when space.distill_alpha > 0 (distillation "
+                                       "is off)")
     return space
 
 

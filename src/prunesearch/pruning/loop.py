@@ -20,6 +20,7 @@ from prunesearch.training.data import CifarData, generator_on, normalize, train_
 from prunesearch.pruning.methods import Context, Target
 from prunesearch.pruning.methods.channels import couplings
 from prunesearch.pruning.schedule import Schedule
+from prunesearch.training.distill import Distillation
 from prunesearch.training.train import OptimizerSettings, evaluate, train_epochs
 
 StateDict = Mapping[str, torch.Tensor]
@@ -139,7 +140,8 @@ def run(
     iteration prunes `schedule.amount` of what is still unpruned (weights, or channels for a
     structured method), applies the re-init option (`fresh_state(iteration)` gives a fresh
     initialisation for `random`), retrains with the masks in place, measures the costs and
-    evaluates on the validation and test splits.
+    evaluates on the validation and test splits. With `schedule.distill_alpha` > 0, retraining
+    distils a frozen copy of the dense model (training.distill).
 
     With `repeats` > 1 the schedule runs that many times in step, from copies of the dense
     model, repeat r retraining with seed `seed + r`; `model` is repeat 0's, and each
@@ -160,6 +162,10 @@ def run(
     dense = _result(0, dense_costs, dense_costs, val_accuracy=val_accuracy,
                     test_accuracy=test_accuracy, train_loss=math.nan)
     on_iteration(dense, (dense,))
+    # The teacher: the dense model as trained, frozen before anything is pruned.
+    distillation = Distillation.of(copy.deepcopy(model), alpha=schedule.distill_alpha,
+                                   temperature=schedule.distill_temperature) \
+        if schedule.distill_alpha > 0 else None
     runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
                     seed + r, example_input, classifier) for r in range(repeats)]
     retrain = replace(optimizer, lr=schedule.retrain_lr)
@@ -172,7 +178,7 @@ def run(
             repeat.prune(iteration, rewind_state, fresh_state)
             train_loss = train_epochs(
                 repeat.model, data.train, epochs=schedule.retrain_epochs, settings=retrain,
-                generator=repeat.generator, augmented=augmented,
+                generator=repeat.generator, augmented=augmented, distillation=distillation,
                 on_epoch=(lambda epoch, loss: on_epoch(iteration, epoch, loss)) if r == 0
                 else (lambda epoch, loss: None))
             each.append(_result(iteration, measure(repeat.model), dense_costs,

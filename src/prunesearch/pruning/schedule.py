@@ -31,6 +31,13 @@ class Schedule:
     retrain_lr: float = setting(
         default=0.01, help="peak learning rate of each retraining phase (cosine decay)",
         allowed="a number > 0", check=lambda v: v > 0)
+    distill_alpha: float = setting(
+        default=0.0, help="retraining distils the dense model: weight of its soft labels in "
+                          "the loss (0: off, plain cross-entropy; 1: soft labels only)",
+        allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
+    distill_temperature: float = setting(
+        default=4.0, help="softmax temperature of distillation (read when distill_alpha > 0)",
+        allowed="a number > 0", check=lambda v: v > 0)
     options: dict = dataclasses.field(default_factory=dict)
     """Values of the method's own options (its `Options` dataclass); unset ones default."""
 

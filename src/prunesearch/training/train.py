@@ -10,6 +10,7 @@ from torch import nn
 from prunesearch.foundation import interrupts
 from prunesearch.foundation import progress
 from prunesearch.training.data import Split, eval_batches, train_batches
+from prunesearch.training.distill import Distillation
 from prunesearch.errors import UsageError
 
 EVAL_BATCH_SIZE = 128  # faster on CPU than larger batches: benchmarks/speed.py (h)
@@ -60,10 +61,12 @@ def train_epochs(
     generator: torch.Generator,
     augmented: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
+    distillation: Distillation | None = None,
 ) -> float:
     """Train `epochs` epochs; return the mean training loss of the last one (NaN if none).
 
-    Calls `on_epoch(epoch, mean_loss)` after each epoch, epochs counted from 1.
+    Calls `on_epoch(epoch, mean_loss)` after each epoch, epochs counted from 1. With
+    `distillation`, the loss mixes in its teacher's soft labels (training.distill).
     """
     if epochs == 0:
         return math.nan
@@ -86,7 +89,9 @@ def train_epochs(
         for images, labels in steps:
             interrupts.check()
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                loss = loss_fn(model(images), labels)
+                logits = model(images)
+                loss = (loss_fn(logits, labels) if distillation is None
+                        else distillation.loss(logits, images, labels))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -167,10 +167,11 @@ def overview_table(rows: list[ModelRow], axis: Objective) -> str:
 
 
 def run_name(schedule: dict) -> str:
-    """A trial's schedule in short, e.g. "l1_unstructured 35% x3 rewind": what a list of
-    runs should say about each."""
+    """A trial's schedule in short, e.g. "l1_unstructured 35% x3 rewind" (with distillation,
+    "... distil 0.5"): what a list of runs should say about each."""
+    alpha = schedule.get("distill_alpha", 0)
     return (f"{schedule['method']} {float(schedule['amount']):.0%} x{schedule['iterations']} "
-            f"{schedule['reinit']}")
+            f"{schedule['reinit']}" + (f" distil {alpha:.2g}" if alpha else ""))
 
 
 def unpruned_text(unpruned: dict[str, str]) -> str:
