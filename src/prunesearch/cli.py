@@ -9,6 +9,7 @@ import click
 
 from prunesearch.config import studyfile
 from prunesearch.config.objectives import OBJECTIVES
+from prunesearch.pruning.methods import REGISTRY
 from prunesearch.errors import PrunesearchError, StudyFileError
 
 
@@ -346,6 +347,62 @@ def compare(studies, storage, output_format, plot_path, log_run):
             run_id = tracker.log_comparison(list(fronts), folder)
         click.echo(f"logged to MLflow {tracker.uri}: experiment prunesearch-compare, run "
                    f"{run_id}", err=True)
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch sensitivity --study resnet56-filters
+  prunesearch sensitivity --study l1-iterative --method global_l1 --amounts 0.5 0.9
+""")
+@click.option("--study", "study", required=True, help=STUDY_HELP)
+@click.option("--method", default=None, type=click.Choice(sorted(REGISTRY)),
+              help="the pruning method  [default: the study's; of a list, the first]")
+@click.option("--amounts", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              multiple=True, default=(0.1, 0.3, 0.5, 0.7, 0.9), show_default=True,
+              help="fractions of each unit pruned (repeat the option for several)")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="folder for sensitivity.txt, .json, .png and .html  "
+                                 "[default: sensitivity-STUDY]")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, else "
+                   "sqlite:///mlflow.db in the working directory]")
+@data_dir_option("folder holding (or receiving) cifar-10-batches-py")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
+              help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+def sensitivity(study, method, amounts, output_dir, tracking_uri, data_dir, cache_dir, device):
+    """Which layers tolerate pruning: from the study's dense model (trained and cached first
+    if need be), each unit pruned alone, without retraining, to each amount and scored on the
+    validation split; a unit is a layer for unstructured methods, a group of layers whose
+    channels are one (a residual stage counts once) for structured ones. Most sensitive
+    first; table, JSON and plots written and logged to the study's MLflow experiment."""
+    from prunesearch.foundation import interrupts
+    from prunesearch.pruning.schedule import Fixed
+    from prunesearch.search import dense
+    from prunesearch.search import sensitivity as sensitivity_module
+    from prunesearch.stores import tracking
+    from prunesearch.training import data
+    from prunesearch.training.train import resolve_device
+
+    spec = studyfile.load(study)
+    _configure_logging()
+    interrupts.install()
+    searched = spec.space["method"]
+    method = method or (searched.value if isinstance(searched, Fixed) else searched.choices[0])
+    report = sensitivity_module.run(
+        spec, method=method, amounts=sorted(set(amounts)),
+        data_dir=(data_dir or data.default_data_dir()).resolve(),
+        cache_dir=(cache_dir or dense.default_cache_dir()).resolve(),
+        device=resolve_device(device), output_dir=output_dir or Path(f"sensitivity-{spec.name}"),
+        tracking_uri=tracking.resolve_uri(tracking_uri))
+    click.echo(f"{spec.name}: {method}, each unit pruned alone, validation accuracy (%), most "
+               "sensitive first")
+    click.echo(report.table)
+    click.echo(f"wrote {', '.join(str(path) for path in report.files)}; logged to MLflow run "
+               f"{report.run_id}", err=True)
 
 
 @main.command(epilog="""examples:

@@ -211,7 +211,7 @@ class _Repeat:
         self.context = Context(
             options=options,
             couplings=found,
-            batches=lambda count: _ranking_batches(data, optimizer.batch_size, self.generator,
+            batches=lambda count: ranking_batches(data, optimizer.batch_size, self.generator,
                                                    count))
 
     def prune(self, iteration: int, rewind_state: StateDict,
@@ -221,8 +221,9 @@ class _Repeat:
                      fresh_state=lambda: fresh_state(iteration))
 
 
-def _ranking_batches(data: CifarData, batch_size: int, generator: torch.Generator, count: int):
-    """`count` shuffled, unaugmented training batches for rankings that need the loss."""
+def ranking_batches(data: CifarData, batch_size: int, generator: torch.Generator, count: int):
+    """`count` shuffled, unaugmented training batches for rankings that need the loss
+    (Taylor importance)."""
     batches = train_batches(data.train, batch_size=batch_size, generator=generator,
                             augmented=False)
     return (batch for _, batch in zip(range(count), batches))

@@ -272,15 +272,20 @@ class StudyTracker:
     def log_comparison(self, studies: list[str], folder: Path) -> str:
         """A finished run of the experiment `prunesearch-compare` holding the files in
         `folder` (the fronts of `studies` side by side); its id."""
-        experiment = self.client.get_experiment_by_name(COMPARE_EXPERIMENT)
+        return self.log_report(COMPARE_EXPERIMENT, " vs ".join(studies), folder,
+                               tags={"prunesearch.role": "comparison",
+                                     "prunesearch.studies": ",".join(studies)})
+
+    def log_report(self, experiment_name: str, run_name: str, folder: Path, *,
+                   tags: dict[str, str]) -> str:
+        """A finished run `run_name` of experiment `experiment_name` (created if need be),
+        tagged, holding the files in `folder`; its id."""
+        experiment = self.client.get_experiment_by_name(experiment_name)
         experiment_id = (experiment.experiment_id if experiment else
-                         self.client.create_experiment(COMPARE_EXPERIMENT))
-        run_id = self.client.create_run(
-            experiment_id, run_name=" vs ".join(studies),
-            tags={"prunesearch.role": "comparison",
-                  "prunesearch.studies": ",".join(studies)}).info.run_id
+                         self.client.create_experiment(experiment_name))
+        run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
         for path in sorted(folder.iterdir()):
-            self.client.log_artifact(run_id, str(path))
+            self._log_artifact(run_id, path)
         self.client.set_terminated(run_id, status="FINISHED")
         return run_id
 

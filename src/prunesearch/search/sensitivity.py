@@ -1,0 +1,71 @@
+"""`prunesearch sensitivity`: a study's cached dense model scanned unit by unit
+(pruning.sensitivity), rendered (views.sensitivity) and logged to the study's MLflow
+experiment."""
+
+import dataclasses
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from prunesearch.config.studyfile import StudySpec
+from prunesearch.pruning import loop, methods, sensitivity
+from prunesearch.pruning.schedule import Fixed
+from prunesearch.search import dense as dense_module
+from prunesearch.stores.tracking import StudyTracker
+from prunesearch.training import data as data_module
+from prunesearch.training import models
+from prunesearch.training.train import evaluate
+from prunesearch.views import sensitivity as view
+
+
+@dataclass(frozen=True)
+class Report:
+    table: str
+    files: list[Path]
+    run_id: str
+
+
+def run(spec: StudySpec, *, method: str, amounts, data_dir: Path, cache_dir: Path,
+        device: torch.device, output_dir: Path, tracking_uri: str) -> Report:
+    """Scan the study's dense model (trained and cached first if need be, as `optimize` would)
+    with `method`, its options as the study fixes them (defaults where it searches them);
+    write the table, JSON and plots to `output_dir` and log them as a run of the study's
+    experiment."""
+    tracker = StudyTracker(tracking_uri)  # an unreachable store fails before any training
+    data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
+                            train_subset=spec.data.train_subset, seed=spec.seed).to(device)
+    checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir, device=device)
+    model = models.from_spec(dataclasses.asdict(spec.model))
+    model.load_state_dict(checkpoint.trained_state)
+    model.to(device)
+    fields = {field.name for field in dataclasses.fields(methods.get(method).Options)}
+    options = methods.get(method).Options(**{
+        name: param.value for name, param in spec.space.items()
+        if name in fields and isinstance(param, Fixed)})
+    generator = data_module.generator_on(data.train.labels.device, spec.seed)
+    units = sensitivity.scan(
+        model, method, options, example_input=data_module.normalize(data.val.images[:1]),
+        evaluate=lambda pruned: evaluate(pruned, data.val),
+        batches=lambda count: loop.ranking_batches(data, spec.dense.batch_size, generator,
+                                                   count),
+        amounts=amounts, classifier=spec.model.classifier or "classifier")
+    dense_accuracy = checkpoint.val_accuracy
+    table = view.to_table(units, amounts, dense_accuracy)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp)
+        (staged / "sensitivity.txt").write_text(table + "\n")
+        (staged / "sensitivity.json").write_text(view.to_json(
+            units, amounts, dense_accuracy, study=spec.name, method=method))
+        view.draw(staged / "sensitivity.png", units, amounts, dense_accuracy,
+                  title=f"{spec.name}: {method}, each unit pruned alone")
+        run_id = tracker.log_report(spec.name, f"sensitivity: {method}", staged,
+                                    tags={"prunesearch.role": "sensitivity",
+                                          "prunesearch.study": spec.name,
+                                          "prunesearch.method": method})
+        output_dir.mkdir(parents=True, exist_ok=True)
+        files = [Path(shutil.copy(path, output_dir / path.name))
+                 for path in sorted(staged.iterdir())]
+    return Report(table=table, files=files, run_id=run_id)
