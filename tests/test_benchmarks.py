@@ -189,3 +189,14 @@ def test_deployed_speed_benchmark_times_eager_and_onnx_runtime_with_and_without_
     for row in rows:
         speedups = [float(cell.rstrip("x")) for cell in row[4:] if cell.endswith("x")]
         assert len(speedups) == 4 and all(positive(x) for x in speedups)
+
+
+def test_schedules_benchmark_runs_every_family_with_and_without_distillation():
+    out = smoke("schedules")
+    rows = [line.split() for line in out.splitlines()[1:7]]
+    assert [row[1] for row in rows] == ["iterative", "iterative+distil", "gradual",
+                                        "gradual+distil", "both", "both+distil"]
+    models = {row[1]: int(row[-1]) for row in rows}
+    # one trial each: two iterations, or four epochs of a gradual schedule
+    assert models["iterative"] == 2 and models["gradual"] == 4
+    assert "mean (spread = max - min) over seeds [0]" in out

@@ -4,7 +4,7 @@ from click.testing import CliRunner
 from prunesearch.config import studyfile
 from prunesearch.cli import main
 from prunesearch.errors import StudyFileError
-from prunesearch.pruning.schedule import Choice, Fixed, Range
+from prunesearch.pruning.schedule import REQUIRED_KEYS, Choice, Fixed, Range
 
 from conftest import write_study
 
@@ -13,7 +13,9 @@ from conftest import write_study
 def test_every_shipped_study_file_validates(path):
     spec = studyfile.load(str(path))
     assert spec.name and spec.n_trials >= 1
-    assert {"method", "amount", "iterations", "retrain_epochs", "reinit"} <= set(spec.space)
+    family = spec.space.get("schedule", Fixed("iterative"))
+    for name in family.choices if isinstance(family, Choice) else (family.value,):
+        assert {"method", "reinit", *REQUIRED_KEYS[name]} <= set(spec.space)
 
 
 def test_l1_iterative_space_is_what_the_issue_asks():

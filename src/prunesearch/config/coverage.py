@@ -46,19 +46,26 @@ def dense_costs(model_spec) -> tuple[int, int]:
 
 
 def weights_left_at_least(model_spec, space: dict) -> int | None:
-    """The fewest parameters an unstructured schedule of `space` can leave: each iteration
+    """The fewest parameters an unstructured schedule of `space` can leave: an iterative one
     prunes at most the largest `amount` of the conv and linear weights still unpruned, for at
-    most the largest `iterations`; biases and BatchNorm stay. None when a structured method
-    may be sampled (it removes a channel's inputs downstream too, so no such bound holds)."""
+    most the largest `iterations`; a gradual one at most the largest `final_sparsity`;
+    biases and BatchNorm stay. None when a structured method may be sampled (it removes a
+    channel's inputs downstream too, so no such bound holds)."""
     if structured_methods(space):
         return None
     model = models.from_spec(dataclasses.asdict(model_spec))
     layers = costs.prunable_modules(model)
     weights = sum(module.weight.numel() for _, module in layers)
-    rounds = _largest(space.get("iterations", Fixed(1)))
-    kept = (1 - _largest(space["amount"])) ** rounds
+    kept, rounds = 1.0, 1
+    if "amount" in space:  # an iterative schedule may be sampled
+        rounds = _largest(space.get("iterations", Fixed(1)))
+        kept = (1 - _largest(space["amount"])) ** rounds
+    if "final_sparsity" in space:  # a gradual one may
+        kept = min(kept, 1 - _largest(space["final_sparsity"]))
+        rounds = max(rounds, 100)  # its events round too; their number is not known here
     # torch rounds each layer's count to the nearest weight: up to one more per layer and round
-    return costs.params_remaining(model) - weights + math.floor(weights * kept) - len(layers) * rounds
+    return (costs.params_remaining(model) - weights + math.floor(weights * kept)
+            - len(layers) * rounds)
 
 
 def _largest(param) -> float:

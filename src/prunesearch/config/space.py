@@ -7,21 +7,25 @@ import optuna
 import dataclasses
 
 from prunesearch.pruning import methods
-from prunesearch.pruning.schedule import Choice, Fixed, ParamSpec, Schedule
+from prunesearch.pruning.schedule import FAMILY_KEYS, Choice, Fixed, ParamSpec, Schedule
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, ParamSpec]) -> Schedule:
     """Sample every searched parameter (fixed ones are not Optuna parameters) into a Schedule;
     fields the space leaves out take their defaults.
 
-    The method is drawn first; its own options (e.g. `norm`) are sampled only in trials of a
-    method that reads them, so Optuna sees them as conditional on the method.
+    The method and the schedule family are drawn first; a method's own options (e.g. `norm`)
+    and a family's own keys (e.g. `amount`, `final_sparsity`) are sampled only in trials that
+    read them, so Optuna sees them as conditional.
     """
     method = _sample(trial, "method", space["method"])
+    family = _sample(trial, "schedule", space.get("schedule", Fixed("iterative")))
     options = {field.name for field in dataclasses.fields(methods.get(method).Options)}
+    other = {key for name, keys in FAMILY_KEYS.items() if name != family for key in keys}
     values = {name: _sample(trial, name, param) for name, param in space.items()
-              if name != "method" and (name not in methods.OPTION_FIELDS or name in options)}
-    return Schedule.from_dict({"method": method, **values})
+              if name not in ("method", "schedule") and name not in other
+              and (name not in methods.OPTION_FIELDS or name in options)}
+    return Schedule.from_dict({"method": method, "schedule": family, **values})
 
 
 def searched(space: Mapping[str, ParamSpec]) -> list[str]:

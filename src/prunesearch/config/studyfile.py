@@ -20,7 +20,8 @@ from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.config import budgets, coverage
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.pruning.methods import channels
-from prunesearch.pruning.schedule import SPACE_FIELDS, SPACE_TYPES, Choice, Fixed, ParamSpec, Range
+from prunesearch.pruning.schedule import (FAMILY_KEYS, REQUIRED_KEYS, SPACE_FIELDS, SPACE_TYPES,
+                                          Choice, Fixed, ParamSpec, Range)
 from prunesearch.training.train import PRECISIONS
 from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
                                   valid)
@@ -410,20 +411,28 @@ def _checked_value(field, type_, value, path: Path, key: str):
 def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
     types = SPACE_TYPES
     space = {}
-    for name, field in SPACE_FIELDS.items():
-        if name not in table:
-            if is_required(field):
-                ranged = " or a range table { low = ..., high = ... }" \
-                    if types[name] in (int, float) else ""
-                raise StudyFileError.bad_value(
-                    path, f"space.{name}", MISSING,
-                    f"required: {field.metadata['allowed']}, a list of such values{ranged}")
-            continue
-        space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
     for key in table:
         if key not in SPACE_FIELDS:
             raise StudyFileError.bad_value(path, f"space.{key}", table[key],
                                            f"unknown key; allowed: {', '.join(SPACE_FIELDS)}")
+    family = _parse_param(SPACE_FIELDS["schedule"], str, table["schedule"], path,
+                          "space.schedule") if "schedule" in table else Fixed("iterative")
+    families = family.choices if isinstance(family, Choice) else (family.value,)
+    required = {key for name in families for key in REQUIRED_KEYS[name]}
+    for name, field in SPACE_FIELDS.items():
+        if name not in table:
+            if is_required(field) or name in required:
+                ranged = " or a range table { low = ..., high = ... }" \
+                    if types[name] in (int, float) else ""
+                family_note = next((f" (schedule {f})" for f in families
+                                    if name in REQUIRED_KEYS[f]), "")
+                raise StudyFileError.bad_value(
+                    path, f"space.{name}", MISSING,
+                    f"required{family_note}: {field.metadata['allowed']}, a list of such "
+                    f"values{ranged}")
+            continue
+        space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
+    _check_families(space, families, table, path)
     _check_method_options(space, table, path)
     alpha = space.get("distill_alpha", Fixed(0.0))
     if "distill_temperature" in space and isinstance(alpha, Fixed) and alpha.value == 0:
@@ -432,6 +441,25 @@ def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
                                        "read only when space.distill_alpha > 0 (distillation "
                                        "is off)")
     return space
+
+
+def _check_families(space: dict[str, ParamSpec], families: tuple, table: dict,
+                    path: Path) -> None:
+    """A key of a schedule family the study cannot sample would be silently ignored: refuse
+    it; and gradual pruning fine-tunes as it prunes, so it takes no other re-init option."""
+    for family, keys in FAMILY_KEYS.items():
+        for name in keys:
+            if family not in families and name in table:
+                raise StudyFileError.bad_value(
+                    path, f"space.{name}", table[name],
+                    f"only read by schedule {family}, and space.schedule has no {family}")
+    reinit = space["reinit"]
+    options = reinit.choices if isinstance(reinit, Choice) else (reinit.value,)
+    if "gradual" in families and set(options) - {"finetune"}:
+        raise StudyFileError.bad_value(
+            path, "space.reinit", table["reinit"],
+            "schedule gradual prunes while it trains, so it takes reinit finetune only; "
+            "rewind and random need schedule iterative")
 
 
 def _check_method_options(space: dict[str, ParamSpec], table: dict, path: Path) -> None:

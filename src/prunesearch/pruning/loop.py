@@ -15,13 +15,13 @@ from torch import nn
 from prunesearch.pruning import costs
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import methods
-from prunesearch.pruning import reinit
+from prunesearch.pruning import gradual, reinit
 from prunesearch.training.data import CifarData, generator_on, normalize, train_batches
 from prunesearch.pruning.methods import Context, Target
 from prunesearch.pruning.methods.channels import couplings
 from prunesearch.pruning.schedule import Schedule
 from prunesearch.training.distill import Distillation
-from prunesearch.training.train import OptimizerSettings, evaluate, train_epochs
+from prunesearch.training.train import OptimizerSettings, Trainer, evaluate, train_epochs
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -169,6 +169,16 @@ def run(
     runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
                     seed + r, example_input, classifier) for r in range(repeats)]
     retrain = replace(optimizer, lr=schedule.retrain_lr)
+
+    def figures(iteration: int, repeat: "_Repeat", train_loss: float) -> IterationResult:
+        return _result(iteration, measure(repeat.model), dense_costs,
+                       val_accuracy=evaluate(repeat.model, data.val),
+                       test_accuracy=evaluate(repeat.model, data.test), train_loss=train_loss)
+
+    if schedule.schedule == "gradual":
+        history = _gradual(schedule, runs, data, retrain, augmented, distillation, figures,
+                           on_iteration, on_epoch)
+        return Result(dense, tuple(history))
     history = []
     for iteration in range(1, schedule.iterations + 1):
         each = []
@@ -181,14 +191,42 @@ def run(
                 generator=repeat.generator, augmented=augmented, distillation=distillation,
                 on_epoch=(lambda epoch, loss: on_epoch(iteration, epoch, loss)) if r == 0
                 else (lambda epoch, loss: None))
-            each.append(_result(iteration, measure(repeat.model), dense_costs,
-                                val_accuracy=evaluate(repeat.model, data.val),
-                                test_accuracy=evaluate(repeat.model, data.test),
-                                train_loss=train_loss))
+            each.append(figures(iteration, repeat, train_loss))
         result = each[0] if repeats == 1 else mean(each)
         history.append(result)
         on_iteration(result, tuple(each))
     return Result(dense, tuple(history))
+
+
+def _gradual(schedule: Schedule, runs: list["_Repeat"], data: CifarData,
+             retrain: OptimizerSettings, augmented: bool, distillation, figures,
+             on_iteration, on_epoch) -> list[IterationResult]:
+    """The gradual family: each repeat trains `gradual_epochs` epochs in one phase (one
+    cosine decay), pruned after the steps of pruning.gradual.event_steps to the ramp's
+    target, the repeats in step epoch by epoch; every epoch's model is a candidate (its
+    figures, iteration = epoch)."""
+    steps = math.ceil(len(data.train) / retrain.batch_size) * schedule.gradual_epochs
+    events = gradual.event_steps(steps, schedule.ramp_end, schedule.prune_every)
+    trainers = []
+    for r, repeat in enumerate(runs):
+        torch.manual_seed(repeat.seed + 7919)  # random rankings and re-init draw from here
+        trainers.append(Trainer(repeat.model, data.train, epochs=schedule.gradual_epochs,
+                                settings=retrain, generator=repeat.generator,
+                                augmented=augmented, distillation=distillation,
+                                on_step=repeat.pruning_at(events, schedule.final_sparsity)))
+    history = []
+    for epoch in range(1, schedule.gradual_epochs + 1):
+        each = []
+        for r, (repeat, trainer) in enumerate(zip(runs, trainers)):
+            interrupts.check()
+            train_loss = trainer.epoch()
+            if r == 0:
+                on_epoch(epoch, 1, train_loss)
+            each.append(figures(epoch, repeat, train_loss))
+        result = each[0] if len(runs) == 1 else mean(each)
+        history.append(result)
+        on_iteration(result, tuple(each))
+    return history
 
 
 class _Repeat:
@@ -219,6 +257,22 @@ class _Repeat:
         self.method.apply(self.model, self.targets, self.amount, self.context)
         reinit.apply(self.reinit, self.model, rewind_state=rewind_state,
                      fresh_state=lambda: fresh_state(iteration))
+
+    def pruning_at(self, events: list[int], final: float) -> Callable[[int], None]:
+        """What a gradual schedule does after each training step: at an event, prune what
+        takes the model from the ramp's last target to this one (a fraction of what remains,
+        as methods prune)."""
+        at = set(events)
+        reached = [0.0]
+
+        def after_step(step: int) -> None:
+            if step not in at:
+                return
+            now = gradual.target(step, events[-1], final)
+            self.method.apply(self.model, self.targets,
+                              gradual.amount_between(reached[0], now), self.context)
+            reached[0] = now
+        return after_step
 
 
 def ranking_batches(data: CifarData, batch_size: int, generator: torch.Generator, count: int):

@@ -1,6 +1,7 @@
 """A pruning schedule (what one trial does) and the search-space entries that produce one."""
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 
 from prunesearch.pruning import methods
@@ -8,22 +9,50 @@ from prunesearch.pruning import reinit
 from prunesearch.foundation.fields import field_types, format_value, setting
 
 
-@dataclass(frozen=True)
+FAMILIES = ("iterative", "gradual")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Schedule:
-    """What one trial does: `iterations` rounds of prune `amount`, re-init, retrain."""
+    """What one trial does. `iterative`: `iterations` rounds of prune `amount`, re-init,
+    retrain `retrain_epochs`; each round's model a candidate. `gradual`: one training phase of
+    `gradual_epochs` epochs, pruning every `prune_every` steps along the cubic ramp to
+    `final_sparsity` by `ramp_end` of it (pruning.gradual); each epoch's model a candidate.
+    Each family reads only its own keys (FAMILY_KEYS); the others are None."""
 
     method: str = setting(
         help="pruning method", allowed=f"one of {sorted(methods.REGISTRY)}",
         check=lambda v: v in methods.REGISTRY)
-    amount: float = setting(
-        help="fraction of the still-unpruned weights pruned in each iteration",
+    schedule: str = setting(
+        default="iterative", help="the schedule family: iterative (prune, re-init, retrain, "
+                                  "repeated) or gradual (prune while training, Zhu & Gupta)",
+        allowed=f"one of {list(FAMILIES)}", check=lambda v: v in FAMILIES)
+    amount: float | None = setting(
+        default=None, help="iterative: fraction of the still-unpruned weights (or channels) "
+                           "pruned in each iteration",
         allowed="a number in (0, 1)", check=lambda v: 0 < v < 1)
-    iterations: int = setting(
-        help="prune-retrain rounds; sparsity after n rounds is 1-(1-amount)^n",
+    iterations: int | None = setting(
+        default=None, help="iterative: prune-retrain rounds; sparsity after n rounds is "
+                           "1-(1-amount)^n",
         allowed="an integer >= 1", check=lambda v: v >= 1)
-    retrain_epochs: int = setting(
-        help="epochs of retraining after each pruning step",
+    retrain_epochs: int | None = setting(
+        default=None, help="iterative: epochs of retraining after each pruning step",
         allowed="an integer >= 0", check=lambda v: v >= 0)
+    final_sparsity: float | None = setting(
+        default=None, help="gradual: the fraction of weights (structured methods: of each "
+                           "layer's channels) pruned at the ramp's end",
+        allowed="a number in (0, 1)", check=lambda v: 0 < v < 1)
+    gradual_epochs: int | None = setting(
+        default=None, help="gradual: training epochs in all, the ramp's and the fine-tuning "
+                           "after it",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
+    ramp_end: float = setting(
+        default=0.75, help="gradual: the fraction of the training steps by which "
+                           "final_sparsity is reached; the rest fine-tunes",
+        allowed="a number in (0, 1]", check=lambda v: 0 < v <= 1)
+    prune_every: int = setting(
+        default=50, help="gradual: training steps between two pruning events",
+        allowed="an integer >= 1", check=lambda v: v >= 1)
     reinit: str = setting(
         help="what the surviving weights start retraining from: finetune (trained values), "
              "rewind (values at dense epoch `dense.rewind_epoch`), random (fresh init)",
@@ -46,11 +75,32 @@ class Schedule:
         return methods.get(self.method).Options(**self.options)
 
     def as_dict(self) -> dict:
-        """Every field, and every option of this schedule's method (none of other methods'),
-        in one flat dict: a trial's parameters as logged and stored."""
+        """Every field of this schedule's family (none of the other family's), and every
+        option of its method (none of other methods'), in one flat dict: a trial's
+        parameters as logged and stored."""
+        other = FAMILY_KEYS[FAMILIES[1 - FAMILIES.index(self.schedule)]]
         plain = {name: value for name, value in dataclasses.asdict(self).items()
-                 if name != "options"}
+                 if name != "options" and name not in other}
         return {**plain, **dataclasses.asdict(self.method_options())}
+
+    @property
+    def rounds(self) -> int:
+        """How many candidate models the schedule makes: iterations, or gradual epochs."""
+        return self.iterations if self.schedule == "iterative" else self.gradual_epochs
+
+    @property
+    def epochs_per_round(self) -> int:
+        """Retraining epochs spent per candidate (what early stopping's rungs count)."""
+        return self.retrain_epochs if self.schedule == "iterative" else 1
+
+    def planned_growth(self, done: int) -> float:
+        """How much the pruned fraction after `done` rounds still grows by the schedule's
+        end (early stopping's "planned" point); 1 once it is reached."""
+        if self.schedule == "iterative":
+            return (1 - (1 - self.amount) ** self.iterations) / (1 - (1 - self.amount) ** done)
+        now = min(done / (self.ramp_end * self.gradual_epochs), 1.0)
+        reached = 1 - (1 - now) ** 3
+        return 1 / reached if reached > 0 else 1.0
 
     @classmethod
     def from_dict(cls, values: dict) -> "Schedule":
@@ -59,12 +109,26 @@ class Schedule:
         return cls(**fields, options={k: v for k, v in values.items() if k not in fields})
 
 
+def _unset_allowed(type_):
+    """`float | None` (a key only one family reads, None in the other) as `float`: a study
+    file's value is never None."""
+    options = [t for t in typing.get_args(type_) if t is not type(None)]
+    return options[0] if len(options) == 1 else type_
+
+
+FAMILY_KEYS = {"iterative": ("amount", "iterations", "retrain_epochs"),
+               "gradual": ("final_sparsity", "gradual_epochs", "ramp_end", "prune_every")}
+"""The keys each schedule family reads; a study samples a family's keys in its trials only."""
+REQUIRED_KEYS = {"iterative": ("amount", "iterations", "retrain_epochs"),
+                 "gradual": ("final_sparsity", "gradual_epochs")}
+"""The keys a study must set for each family it may sample."""
 SCHEDULE_FIELDS = {field.name: field for field in dataclasses.fields(Schedule)
                    if field.name != "options"}
 """The fields every schedule has; methods' options (methods.OPTION_FIELDS) come beside them."""
 SPACE_FIELDS = {**SCHEDULE_FIELDS, **methods.OPTION_FIELDS}
 """What a study file's [space] may set: the schedule's fields and every method's options."""
-SPACE_TYPES = {name: type_ for cls in (Schedule, *(m.Options for m in methods.REGISTRY.values()))
+SPACE_TYPES = {name: _unset_allowed(type_)
+               for cls in (Schedule, *(m.Options for m in methods.REGISTRY.values()))
                for name, type_ in field_types(cls).items() if name in SPACE_FIELDS}
 
 

@@ -66,9 +66,7 @@ def point(result, schedule, objectives, rung_point: str = "planned") -> list[flo
     """A trial's point at a rung, every coordinate maximised: its validation accuracy after
     iteration `result.iteration`, then each other objective where its schedule ends
     ("planned") or as the model is now ("current")."""
-    done, total = result.iteration, schedule.iterations
-    growth = 1.0 if rung_point == "current" else (
-        (1 - (1 - schedule.amount) ** total) / (1 - (1 - schedule.amount) ** done))
+    growth = 1.0 if rung_point == "current" else schedule.planned_growth(result.iteration)
     others = {"sparsity": min(result.sparsity * growth, 1.0),
               "macs_reduction": min(result.macs_reduction * growth, 1.0),
               "speedup": result.speedup_b64}
@@ -104,15 +102,15 @@ def check(trial: optuna.Trial, result, schedule, objectives, rule: Rule) -> None
     """After iteration `result.iteration` of `trial`: record its point at every rung that
     iteration reached, and raise StoppedEarly if it should stop there. Nothing stops after
     the last iteration (its points still count for the trials after it)."""
-    epochs_now = result.iteration * schedule.retrain_epochs
-    reached = rule.rungs_reached(epochs_now - schedule.retrain_epochs, epochs_now)
+    epochs_now = result.iteration * schedule.epochs_per_round
+    reached = rule.rungs_reached(epochs_now - schedule.epochs_per_round, epochs_now)
     if not reached:
         return
     rungs = dict(TrialRecord.of(trial).rungs or {})
     here = point(result, schedule, objectives, rule.rung_point)
     rungs.update({str(rung): here for rung in reached})
     records.save_trial(trial, rungs=rungs)
-    if result.iteration == schedule.iterations:
+    if result.iteration == schedule.rounds:
         return
     others = {t.number: TrialRecord.of(t).rungs or {} for t in trial.study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
@@ -124,7 +122,7 @@ def check(trial: optuna.Trial, result, schedule, objectives, rule: Rule) -> None
                           rule.reduction_factor)
         if not decision.goes_on:
             raise StoppedEarly(f"stopped after iteration {result.iteration} of "
-                               f"{schedule.iterations}, at the {rung}-epoch rung: "
+                               f"{schedule.rounds}, at the {rung}-epoch rung: "
                                f"{decision.reason}", result)
 
 

@@ -27,6 +27,7 @@ from prunesearch.config import coverage, space, studyfile
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.foundation import diskspace, interrupts
 from prunesearch.pruning import export, loop
+from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
 from prunesearch.search import early_stopping, recovery, workers
 from prunesearch.stores import outages, records
@@ -301,7 +302,7 @@ class _Objective:
                 return
             log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, %s"
                      "val %.1f%%, test %.1f%%", trial.number, result.iteration,
-                     schedule.iterations, 100 * result.sparsity, 100 * result.macs_reduction,
+                     schedule.rounds, 100 * result.sparsity, 100 * result.macs_reduction,
                      "" if math.isnan(result.speedup_b64)
                      else f"speed-up {result.speedup_b64:.2f}x, ",
                      100 * result.val_accuracy, 100 * result.test_accuracy)
@@ -319,8 +320,8 @@ class _Objective:
 
         def on_epoch(iteration: int, epoch: int, loss: float) -> None:
             log.info("trial %d iteration %d/%d: retraining epoch %d/%d  loss %.3f",
-                     trial.number, iteration, schedule.iterations, epoch,
-                     schedule.retrain_epochs, loss)
+                     trial.number, iteration, schedule.rounds, epoch,
+                     schedule.epochs_per_round, loss)
 
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
@@ -418,7 +419,9 @@ def _overview_settings(spec: StudySpec, budget: int) -> dict[str, str]:
     """What the overview says was searched: the study file's main settings, the space's
     main parameters as `prunesearch validate` describes them."""
     space = studyfile.describe_space(spec)
+    shown = ["method", "schedule", *(key for keys in FAMILY_KEYS.values() for key in keys
+                                     if key in spec.space), "reinit"]
     return {"objectives": ", ".join(spec.objectives), "trials": str(budget),
             "sampler": spec.sampler, "seed": str(spec.seed),
             "model": f"{spec.model.name} (width {spec.model.width})",
-            **{name: space[name] for name in ("method", "amount", "iterations", "reinit")}}
+            **{name: space[name] for name in shown}}

@@ -70,39 +70,69 @@ def train_epochs(
     """
     if epochs == 0:
         return math.nan
-    steps_per_epoch = math.ceil(len(split) / settings.batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                                nesterov=settings.momentum > 0,
-                                weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    device_type = split.labels.device.type
-    bf16 = settings.precision == "bf16"
+    trainer = Trainer(model, split, epochs=epochs, settings=settings, generator=generator,
+                      augmented=augmented, distillation=distillation)
     mean_loss = math.nan
     for epoch in range(1, epochs + 1):
+        mean_loss = trainer.epoch()
+        if on_epoch is not None:
+            on_epoch(epoch, mean_loss)
+    return mean_loss
+
+
+class Trainer:
+    """One training phase of `epochs` epochs (SGD, the cosine decay over all of them), run an
+    epoch at a time, so that a caller may measure the model between epochs (gradual pruning)
+    or change it between steps (`on_step(step)`, after each optimizer step, counted from 1
+    over the phase)."""
+
+    def __init__(self, model: nn.Module, split: Split, *, epochs: int,
+                 settings: OptimizerSettings, generator: torch.Generator,
+                 augmented: bool = True, distillation: Distillation | None = None,
+                 on_step: Callable[[int], None] | None = None):
+        self.model, self.split, self.epochs = model, split, epochs
+        self.settings, self.generator, self.augmented = settings, generator, augmented
+        self.distillation, self.on_step = distillation, on_step
+        self.steps_per_epoch = math.ceil(len(split) / settings.batch_size)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=settings.lr, momentum=settings.momentum,
+            nesterov=settings.momentum > 0, weight_decay=settings.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, epochs * self.steps_per_epoch)
+        self.done, self.step = 0, 0
+
+    def epoch(self) -> float:
+        """Train the next epoch; its mean training loss."""
+        model, split, settings = self.model, self.split, self.settings
+        self.done += 1
+        model.train()
+        loss_fn = nn.CrossEntropyLoss()
+        device_type = split.labels.device.type
+        bf16 = settings.precision == "bf16"
         # Summed on the device and read once per epoch: no host sync per step.
         total = torch.zeros((), device=split.labels.device)
-        batches = train_batches(split, batch_size=settings.batch_size, generator=generator,
-                                augmented=augmented)
-        steps = progress.steps(batches, total=steps_per_epoch, label=f"epoch {epoch}/{epochs}")
+        batches = train_batches(split, batch_size=settings.batch_size, generator=self.generator,
+                                augmented=self.augmented)
+        steps = progress.steps(batches, total=self.steps_per_epoch,
+                               label=f"epoch {self.done}/{self.epochs}")
         for images, labels in steps:
             interrupts.check()
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(images)
-                loss = (loss_fn(logits, labels) if distillation is None
-                        else distillation.loss(logits, images, labels))
-            optimizer.zero_grad(set_to_none=True)
+                loss = (loss_fn(logits, labels) if self.distillation is None
+                        else self.distillation.loss(logits, images, labels))
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            schedule.step()
+            self.optimizer.step()
+            self.schedule.step()
             total += loss.detach() * len(labels)
+            self.step += 1
+            if self.on_step is not None:
+                self.on_step(self.step)
         mean_loss = total.item() / len(split)
         if not math.isfinite(mean_loss):
-            raise TrainingDiverged(f"training loss is {mean_loss} at epoch {epoch}")
-        if on_epoch is not None:
-            on_epoch(epoch, mean_loss)
-    return mean_loss
+            raise TrainingDiverged(f"training loss is {mean_loss} at epoch {self.done}")
+        return mean_loss
 
 
 def evaluate(model: nn.Module, split: Split) -> float:

@@ -167,11 +167,16 @@ def overview_table(rows: list[ModelRow], axis: Objective) -> str:
 
 
 def run_name(schedule: dict) -> str:
-    """A trial's schedule in short, e.g. "l1_unstructured 35% x3 rewind" (with distillation,
-    "... distil 0.5"): what a list of runs should say about each."""
+    """A trial's schedule in short, e.g. "l1_unstructured 35% x3 rewind", "gradual
+    l1_unstructured to 80% over 10 ep" (with distillation, "... distil 0.5"): what a list of
+    runs should say about each."""
     alpha = schedule.get("distill_alpha", 0)
+    distilled = f" distil {alpha:.2g}" if alpha else ""
+    if schedule.get("schedule") == "gradual":
+        return (f"gradual {schedule['method']} to {float(schedule['final_sparsity']):.0%} "
+                f"over {schedule['gradual_epochs']} ep{distilled}")
     return (f"{schedule['method']} {float(schedule['amount']):.0%} x{schedule['iterations']} "
-            f"{schedule['reinit']}" + (f" distil {alpha:.2g}" if alpha else ""))
+            f"{schedule['reinit']}{distilled}")
 
 
 def unpruned_text(unpruned: dict[str, str]) -> str:
