@@ -26,9 +26,11 @@ from test_pruning import EXAMPLE, pruner
 STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)
 # One network per construct: depthwise convolutions in inverted residuals (MobileNetV2);
 # squeeze-and-excitation (EfficientNet); concatenations and a convolution as output layer
-# (SqueezeNet); grouped convolutions (RegNet; ResNeXt, whose 32 groups tie 32 channels).
+# (SqueezeNet); grouped convolutions (RegNet; ResNeXt, whose 32 groups tie 32 channels);
+# LayerNorm over the residual stream, whose channels stay, and the blocks' hidden linear
+# layers, which are pruned (ConvNeXt).
 NETWORKS = ["mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "regnet_x_400mf",
-            "resnext50_32x4d"]
+            "resnext50_32x4d", "convnext_tiny"]
 
 
 def torchvision_net(name: str, seed: int = 0) -> tuple[nn.Module, str]:

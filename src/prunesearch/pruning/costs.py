@@ -80,7 +80,10 @@ def macs(model: nn.Module, example_input: torch.Tensor) -> int:
     positions = {}
 
     def record(module, _, output):
-        positions[module] = output[0, 0].numel() if isinstance(module, nn.Conv2d) else 1
+        # A conv computes each output channel at every position of its map; a linear layer at
+        # every position its input has besides the features (ConvNeXt applies them per pixel).
+        positions[module] = (output[0, 0].numel() if isinstance(module, nn.Conv2d)
+                             else output[0].numel() // output.shape[-1])
 
     handles = [module.register_forward_hook(record) for _, module in prunable_modules(model)]
     was_training = model.training

@@ -9,6 +9,7 @@ physically smaller one would (`export.shrink`) and its weight sparsity counts
 every weight the removal deletes.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -52,7 +53,12 @@ class Untraceable(ValueError):
 def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
     """torch-pruning's dependency graph of `model` (unpruned, or with its masks folded)."""
     try:
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+        with warnings.catch_warnings():
+            # Parameters outside a layer (ConvNeXt's layer_scale): a notice that it would cut
+            # them along their last dimension, printed on every trace. The channels they scale
+            # reach a LayerNorm there and stay whole.
+            warnings.filterwarnings("ignore", "Unwrapped parameters detected")
+            return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
     except Exception as error:  # what its tracer meets in a model it does not handle
         raise Untraceable(f"torch-pruning cannot trace its channels ({type(error).__name__}: "
                           f"{error})") from None
