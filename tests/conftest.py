@@ -1,5 +1,6 @@
 """Tiny CIFAR-format data and tiny study files, written by the tests themselves."""
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def workdir(tmp_path, monkeypatch, cifar_dir) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PRUNESEARCH_STORAGE", raising=False)
     return tmp_path
+
+
+@contextlib.contextmanager
+def working_in(folder: Path, cifar_dir: Path):
+    """`folder` as the working directory where the default stores go, data and cache set (for
+    a module-scoped study, which cannot use `workdir`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("PRUNESEARCH_DATA_DIR", str(cifar_dir))
+        patch.setenv("PRUNESEARCH_CACHE_DIR", str(folder / "cache"))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("PRUNESEARCH_STORAGE", raising=False)
+        yield
 
 
 def write_study(folder: Path, *, retrain_epochs: str = "{ low = 0, high = 1 }",

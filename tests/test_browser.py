@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from prunesearch.cli import main
 
-from conftest import PortTaken, on_a_free_port, write_study
+from conftest import PortTaken, on_a_free_port, working_in, write_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: "
@@ -36,12 +36,7 @@ VIEWPORT = {"width": 1600, "height": 1000}
 def reviewed_study(tmp_path_factory, cifar_dir):
     """A finished 4-trial study in a folder of its own: (folder, trial runs by name)."""
     folder = tmp_path_factory.mktemp("review")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("PRUNESEARCH_DATA_DIR", str(cifar_dir))
-        patch.setenv("PRUNESEARCH_CACHE_DIR", str(folder / "cache"))
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("PRUNESEARCH_STORAGE", raising=False)
+    with working_in(folder, cifar_dir):
         path = write_study(folder, settings='latency_device = "none"')
         path.write_text(path.read_text().replace("n_trials = 2", "n_trials = 4"))
         result = CliRunner().invoke(main, ["optimize", "--study", str(path)])

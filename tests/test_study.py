@@ -23,7 +23,7 @@ from prunesearch.cli import main
 from prunesearch.pruning.loop import FIGURES
 from prunesearch.training.train import evaluate
 
-from conftest import write_study
+from conftest import working_in, write_study
 
 STORAGE = "sqlite:///prunesearch.db"
 
@@ -47,12 +47,7 @@ def complete(study):
 def finished_tiny_study(tmp_path_factory, cifar_dir):
     """The tiny study run to its two trials once for this module, in a folder of its own."""
     folder = tmp_path_factory.mktemp("two-trials")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("PRUNESEARCH_DATA_DIR", str(cifar_dir))
-        patch.setenv("PRUNESEARCH_CACHE_DIR", str(folder / "cache"))
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("PRUNESEARCH_STORAGE", raising=False)
+    with working_in(folder, cifar_dir):
         output = invoke("optimize", "--study", str(write_study(folder))).output
     return folder, output
 

@@ -110,6 +110,13 @@ STORAGE_OPTION_HELP = ("Optuna storage URL  [default: sqlite:///prunesearch.db i
                        "directory]")
 STORAGE_OPTION = click.option("--storage", default=None, envvar="PRUNESEARCH_STORAGE",
                               show_envvar=True, help=STORAGE_OPTION_HELP)
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri", default=None, help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, "
+                                         "else sqlite:///mlflow.db in the working directory]")
+CACHE_DIR_OPTION = click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
+    help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
 
 
 @main.command(epilog="""examples:
@@ -126,13 +133,9 @@ STORAGE_OPTION = click.option("--storage", default=None, envvar="PRUNESEARCH_STO
               help="stop starting new trials after this many seconds")
 @click.option("--storage", "storage_url", default=None, envvar="PRUNESEARCH_STORAGE",
               show_envvar=True, help=STORAGE_OPTION_HELP)
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, else "
-                   "sqlite:///mlflow.db in the working directory]")
+@TRACKING_URI_OPTION
 @data_dir_option("folder holding (or receiving) cifar-10-batches-py")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
-              help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
+@CACHE_DIR_OPTION
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="where to train")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -364,13 +367,9 @@ def compare(studies, storage, output_format, plot_path, log_run):
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="folder for sensitivity.txt, .json, .png and .html  "
                                  "[default: sensitivity-STUDY]")
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, else "
-                   "sqlite:///mlflow.db in the working directory]")
+@TRACKING_URI_OPTION
 @data_dir_option("folder holding (or receiving) cifar-10-batches-py")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
-              help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
+@CACHE_DIR_OPTION
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 def sensitivity(study, method, amounts, output_dir, tracking_uri, data_dir, cache_dir, device):
