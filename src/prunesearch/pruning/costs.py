@@ -9,12 +9,13 @@
   nonzero weights (each does one MAC per output position); after structured pruning that is
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
 - latency: wall time of a forward pass on the study's `latency_device` (CPU by default, a
-  CUDA GPU, synchronised, or ONNX Runtime on the CPU, the model exported to ONNX), in eval mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the
-  model as it would be deployed (`export.shrink`: masks folded, pruned channels removed;
-  unstructured zeros stay and run through the same dense kernels, so they do not make it
-  faster). It is timed against the dense model in LATENCY_ROUNDS rounds of one block each
-  (`torch.utils.benchmark.Timer`, synchronised, warm-up first, order alternating): latency is the
-  fastest block's time per run (the least disturbed); the speed-up is the median of the
+  CUDA GPU, synchronised, or ONNX Runtime on the CPU, the model exported to ONNX), in eval
+  mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the model as it would be deployed
+  (`export.shrink`: masks folded, pruned channels removed; unstructured zeros stay and run
+  through the same dense kernels, so they do not make it faster). It is timed against the
+  dense model in LATENCY_ROUNDS rounds of one block each (pruning.timing.time_against:
+  `torch.utils.benchmark.Timer`, synchronised, warm-up first, order alternating): latency is
+  the fastest block's time per run (the least disturbed); the speed-up is the median of the
   per-round ratios dense / this (each round's two blocks run back to back, so drift cancels;
   timing a model against an identical copy on an idle 2-core machine, it fell within 0.9-1.1
   in 92% of 25 tries at batch 64, the ratio of the fastest blocks in 76%:

@@ -38,7 +38,7 @@ class ModelRow:
                 "params": self.schedule,
                 **{name: _strict(self.figure(name)) for name in FIGURES},
                 "mlflow_run_id": self.mlflow_run_id, "stopped": self.stopped,
-                "over_budget": self.over_budget}
+                "over_budget": {key: _strict(excess) for key, excess in self.over_budget.items()}}
 
 
 def models_of(study_name: str, trial) -> list[ModelRow]:
@@ -85,5 +85,6 @@ def short_value(value) -> str:
 
 
 def _strict(value):
-    """NaN (not measured) as None, which every JSON reader accepts."""
-    return None if isinstance(value, float) and math.isnan(value) else value
+    """NaN (not measured), or an infinite excess over a budget on a figure not measured, as
+    None, which every JSON reader accepts."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

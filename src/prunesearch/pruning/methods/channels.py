@@ -69,11 +69,11 @@ def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tens
     """List, per channel of each target, its dependents: its own bias, following BatchNorm
     scale and shift, later layers' inputs, a depthwise convolution's filters, a grouped
     convolution's columns in its group's filters (the channels then tied across its groups:
-    Couplings.ties). One dependency group per target, all its channels at once, each dependent sorted back to
-    the channel it follows (torch-pruning's root indices): per channel, a DenseNet took
-    minutes. A target whose channels reach a layer that cannot be masked along them (a
-    LayerNorm or GroupNorm over the channels, an unknown layer with parameters) is left out:
-    see `unprunable`.
+    Couplings.ties). One dependency group per target, all its channels at once, each
+    dependent sorted back to the channel it follows (torch-pruning's root indices): per
+    channel, a DenseNet took minutes. A target whose channels reach a layer that cannot be
+    masked along them (a LayerNorm or GroupNorm over the channels, an unknown layer with
+    parameters) is left out: see `unprunable`.
     Pass `graph` when the caller has traced `model` already (`trace`)."""
     found, _ = couplings_and_unprunable(model, targets, example_input, graph)
     return found
@@ -280,8 +280,8 @@ class ChannelOptions:
 
 def capped_count(live: int, amount: float, round_to: int = 1) -> int:
     """Channels to prune from a layer with `live` channels: `amount` of them, rounded, but
-    never the last one; with `round_to`, more, so that a multiple of it is left (at least
-    one multiple: a layer of `round_to` channels or fewer is left as it is)."""
+    never the last one; with `round_to`, adjusted so that a multiple of it is left (see
+    `rounded`: a layer of `round_to` channels or fewer is left as it is)."""
     return rounded(live, min(round(amount * live), live - 1), round_to)
 
 
