@@ -5,6 +5,7 @@ Written by torch's own exporter (`torch.onnx.export`, the torch.export-based one
 does: a pruned model's speed-up is measured here, where it will run.
 """
 
+import copy
 import logging
 import tempfile
 from pathlib import Path
@@ -35,9 +36,9 @@ def require(what: str) -> None:
 
 
 def write(model: nn.Module, example_images: torch.Tensor, path: Path) -> Path:
-    """`model` (a plain module: masks folded, on any device) as one ONNX file at `path`, any
-    batch size, weights inside the file."""
-    model = model.eval().cpu()
+    """`model` (a plain module: masks folded, on any device, left there) as one ONNX file at
+    `path`, any batch size, weights inside the file."""
+    model = _cpu_copy(model)
     batch = torch.export.Dim("batch")
     # The exporter logs each of its steps at INFO and warns about its own internals.
     logging.getLogger("torch.onnx").setLevel(logging.WARNING)
@@ -86,7 +87,7 @@ class OnnxModel:
 def check_matches(onnx_model: OnnxModel, model: nn.Module, images: torch.Tensor) -> float:
     """The largest difference between the logits of `onnx_model` and of `model` on `images`;
     an ExportError if it is over TOLERANCE."""
-    model = model.eval().cpu()
+    model = _cpu_copy(model)
     with torch.no_grad():
         expected = model(images.cpu())
     difference = float((onnx_model(images) - expected).abs().max())
@@ -94,3 +95,9 @@ def check_matches(onnx_model: OnnxModel, model: nn.Module, images: torch.Tensor)
         raise ExportError(f"the ONNX model's logits differ from PyTorch's by {difference:.2g} "
                           f"(at most {TOLERANCE:g} allowed) on {len(images)} test images")
     return difference
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy on the CPU, where the exporter and ONNX Runtime run: the caller's
+    model stays on its device (a trial timed on onnxruntime counts its MACs on the GPU)."""
+    return copy.deepcopy(model).cpu().eval()

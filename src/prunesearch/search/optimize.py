@@ -369,12 +369,13 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
     log.info("trial %d %s%s; %d of %d trials finished", trial.number,
              "STOPPED" if study_view.is_stopped(trial) else trial.state.name,
              f" ({failed.splitlines()[0]})" if failed else "", len(done), budget)
-    rows = study_view.candidates(study)
-    front = study_view.pareto_rows(study)
+    models = study_view.every_model(study)  # read once: the front, counts and budgets share it
+    rows = study_view.candidates(study, models)
+    front = study_view.pareto_rows(study, models=models)
     record = StudyRecord.of(study)
     counts = study_view.counts(study.get_trials(deepcopy=False))
     axis = plot_axis(study.metric_names)
-    feasibility = study_view.feasibility(study)
+    feasibility = study_view.feasibility(study, models)
     tracker.update_story(
         overview=overview.overview(name=spec.name, description=spec.description,
                                    settings=_overview_settings(spec, budget),

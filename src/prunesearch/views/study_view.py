@@ -68,25 +68,28 @@ def every_model(study: optuna.Study) -> list[ModelRow]:
                           for row in models_of(study.study_name, trial)])
 
 
-def candidates(study: optuna.Study) -> list[ModelRow]:
-    """Every model a study has produced that keeps its budgets: what the front is made of."""
-    return [row for row in every_model(study) if not row.over_budget]
+def candidates(study: optuna.Study, models: list[ModelRow] | None = None) -> list[ModelRow]:
+    """Every model a study has produced that keeps its budgets: what the front is made of.
+    `models`: `every_model(study)`, where the caller has read it already."""
+    return [row for row in (every_model(study) if models is None else models)
+            if not row.over_budget]
 
 
 def pareto_rows(study: optuna.Study, *, every_trial: bool = False,
-                per_iteration: bool = False) -> list[ModelRow]:
+                per_iteration: bool = False,
+                models: list[ModelRow] | None = None) -> list[ModelRow]:
     """The Pareto front over every iteration of every finished trial that keeps the budgets,
     in the study's objectives; or (`every_trial`) every finished trial's last iteration, or
     with `per_iteration` every iteration, those over budget included (marked). Sparsest
-    first."""
+    first. `models`: `every_model(study)`, where the caller has read it already."""
     if every_trial and not per_iteration:
         rows = judged(study, [last_model(study.study_name, trial) for trial in finished(study)
                               if TrialRecord.of(trial).curve])
     elif every_trial:
-        rows = every_model(study)
+        rows = every_model(study) if models is None else models
     else:
-        rows = front(candidates(study), [OBJECTIVES[name] for name in
-                                         study.metric_names or DEFAULT_OBJECTIVES])
+        rows = front(candidates(study, models), [OBJECTIVES[name] for name in
+                                                 study.metric_names or DEFAULT_OBJECTIVES])
     return sorted(rows, key=lambda row: (-row.figures.sparsity, row.trial, row.iteration))
 
 
@@ -107,10 +110,11 @@ class Feasibility:
     misses: list[str]  # with none within: per budget, who broke it and the nearest miss
 
 
-def feasibility(study: optuna.Study) -> Feasibility:
+def feasibility(study: optuna.Study, models: list[ModelRow] | None = None) -> Feasibility:
+    """`models`: `every_model(study)`, where the caller has read it already."""
     record = StudyRecord.of(study)
     limits = budgets.of_settings(record.spec or {})
-    models = every_model(study)
+    models = every_model(study) if models is None else models
     over = [row for row in models if row.over_budget]
     misses = []
     if models and len(over) == len(models) and record.dense is not None:
