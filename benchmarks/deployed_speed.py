@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         amounts, roundings, rounds = (0.5,), (1, 8), 1
         widths = {"cifar_cnn": 8}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {rounds} paired "
-          f"rounds at batch 1 and {timing.LATENCY_BIG_BATCH}; 'of MACs' = speed-up / MACs "
-          "reduction")
+          f"rounds at batch {' and '.join(map(str, timing.BATCH_SIZES))}; 'of MACs' = "
+          "speed-up / MACs reduction")
     print(f"{'network':<10} {'cut':>4} {'round':>5} {'MACs x':>7} "
           + " ".join(f"{runtime + ' b' + str(batch):>20}" for runtime in ("eager", "ORT")
-                     for batch in (1, timing.LATENCY_BIG_BATCH)))
+                     for batch in timing.BATCH_SIZES))
     for name, width in widths.items():
         dense = pruned(name, width, 0.0, 1)
         dense_macs = costs.macs(dense, EXAMPLE)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                 contenders = {"eager": slim, "ORT": onnx_runtime.OnnxModel.of(slim, EXAMPLE)}
                 cells = []
                 for runtime in ("eager", "ORT"):
-                    for batch in (1, timing.LATENCY_BIG_BATCH):
+                    for batch in timing.BATCH_SIZES:
                         timed = timing.time_against(contenders[runtime], references[runtime],
                                                     EXAMPLE, batch, rounds=rounds)
                         cells.append(f"{timed.speedup:5.2f}x ({timed.speedup / reduction:4.2f} "

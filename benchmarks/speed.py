@@ -231,7 +231,7 @@ def structured_latency(scale: Scale) -> list[dict]:
         methods.get("ln_structured").apply(model, targets, amount, context)
         slim = shrink(model, example).eval()
         macs_ratio = costs.macs(dense_model, example) / costs.macs(slim, example)
-        latency_ratio = timing.time_against(slim, dense_model, example, timing.LATENCY_BIG_BATCH,
+        latency_ratio = timing.time_against(slim, dense_model, example, timing.BATCH_SIZES[-1],
                                            rounds=scale.latency_rounds).speedup
         rows.append({"amount": amount, "macs_ratio": macs_ratio, "latency_ratio": latency_ratio,
                      "latency_of_macs": latency_ratio / macs_ratio})

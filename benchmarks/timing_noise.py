@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     model = models.build("cifar_cnn").eval()
     twin = copy.deepcopy(model)
     within = lambda values: sum(0.9 <= v <= 1.1 for v in values) / len(values)
-    for batch in (timing.LATENCY_BIG_BATCH, 1):
+    for batch in reversed(timing.BATCH_SIZES):
         timings = [timing.time_against(model, twin, torch.randn(1, 3, 32, 32), batch,
                                       rounds=rounds) for _ in range(tries)]
         medians = [timing.speedup for timing in timings]

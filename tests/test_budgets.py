@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from prunesearch.cli import main
-from prunesearch.config import budgets
-from prunesearch.pruning.loop import FIGURES, IterationResult
+from prunesearch.config import budgets, studyfile
+from prunesearch.pruning.loop import FIXED, IterationResult
 
 from conftest import write_study
 
@@ -18,7 +18,9 @@ STORAGE = "sqlite:///prunesearch.db"
 
 
 def figures(**values) -> IterationResult:
-    return IterationResult(iteration=1, **{name: values.get(name, math.nan) for name in FIGURES})
+    """A model's figures as a trial stores them (latency as timed at batch 1 and 64)."""
+    return IterationResult.from_dict({"iteration": 1, **dict.fromkeys(FIXED, math.nan),
+                                      "latency_b64_ms": math.nan, **values})
 
 
 DENSE = figures(val_accuracy=0.80, macs=1000, params_remaining=500, latency_b1_ms=2.0)
@@ -120,3 +122,22 @@ def test_best_says_what_every_model_broke_while_none_keeps_the_budgets(workdir):
                                     "ship yet: accuracy_floor = 1: ")
     assert "models broke it; the nearest has val_accuracy 0." in result.output
     assert json.loads(invoke("pareto", "--study", "tiny", "--format", "json").output) == []
+
+
+def test_a_speedup_that_did_not_repeat_is_over_the_noise_budget():
+    noise = budgets.make("max_speedup_noise", 0.1)
+    steady = figures(speedup_b64=2.0, speedup_b64_spread=0.1)  # 5% of the speed-up
+    erratic = figures(speedup_b64=2.0, speedup_b64_spread=0.5)  # 25%
+    assert steady.speedup_noise == pytest.approx(0.05)
+    assert budgets.violations(steady, DENSE, [noise]) == {}
+    assert budgets.violations(erratic, DENSE, [noise]) == {
+        "max_speedup_noise": pytest.approx(0.15)}
+
+
+def test_the_speedup_objective_brings_the_noise_budget_unless_the_file_sets_one(workdir):
+    speedup = 'objectives = ["val_accuracy", "speedup"]'
+    assert studyfile.load(str(write_study(workdir, settings=speedup))).max_speedup_noise == \
+        budgets.DEFAULT_SPEEDUP_NOISE
+    assert studyfile.load(str(write_study(
+        workdir, settings=f"{speedup}\nmax_speedup_noise = 0.3"))).max_speedup_noise == 0.3
+    assert studyfile.load(str(write_study(workdir))).max_speedup_noise is None

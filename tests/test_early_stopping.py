@@ -72,9 +72,10 @@ def test_rungs_are_geometric_in_retraining_epochs():
 def result(iteration, val_accuracy, sparsity):
     return IterationResult(
         iteration=iteration, sparsity=sparsity, macs_reduction=sparsity / 2,
-        val_accuracy=val_accuracy, test_accuracy=val_accuracy, speedup_b1=1.0,
-        speedup_b1_spread=0.0, speedup_b64=1.2, speedup_b64_spread=0.0, weights_remaining=1,
-        params_remaining=1, macs=1, latency_b1_ms=1.0, latency_b64_ms=1.0, train_loss=1.0)
+        val_accuracy=val_accuracy, test_accuracy=val_accuracy, weights_remaining=1,
+        params_remaining=1, macs=1, train_loss=1.0,
+        timed={"latency_b1_ms": 1.0, "speedup_b1": 1.0, "speedup_b1_spread": 0.0,
+               "latency_b64_ms": 1.0, "speedup_b64": 1.2, "speedup_b64_spread": 0.0})
 
 
 def test_a_point_is_the_accuracy_now_and_where_the_schedule_ends():

@@ -88,7 +88,9 @@ name = "ship"
 n_trials = 1
 objectives = ["val_accuracy", "speedup"]
 latency_device = "onnxruntime"
+latency_batch_sizes = [2, 8]
 max_latency_ms = 1000
+max_speedup_noise = 10
 
 [data]
 val_size = 50
@@ -113,13 +115,23 @@ reinit = "finetune"
 def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_it(workdir,
                                                                                    cifar_dir):
     (workdir / "ship.toml").write_text(STRUCTURED)
+    assert "latency on onnxruntime at batch 2, 8, max_latency_ms = 1000, max_speedup_noise = 10" \
+        in invoke("validate", "--study", "ship.toml").output
     invoke("optimize", "--study", "ship.toml")
     study = optuna.load_study(study_name="ship", storage=STORAGE)
     (trial,) = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     final = trial.user_attrs["final"]
-    assert final["latency_b1_ms"] > 0 and final["speedup_b64"] > 0
-    assert trial.values == [final["val_accuracy"], final["speedup_b64"]]
+    timed = {name for name in final if name.startswith(("latency_b", "speedup_b"))}
+    assert timed == {"latency_b2_ms", "speedup_b2", "speedup_b2_spread",
+                     "latency_b8_ms", "speedup_b8", "speedup_b8_spread"}
+    assert final["latency_b2_ms"] > 0 and final["speedup_b8"] > 0
+    # The objective is read at the largest batch size, the latency budget at the smallest.
+    assert trial.values == [final["val_accuracy"], final["speedup_b8"]] == \
+        [final["val_accuracy"], final["speedup"]]
+    assert final["latency_ms"] == final["latency_b2_ms"]
     assert trial.constraints["max_latency_ms"] < 0  # a second per image: kept
+    assert trial.constraints["max_speedup_noise"] == pytest.approx(
+        final["speedup_b8_spread"] / final["speedup_b8"] - 10)
 
     out = workdir / "shipped"
     printed = invoke("export", "--study", "ship", "--trial", str(trial.number), "--format",
@@ -132,7 +144,8 @@ def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_
     assert onnx["bytes"] < onnx["dense_bytes"] and onnx["params"] < onnx["dense_params"]
     assert onnx["test_accuracy"] == summary["test_accuracy_measured"]
     assert onnx["max_abs_difference_from_torch"] <= 1e-4
-    assert onnx["latency_b1_ms"] > 0 and onnx["dense_latency_b64_ms"] > 0
+    assert onnx["batch_sizes"] == [2, 8]
+    assert onnx["latency_b2_ms"] > 0 and onnx["dense_latency_b8_ms"] > 0
     assert f"{onnx['bytes']:,} bytes (dense {onnx['dense_bytes']:,})" in printed
     assert all(shape[0] % 4 == 0 for name, shape in summary["layers"].items()
                if name != "classifier")  # round_to
@@ -145,7 +158,7 @@ def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     version = client.get_model_version("ship-model", "1")
     assert version.tags["prunesearch.onnx.bytes"] == str(onnx["bytes"])
-    assert "prunesearch.onnx.latency_b1_ms" in version.tags
+    assert "prunesearch.onnx.latency_b8_ms" in version.tags
     files = [f.path for f in client.list_artifacts(trial.user_attrs["mlflow_run_id"],
                                                    "registered-model")]
     assert "registered-model/model.onnx" in files

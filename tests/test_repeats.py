@@ -28,6 +28,8 @@ def test_a_repeated_trial_reports_means_and_spread_and_exports_its_first_repeat(
         each = [curve[k]["val_accuracy"] for curve in record.repeat_curves]
         assert mean["val_accuracy"] == pytest.approx(statistics.fmean(each))
         assert mean["val_accuracy_std"] == pytest.approx(statistics.stdev(each))
+        each = [curve[k]["speedup_b64"] for curve in record.repeat_curves]  # timed ones too
+        assert mean["speedup_b64"] == mean["speedup"] == pytest.approx(statistics.fmean(each))
     assert trial.values[0] == pytest.approx(record.final["val_accuracy"])
     # The repeats retrained with different seeds: their losses differ.
     assert record.repeat_curves[0][-1]["train_loss"] != record.repeat_curves[1][-1]["train_loss"]

@@ -473,8 +473,7 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
     from prunesearch.pruning import export as export_module
-    from prunesearch.pruning import methods, onnx_runtime
-    from prunesearch.pruning.loop import FIGURES
+    from prunesearch.pruning import methods, onnx_runtime, timing
     from prunesearch.stores import storage as storage_module
     from prunesearch.stores.records import StudyRecord
     from prunesearch.training import data, models
@@ -489,7 +488,7 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
     test = data.load_test(data_dir or data.default_data_dir())
     model_spec = StudyRecord.of(loaded).model
     shown = row.as_dict()  # unmeasured figures null, as in pareto.json
-    figures = {key: shown[key] for key in FIGURES}
+    figures = {key: shown[key] for key in row.figures.names()}
     slim, summary = export_module.write_package(
         model, data.normalize(test.images[:1]), test,
         recorded_test_accuracy=study_view.kept_test_accuracy(loaded, number, row.iteration),
@@ -498,7 +497,8 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
               "model": model_spec, "schedule": row.schedule, "figures": figures},
         classifier=model_spec.get("classifier", "classifier"),
         onnx_dense=models.from_spec(model_spec) if model_format == "onnx" else None,
-        structured=methods.get(row.schedule["method"]).structured)
+        structured=methods.get(row.schedule["method"]).structured,
+        batch_sizes=row.figures.batch_sizes or timing.BATCH_SIZES)
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} iteration {row.iteration} of {name}: test accuracy "
                f"{summary['test_accuracy_measured']:.2%} (recorded "

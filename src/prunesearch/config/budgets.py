@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from prunesearch.pruning.loop import unit
+
 PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
@@ -30,18 +32,19 @@ class Budget:
     def bound(self, dense) -> float:
         """The limit in the figure's own unit, for a study whose dense model is `dense`."""
         if self.kind == "drop":
-            return getattr(dense, self.column) - self.limit
-        return self.limit * getattr(dense, self.column) if self.relative else self.limit
+            return dense.figure(self.column) - self.limit
+        return self.limit * dense.figure(self.column) if self.relative else self.limit
 
     def excess(self, figures, dense) -> float:
         """How far `figures` is past the limit, as a fraction of the dense model's figure for
-        counts and times (accuracies as they are): <= 0 keeps the budget. NaN, an unmeasured
+        counts and times (fractions as they are): <= 0 keeps the budget. NaN, an unmeasured
         figure, breaks it (validation refuses budgets on figures a study does not measure)."""
-        value = getattr(figures, self.column)
+        value = figures.figure(self.column)
         if value is None or math.isnan(value):
             return math.inf
         over = (value - self.bound(dense)) if self.kind == "max" else (self.bound(dense) - value)
-        scale = getattr(dense, self.column) if self.kind == "max" else 1.0
+        scale = dense.figure(self.column) \
+            if self.kind == "max" and unit(self.column) != "fraction" else 1.0
         return over / scale if scale else over
 
     def describe(self) -> str:
@@ -55,7 +58,12 @@ KEYS = {"accuracy_floor": ("val_accuracy", "min"),
         "max_accuracy_drop": ("val_accuracy", "drop"),
         "max_macs": ("macs", "max"),
         "max_params": ("params_remaining", "max"),
-        "max_latency_ms": ("latency_b1_ms", "max")}
+        "max_latency_ms": ("latency_ms", "max"),
+        "max_speedup_noise": ("speedup_noise", "max")}
+DEFAULT_SPEEDUP_NOISE = 0.1
+"""max_speedup_noise of a study with the speedup objective that sets none: a speed-up whose
+paired rounds' interquartile range is over a tenth of it is not one a user can count on
+(a model timed against its own copy here: 0.01-0.10, benchmarks/timing_noise.py)."""
 
 
 def make(key: str, value) -> Budget:
@@ -104,7 +112,7 @@ def closest_misses(models: list, dense, budgets: list[Budget]) -> list[str]:
             continue
         nearest = min(broke, key=lambda m: budget.excess(m, dense))
         lines.append(f"{budget.describe()}: {len(broke)} of {len(models)} models broke it; "
-                     f"the nearest has {budget.column} {_shown(getattr(nearest, budget.column))}"
+                     f"the nearest has {budget.column} {_shown(nearest.figure(budget.column))}"
                      f" against a limit of {_shown(budget.bound(dense))}")
     return lines
 

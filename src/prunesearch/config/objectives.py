@@ -5,7 +5,7 @@ Test accuracy is deliberately absent: it is reported, never optimised.
 
 from dataclasses import dataclass
 
-from prunesearch.pruning.loop import UNITS
+from prunesearch.pruning.loop import unit
 
 
 @dataclass(frozen=True)
@@ -17,12 +17,12 @@ class Objective:
     @property
     def scale(self) -> float:
         """What a plot multiplies the figure by: fractions are shown in percent (its unit is
-        declared with the figure, pruning.loop.UNITS), ratios as they are."""
-        return 100.0 if UNITS[self.column] == "fraction" else 1.0
+        declared with the figure, pruning.loop.unit), ratios as they are."""
+        return 100.0 if unit(self.column) == "fraction" else 1.0
 
     def value(self, figures) -> float:
         """The objective in one iteration's figures (an IterationResult)."""
-        return getattr(figures, self.column)
+        return figures.figure(self.column)
 
 
 OBJECTIVES = {
@@ -31,8 +31,8 @@ OBJECTIVES = {
                           "sparsity"),
     "macs_reduction": Objective("maximize", "MACs removed (% of the dense model's)",
                                 "macs_reduction"),
-    "speedup": Objective("maximize", "speed-up at batch 64 (dense latency / pruned, x)",
-                         "speedup_b64"),
+    "speedup": Objective("maximize", "speed-up at the largest latency batch size "
+                                     "(dense latency / pruned, x)", "speedup"),
 }
 
 

@@ -6,6 +6,7 @@ StudyFileError naming the file, the key, the value and what is allowed.
 
 import dataclasses
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from prunesearch.pruning import methods, onnx_runtime
+from prunesearch.pruning import methods, onnx_runtime, timing
 from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.config import budgets, coverage
@@ -30,6 +31,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 EARLY_STOPPING_RULES = ("none", "mo-asha")  # see search.early_stopping
 RUNG_POINTS = ("planned", "current")
 LATENCY_DEVICES = ("cpu", "cuda", "onnxruntime", "none")  # see pruning.costs
+MAX_BATCH_SIZES, MAX_LATENCY_BATCH = 4, 4096  # each size is timed every iteration
 SHIPPED_DIR = Path(__file__).parents[1] / "studies"
 
 
@@ -122,6 +124,14 @@ class StudySpec:
                             "onnxruntime (exported to ONNX, ONNX Runtime on the CPU); none "
                             "skips timing, a third of a small trial's time",
         allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
+    latency_batch_sizes: tuple[int, ...] = setting(
+        default=timing.BATCH_SIZES, help="batch sizes latency is timed at; the speedup "
+                                         "objective is read at the largest, max_latency_ms "
+                                         "at the smallest",
+        allowed=f"a list of 1 to {MAX_BATCH_SIZES} distinct integers from 1 to "
+                f"{MAX_LATENCY_BATCH}, smallest first",
+        check=lambda v: 1 <= len(v) <= MAX_BATCH_SIZES and list(v) == sorted(set(v))
+        and 1 <= v[0] and v[-1] <= MAX_LATENCY_BATCH)
     accuracy_floor: float | None = setting(
         default=None, help="budget: validation accuracy a model must reach to count",
         allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
@@ -140,8 +150,13 @@ class StudySpec:
         allowed="a number > 0 or a percentage string between \"0%\" and \"100%\"",
         check=lambda v: v > 0 if isinstance(v, float) else budgets.is_percent(v))
     max_latency_ms: float | None = setting(
-        default=None, help="budget: the deployed model's latency at batch 1 on the "
-                           "latency_device, in milliseconds",
+        default=None, help="budget: the deployed model's latency at the smallest of "
+                           "latency_batch_sizes on the latency_device, in milliseconds",
+        allowed="a number > 0", check=lambda v: v > 0)
+    max_speedup_noise: float | None = setting(
+        default=None, help="budget: how repeatable a model's speed-up must be to count: the "
+                           "interquartile range of its timed rounds as a fraction of it; "
+                           f"{budgets.DEFAULT_SPEEDUP_NOISE} when the speedup objective is on",
         allowed="a number > 0", check=lambda v: v > 0)
     early_stopping: str = setting(
         default="none", help="stop trials headed for a dominated point: mo-asha ranks the "
@@ -239,6 +254,8 @@ def parse(raw: dict, path: Path) -> StudySpec:
     if values.get("latency_device") == "none" and "speedup" in values.get("objectives", ()):
         raise StudyFileError.bad_value(path, "latency_device", "none",
                                        "the speedup objective needs cpu, cuda or onnxruntime")
+    if "speedup" in values.get("objectives", ()) and "max_speedup_noise" not in values:
+        values["max_speedup_noise"] = budgets.DEFAULT_SPEEDUP_NOISE
     values["space"] = _parse_space(_table(raw, "space", path), path)
     if values.get("sampler") == "grid":
         _check_grid(values["space"], _table(raw, "space", path), path)
@@ -259,10 +276,11 @@ def _check_budgets(spec: StudySpec) -> None:
     one the dense model already keeps (it would constrain nothing: a unit slip, 20e9 for
     20e6?), a parameter budget below what the space's schedules can reach."""
     found = {budget.key: budget for budget in study_budgets(spec)}
-    if "max_latency_ms" in found and spec.latency_device == "none":
-        raise StudyFileError.bad_value(spec.path, "max_latency_ms", spec.max_latency_ms,
-                                       "a latency budget needs latency_device cpu, cuda or "
-                                       "onnxruntime, not none")
+    for key in ("max_latency_ms", "max_speedup_noise"):
+        if key in found and spec.latency_device == "none":
+            raise StudyFileError.bad_value(spec.path, key, getattr(spec, key),
+                                           "a budget on timings needs latency_device cpu, "
+                                           "cuda or onnxruntime, not none")
     sized = [found[key] for key in ("max_macs", "max_params") if key in found]
     if not sized:
         return
@@ -398,9 +416,10 @@ def _parse_fields(cls, fields, table: dict, path: Path, *, prefix: str) -> dict:
 
 def _checked_value(field, type_, value, path: Path, key: str):
     allowed = field.metadata["allowed"]
-    if type_ is tuple:  # a list of strings in TOML
-        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
-        result = tuple(value) if ok else MISSING
+    if type_ is tuple or typing.get_origin(type_) is tuple:  # a TOML list of strings, or ints
+        item_type = typing.get_args(type_)[0] if typing.get_args(type_) else str
+        items = [coerce(item, item_type) for item in value] if isinstance(value, list) else []
+        result = tuple(items) if isinstance(value, list) and MISSING not in items else MISSING
     else:
         result = coerce(value, type_)
     if result is MISSING or not valid(field, result):
@@ -517,6 +536,7 @@ def fingerprint(spec: StudySpec) -> dict[str, str]:
     the study file spells it. Name, description, budget, sampler and early stopping may
     change."""
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
+                "latency_batch_sizes": format_value(list(spec.latency_batch_sizes)),
                 **{key: format_value(getattr(spec, key)) for key in budgets.KEYS},
                 "seed": str(spec.seed), "repeats": str(spec.repeats)}
     for section in SECTIONS:

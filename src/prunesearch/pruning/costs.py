@@ -10,9 +10,10 @@
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
 - latency: wall time of a forward pass on the study's `latency_device` (CPU by default, a
   CUDA GPU, synchronised, or ONNX Runtime on the CPU, the model exported to ONNX), in eval
-  mode, at batch 1 and at batch LATENCY_BIG_BATCH, of the model as it would be deployed
-  (`export.shrink`: masks folded, pruned channels removed; unstructured zeros stay and run
-  through the same dense kernels, so they do not make it faster). It is timed against the
+  mode, at each of the study's `latency_batch_sizes` (timing.BATCH_SIZES by default), of the
+  model as it would be deployed (`export.shrink`: masks folded, pruned channels removed;
+  unstructured zeros stay and run through the same dense kernels, so they do not make it
+  faster). It is timed against the
   dense model in LATENCY_ROUNDS rounds of one block each (pruning.timing.time_against:
   `torch.utils.benchmark.Timer`, synchronised, warm-up first, order alternating): latency is
   the fastest block's time per run (the least disturbed); the speed-up is the median of the
@@ -23,14 +24,15 @@
   NOT_TIMED nothing is timed and these figures are NaN (MLflow leaves them out).
 """
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import export, onnx_runtime
-from prunesearch.pruning.timing import LATENCY_BIG_BATCH, UNTIMED, time_against
+from prunesearch.pruning.timing import BATCH_SIZES, time_against
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
 NOT_TIMED = "none"  # the latency_device that times nothing
@@ -43,12 +45,7 @@ class Costs:
     weights_remaining: int
     params_remaining: int
     macs: int
-    latency_b1_ms: float
-    latency_b64_ms: float
-    speedup_b1: float
-    speedup_b1_spread: float
-    speedup_b64: float
-    speedup_b64_spread: float
+    timed: dict = field(default_factory=dict)  # per batch size: Timing.figures
 
 
 def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -116,38 +113,40 @@ def runnable(slim: nn.Module, example_input: torch.Tensor, latency_device):
 
 
 def measure(model: nn.Module, example_input: torch.Tensor, *, reference: nn.Module | None,
-            latency_device: torch.device | str = "cpu", classifier: str = "classifier") -> Costs:
+            latency_device: torch.device | str = "cpu", classifier: str = "classifier",
+            batch_sizes: Sequence[int] = BATCH_SIZES) -> Costs:
     """Every figure of the module docstring for `model` (masked or dense), on any device;
-    latency timed on `latency_device` against `reference` (the dense model, `deployed`), or
-    not at all when `reference` is None; `classifier` names the output layer. It writes to no
-    store, so a stop request ends it at once (seconds, for a big model timed)."""
+    latency timed on `latency_device` at each of `batch_sizes` against `reference` (the dense
+    model, `deployed`), or not at all when `reference` is None; `classifier` names the output
+    layer. It writes to no store, so a stop request ends it at once (seconds, for a big model
+    timed)."""
     with interrupts.abortable():
         return _measure(model, example_input, reference=reference, latency_device=latency_device,
-                        classifier=classifier)
+                        classifier=classifier, batch_sizes=batch_sizes)
 
 
-def _measure(model, example_input, *, reference, latency_device, classifier) -> Costs:
+def _measure(model, example_input, *, reference, latency_device, classifier,
+             batch_sizes) -> Costs:
     nonzero, total = weight_counts(model)
     if reference is None:
         # Nothing to time: the MACs of the masked model are those of the smaller one (they
         # count nonzero weights; tests/test_structured.py holds them equal), so the model is
         # not rebuilt smaller, which takes seconds for a large network.
-        small = big = UNTIMED
+        timed = {}
         counted = macs(model, example_input[:1])
     else:
         slim = export.shrink(model, example_input, classifier=classifier)
         on_device = runnable(slim, example_input, latency_device)
         device_input = example_input[:1].to(
             "cpu" if latency_device == ONNX_RUNTIME else latency_device)
-        small, big = [time_against(on_device, reference, device_input, batch)
-                      for batch in (1, LATENCY_BIG_BATCH)]
+        timed = {}
+        for batch in batch_sizes:
+            timed |= time_against(on_device, reference, device_input, batch).figures(batch)
         counted = macs(slim, example_input[:1])
     return Costs(
         sparsity=1 - nonzero / total,
         weights_remaining=nonzero,
         params_remaining=params_remaining(model),
         macs=counted,
-        latency_b1_ms=small.latency_ms, latency_b64_ms=big.latency_ms,
-        speedup_b1=small.speedup, speedup_b1_spread=small.spread,
-        speedup_b64=big.speedup, speedup_b64_spread=big.spread,
+        timed=timed,
     )

@@ -9,6 +9,7 @@ import copy
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -97,14 +98,15 @@ def save_weights(model: nn.Module, path: Path) -> Path:
 def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
                   recorded_test_accuracy: float, output_dir: Path, info: dict,
                   classifier: str = "classifier", onnx_dense: nn.Module | None = None,
-                  structured: bool = False) -> tuple[nn.Module, dict]:
+                  structured: bool = False,
+                  batch_sizes: Sequence[int] = timing.BATCH_SIZES) -> tuple[nn.Module, dict]:
     """Shrink `model` (masks already folded or not), check that it still scores the recorded
     test accuracy, and write what a user needs without prunesearch (returned: the smaller
     model and the summary):
 
     - model.pt2: the program (torch.export, any batch size): `torch.export.load(path).module()`;
       or, given `onnx_dense` (the unpruned network, any weights), model.onnx instead, checked
-      under ONNX Runtime (see `onnx_summary`);
+      under ONNX Runtime (see `onnx_summary`, timed at `batch_sizes`);
     - state_dict.pt: the smaller model's weights;
     - trial.json: `info` plus the layer shapes and both accuracies.
 
@@ -132,7 +134,8 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
                                "normalised as in prunesearch.training.data.normalize")
         else:
             summary["onnx"] = onnx_summary(slim, onnx_dense, test, staged / "model.onnx",
-                                           measured=measured, structured=structured)
+                                           measured=measured, structured=structured,
+                                           batch_sizes=batch_sizes)
             summary["load"] = ("onnxruntime.InferenceSession('model.onnx').run(None, "
                                "{'images': images}), images float32 NCHW normalised as in "
                                "prunesearch.training.data.normalize")
@@ -145,11 +148,13 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
 
 
 def onnx_summary(slim: nn.Module, dense: nn.Module, test: Split, path: Path, *,
-                 measured: float, structured: bool) -> dict:
+                 measured: float, structured: bool,
+                 batch_sizes: Sequence[int] = timing.BATCH_SIZES) -> dict:
     """Write `slim` as ONNX at `path` and prove it: its logits match PyTorch's on test images
     (onnx_runtime.TOLERANCE), its test accuracy under ONNX Runtime is PyTorch's `measured`, and
     beside the dense network's ONNX file (`dense`, exported alike) its file size, parameters
-    and ONNX Runtime latency, timed against the dense one in paired rounds (timing.time_against).
+    and ONNX Runtime latency at each of `batch_sizes`, timed against the dense one in paired
+    rounds (timing.time_against).
     A structured model whose file is no smaller than the dense one's is an ExportError."""
     images = normalize(test.images[:64])
     deployed = onnx_runtime.OnnxModel(onnx_runtime.write(slim, images, path))
@@ -163,7 +168,7 @@ def onnx_summary(slim: nn.Module, dense: nn.Module, test: Split, path: Path, *,
             dense.cpu().eval(), images, Path(folder) / "dense.onnx"))
         dense_bytes = reference.path.stat().st_size
         timings = {batch: timing.time_against(deployed, reference, images[:1], batch)
-                   for batch in (1, timing.LATENCY_BIG_BATCH)}
+                   for batch in batch_sizes}
     size = path.stat().st_size
     if structured and size >= dense_bytes:
         raise ExportError(f"the ONNX file of this structurally pruned model is {size:,} bytes, "
@@ -178,4 +183,5 @@ def onnx_summary(slim: nn.Module, dense: nn.Module, test: Split, path: Path, *,
         figures |= {f"latency_b{batch}_ms": timed.latency_ms,
                     f"dense_latency_b{batch}_ms": timed.reference_ms,
                     f"speedup_b{batch}": timed.speedup}
+    figures["batch_sizes"] = list(batch_sizes)
     return figures

@@ -4,6 +4,7 @@ each iteration's figures leave through `on_iteration`."""
 import copy
 import dataclasses
 import math
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -20,6 +21,7 @@ from prunesearch.training.data import CifarData, generator_on, normalize, train_
 from prunesearch.pruning.methods import Context, Target
 from prunesearch.pruning.methods.channels import couplings
 from prunesearch.pruning.schedule import Schedule
+from prunesearch.pruning.timing import BATCH_SIZES, timed_names
 from prunesearch.training.distill import Distillation
 from prunesearch.training.train import OptimizerSettings, Trainer, evaluate, train_epochs
 
@@ -35,22 +37,23 @@ def figure(unit: str, meaning: str, **default):
 @dataclass(frozen=True)
 class IterationResult:
     """The model after one prune-retrain round (iteration 0: the dense model). The one list of
-    a trial's figures: MLflow metrics, report columns and stored curves all derive from it."""
+    a trial's figures: MLflow metrics, report columns and stored curves all derive from it.
+
+    Latency is timed at each of the study's `latency_batch_sizes`: `timed` holds, per batch
+    size N, `latency_bN_ms` (forward time, fastest block: see costs), `speedup_bN` (dense
+    latency / this latency, timed together) and `speedup_bN_spread` (the interquartile range
+    of its rounds). The speedup objective reads `speedup` (at the largest size), and the
+    budgets `speedup_noise` and `latency_ms` (at the smallest); with nothing timed they are
+    NaN."""
 
     iteration: int
     sparsity: float = figure("fraction", "conv + linear weights at zero")
     macs_reduction: float = figure("fraction", "1 - macs / the dense model's macs")
     val_accuracy: float = figure("fraction", "top-1 on the validation split")
     test_accuracy: float = figure("fraction", "top-1 on the test split; reported, never optimised")
-    speedup_b1: float = figure("ratio", "dense latency / this latency, timed together, batch 1")
-    speedup_b1_spread: float = figure("ratio", "interquartile range of speedup_b1's rounds")
-    speedup_b64: float = figure("ratio", "dense latency / this latency, timed together, batch 64")
-    speedup_b64_spread: float = figure("ratio", "interquartile range of speedup_b64's rounds")
     weights_remaining: int = figure("count", "nonzero conv + linear weights")
     params_remaining: int = figure("count", "parameter entries not masked (see costs)")
     macs: int = figure("count", "per image, conv + linear, nonzero weights (see costs)")
-    latency_b1_ms: float = figure("ms", "forward time at batch 1, fastest block (see costs)")
-    latency_b64_ms: float = figure("ms", "forward time at batch 64, fastest block")
     train_loss: float = figure("loss", "mean loss of the last retraining epoch; NaN if none")
     val_accuracy_std: float = figure(
         "fraction", "standard deviation of val_accuracy over the repeats; NaN with one",
@@ -58,19 +61,77 @@ class IterationResult:
     test_accuracy_std: float = figure(
         "fraction", "standard deviation of test_accuracy over the repeats; NaN with one",
         default=math.nan)
+    timed: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes latency was timed at, smallest first (none: not timed)."""
+        return tuple(sorted(int(match.group(1)) for match in map(LATENCY_NAME.fullmatch,
+                                                                  self.timed) if match))
+
+    @property
+    def speedup(self) -> float:
+        """Dense latency / this latency at the largest batch size timed: the speedup objective."""
+        return self.timed.get(f"speedup_b{self.batch_sizes[-1]}", math.nan) \
+            if self.batch_sizes else math.nan
+
+    @property
+    def speedup_noise(self) -> float:
+        """How repeatable `speedup` is: its rounds' interquartile range / the speed-up."""
+        return self.timed.get(f"speedup_b{self.batch_sizes[-1]}_spread", math.nan) / \
+            self.speedup if self.batch_sizes else math.nan
+
+    @property
+    def latency_ms(self) -> float:
+        """Latency at the smallest batch size timed: what max_latency_ms limits."""
+        return self.timed.get(f"latency_b{self.batch_sizes[0]}_ms", math.nan) \
+            if self.batch_sizes else math.nan
+
+    def figure(self, name: str) -> float:
+        """Any figure by name (see `names`); NaN for one this result did not measure."""
+        if name in ("iteration", *FIXED, *DERIVED):
+            return getattr(self, name)
+        return self.timed.get(name, math.nan)
+
+    def names(self) -> tuple[str, ...]:
+        """Every figure this result has, in order: fixed, derived, then each batch size's."""
+        return FIXED + DERIVED + tuple(
+            name for batch in self.batch_sizes for name in timed_names(batch))
+
+    def as_dict(self) -> dict:
+        """The figures as trials store them and MLflow logs them: flat, by name."""
+        return {"iteration": self.iteration, **{name: self.figure(name) for name in self.names()}}
 
     @classmethod
     def from_dict(cls, stored: Mapping) -> "IterationResult":
-        """Figures as trials store them (`dataclasses.asdict`); a figure recorded before it
-        existed is NaN, and a key no longer a figure is ignored."""
+        """Figures as trials store them (`as_dict`); a figure recorded before it existed is
+        NaN, and a key no longer a figure is ignored."""
         return cls(iteration=stored["iteration"],
-                   **{name: stored.get(name, math.nan) for name in FIGURES})
+                   **{name: stored.get(name, math.nan) for name in FIXED},
+                   timed={name: value for name, value in stored.items()
+                          if TIMED_NAME.fullmatch(name)})
 
 
-FIGURES = tuple(f.name for f in fields(IterationResult) if f.name != "iteration")
-"""Every figure's name, in order."""
-UNITS = {f.name: f.metadata["unit"] for f in fields(IterationResult) if f.name != "iteration"}
-"""Each figure's unit, as declared above: what every view shows it in."""
+FIXED = tuple(f.name for f in fields(IterationResult) if f.name not in ("iteration", "timed"))
+"""The figures every result has."""
+DERIVED = ("speedup", "speedup_noise", "latency_ms")
+"""Read off `timed` at the batch size their objective or budget uses."""
+TIMED_NAME = re.compile(r"latency_b\d+_ms|speedup_b\d+(?:_spread)?")
+LATENCY_NAME = re.compile(r"latency_b(\d+)_ms")
+
+
+def unit(name: str) -> str:
+    """A figure's unit, as declared with it: "fraction" (shown in percent), "ratio", "count",
+    "ms" or "loss"; what every view shows it in."""
+    if name in FIXED:
+        return IterationResult.__dataclass_fields__[name].metadata["unit"]
+    if name == "speedup_noise":
+        return "fraction"
+    if name == "latency_ms" or name.startswith("latency_b"):
+        return "ms"
+    if name in DERIVED or TIMED_NAME.fullmatch(name):
+        return "ratio"
+    raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -85,15 +146,16 @@ class Result:
 
 def mean(results: Sequence[IterationResult]) -> IterationResult:
     """One iteration's figures averaged over repeats, with the accuracies' spread."""
-    values = {}
-    for item in fields(IterationResult):
-        column = [getattr(result, item.name) for result in results]
-        average = statistics.fmean(column)
-        values[item.name] = round(average) if isinstance(column[0], int) else average
+    def average(name: str):
+        column = [result.figure(name) for result in results]
+        value = statistics.fmean(column)
+        return round(value) if isinstance(column[0], int) else value
+
+    values = {name: average(name) for name in ("iteration", *FIXED)}
     for name in ("val_accuracy", "test_accuracy"):
         column = [getattr(result, name) for result in results]
         values[f"{name}_std"] = statistics.stdev(column) if len(column) > 1 else math.nan
-    return IterationResult(**values)
+    return IterationResult(**values, timed={name: average(name) for name in results[0].timed})
 
 
 def _result(iteration: int, now: costs.Costs, dense: costs.Costs, *, val_accuracy: float,
@@ -127,6 +189,7 @@ def run(
     seed: int,
     repeats: int = 1,
     latency_device: torch.device | str = "cpu",
+    latency_batch_sizes: Sequence[int] = BATCH_SIZES,
     classifier: str = "classifier",
     on_iteration: Callable[[IterationResult, tuple[IterationResult, ...]], None]
     = lambda result, each: None,
@@ -145,7 +208,8 @@ def run(
 
     With `repeats` > 1 the schedule runs that many times in step, from copies of the dense
     model, repeat r retraining with seed `seed + r`; `model` is repeat 0's, and each
-    iteration's result is the repeats' mean (see `mean`). `classifier` names the output layer.
+    iteration's result is the repeats' mean (see `mean`). Latency is timed on `latency_device`
+    at each of `latency_batch_sizes`; `classifier` names the output layer.
     Figures leave through `on_iteration(result, each repeat's result)` (iteration 0 included)
     and `on_epoch(iteration, epoch, train_loss)`, both of repeat 0; a stop request is honoured
     between iterations and at every training step, and an exception raised by `on_iteration`
@@ -156,7 +220,7 @@ def run(
     timed = latency_device != costs.NOT_TIMED
     measure = partial(costs.measure, example_input=example_input,
                       reference=costs.deployed(model, example_input, **shipping) if timed
-                      else None, **shipping)
+                      else None, batch_sizes=latency_batch_sizes, **shipping)
     dense_costs = measure(model)
     val_accuracy, test_accuracy = dense_accuracy
     dense = _result(0, dense_costs, dense_costs, val_accuracy=val_accuracy,

@@ -3,7 +3,6 @@ alternating blocks, the fastest block's time per run, the speed-up as the median
 paired rounds' ratios and its spread (pruning.costs says why)."""
 
 import logging
-import math
 import statistics
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ import torch
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
-LATENCY_BIG_BATCH = 64
+BATCH_SIZES = (1, 64)  # what a study times by default: one request, and a full batch
 LATENCY_ROUNDS = 7  # blocks per model and batch size
 LATENCY_BLOCK_S = 0.005  # seconds of runs per block (at least one run)
 
@@ -28,8 +27,14 @@ class Timing:
     speedup: float  # median of the per-round ratios reference / model
     spread: float  # their interquartile range
 
+    def figures(self, batch: int) -> dict[str, float]:
+        """The timing as a trial's figures at batch size `batch` (pruning.loop.IterationResult)."""
+        return dict(zip(timed_names(batch), (self.latency_ms, self.speedup, self.spread)))
 
-UNTIMED = Timing(latency_ms=math.nan, reference_ms=math.nan, speedup=math.nan, spread=math.nan)
+
+def timed_names(batch: int) -> tuple[str, str, str]:
+    """The figures timed at batch size `batch`: latency (ms), speed-up and its spread."""
+    return f"latency_b{batch}_ms", f"speedup_b{batch}", f"speedup_b{batch}_spread"
 
 
 def time_against(model, reference, example_input: torch.Tensor,

@@ -69,7 +69,7 @@ def point(result, schedule, objectives, rung_point: str = "planned") -> list[flo
     growth = 1.0 if rung_point == "current" else schedule.planned_growth(result.iteration)
     others = {"sparsity": min(result.sparsity * growth, 1.0),
               "macs_reduction": min(result.macs_reduction * growth, 1.0),
-              "speedup": result.speedup_b64}
+              "speedup": result.speedup}
     return [result.val_accuracy, *(others[name] for name in objectives
                                    if name != "val_accuracy")]
 

@@ -295,23 +295,23 @@ class _Objective:
         model = models.from_spec(dataclasses.asdict(spec.model))
 
         def on_iteration(result: loop.IterationResult, each) -> None:
-            self.tracker.log_iteration(run_id, dataclasses.asdict(result))
+            self.tracker.log_iteration(run_id, result.as_dict())
             if result.iteration == 0:
-                records.save_study(trial.study, dense=dataclasses.asdict(result))
+                records.save_study(trial.study, dense=result.as_dict())
                 dense.append(result)
                 return
             log.info("trial %d iteration %d/%d: sparsity %.1f%%, MACs -%.1f%%, %s"
                      "val %.1f%%, test %.1f%%", trial.number, result.iteration,
                      schedule.rounds, 100 * result.sparsity, 100 * result.macs_reduction,
-                     "" if math.isnan(result.speedup_b64)
-                     else f"speed-up {result.speedup_b64:.2f}x, ",
+                     "" if math.isnan(result.speedup)
+                     else f"speed-up {result.speedup:.2f}x, ",
                      100 * result.val_accuracy, 100 * result.test_accuracy)
             with tempfile.TemporaryDirectory() as folder:
                 with diskspace.writing(folder, "the trial's weights"):
                     weights = export.save_weights(model, Path(folder) / "weights.pt")
                 self.tracker.log_weights(run_id, weights, iteration=result.iteration)
-            curve.append(dataclasses.asdict(result))
-            each_curve.append([dataclasses.asdict(r) for r in each])
+            curve.append(result.as_dict())
+            each_curve.append([r.as_dict() for r in each])
             records.save_trial(trial, curve=curve,
                                repeat_curves=[list(c) for c in zip(*each_curve)]
                                if len(each) > 1 else [])
@@ -334,7 +334,8 @@ class _Objective:
                     spec, seed=spec.seed + 1000 * iteration),
                 optimizer=dense_module.optimizer_settings(spec, self.device),
                 augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
-                latency_device=spec.latency_device, classifier=spec.model.classifier,
+                latency_device=spec.latency_device,
+                latency_batch_sizes=spec.latency_batch_sizes, classifier=spec.model.classifier,
                 on_iteration=on_iteration, on_epoch=on_epoch).final
             return dense[0], final, None
         except early_stopping.StoppedEarly as stopped:
@@ -348,7 +349,7 @@ class _Objective:
         past each budget as an Optuna constraint (`dense`: the dense model's figures);
         `stopped`: why early stopping ended it there."""
         spec = self.spec
-        final = dataclasses.asdict(figures)
+        final = figures.as_dict()
         records.save_trial(trial, final=final)
         for budget in studyfile.study_budgets(spec):
             excess = budget.excess(figures, dense)

@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 from prunesearch.errors import DiskFull, ExportError, StorageError
-from prunesearch.pruning.loop import FIGURES
 from prunesearch.stores import outages
 
 log = logging.getLogger(__name__)
@@ -203,9 +202,9 @@ class StudyTracker:
 
         step = figures["iteration"]
         timestamp = _now_ms()
-        metrics = [Metric(key, float(figures[key]), timestamp, step)
-                   for key in FIGURES
-                   if key in figures and not math.isnan(float(figures[key]))]
+        metrics = [Metric(key, float(value), timestamp, step)
+                   for key, value in figures.items()
+                   if key != "iteration" and not math.isnan(float(value))]
         self.client.log_batch(run_id, metrics=metrics)
 
     def end_trial(self, run_id: str, *, state: str, final: dict | None = None,
@@ -217,8 +216,9 @@ class StudyTracker:
         if final:
             timestamp = _now_ms()
             self.client.log_batch(run_id, metrics=[
-                Metric(f"final_{key}", float(final[key]), timestamp, 0)
-                for key in FIGURES if not math.isnan(float(final[key]))])
+                Metric(f"final_{key}", float(value), timestamp, 0)
+                for key, value in final.items()
+                if key != "iteration" and not math.isnan(float(value))])
         self.client.set_tag(run_id, "prunesearch.state", state)
         if reason:
             kind = "stop_reason" if state == "STOPPED" else "fail_reason"

@@ -4,7 +4,7 @@ metrics, at step = trials finished so far. Pure functions of the study's models 
 tracking writes what they return."""
 
 from prunesearch.config.objectives import Objective
-from prunesearch.pruning.loop import UNITS
+from prunesearch.pruning.loop import unit
 from prunesearch.views import tables
 from prunesearch.views.rows import ModelRow
 
@@ -40,12 +40,12 @@ def search_metrics(rows: list[ModelRow], front: list[ModelRow], counts: dict[str
     if feasibility is not None and feasibility.budgets:
         metrics.update(models_within_budget=feasibility.within,
                        models_over_budget=feasibility.over)
-    unit = UNITS[axis.column]
-    for threshold in THRESHOLDS[unit]:
+    kind = unit(axis.column)
+    for threshold in THRESHOLDS[kind]:
         reached = [row.figures.val_accuracy for row in rows
                    if row.figure(axis.column) >= threshold]
         if reached:
-            shown = f"{threshold:g}x" if unit == "ratio" else f"{threshold:.0%}".rstrip("%")
+            shown = f"{threshold:g}x" if kind == "ratio" else f"{threshold:.0%}".rstrip("%")
             metrics[f"best_val_accuracy_{axis.column}_ge_{shown}"] = max(reached)
     return metrics
 

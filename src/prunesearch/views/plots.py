@@ -28,7 +28,7 @@ def draw(path: Path, fronts: dict[str, list[ModelRow]], axis: Objective, *,
 
 def _x(axis: Objective):
     """Where a model is on the x axis, from its figures (an IterationResult)."""
-    return lambda figures: scale(axis.column) * getattr(figures, axis.column)
+    return lambda figures: scale(axis.column) * figures.figure(axis.column)
 
 
 def _y(row: ModelRow) -> float:

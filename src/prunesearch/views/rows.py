@@ -1,12 +1,12 @@
 """One model a study produced, as every view reads it: a `ModelRow` (which trial, which
 iteration, its schedule, its figures, its MLflow run), built here and only here from what a
 trial stores; and how a figure is shown, read from the unit declared with it
-(pruning.loop.UNITS)."""
+(pruning.loop.unit)."""
 
 import math
 from dataclasses import dataclass, field
 
-from prunesearch.pruning.loop import FIGURES, UNITS, IterationResult
+from prunesearch.pruning.loop import IterationResult, unit
 from prunesearch.stores.records import TrialRecord
 
 
@@ -29,14 +29,14 @@ class ModelRow:
         return f"{self.trial}.{self.iteration}"
 
     def figure(self, name: str) -> float:
-        return getattr(self.figures, name)
+        return self.figures.figure(name)
 
     def as_dict(self) -> dict:
         """The row as `pareto --format json` writes it (fractions in [0, 1], an unmeasured
         figure as None)."""
         return {"study": self.study, "trial": self.trial, "iteration": self.iteration,
                 "params": self.schedule,
-                **{name: _strict(self.figure(name)) for name in FIGURES},
+                **{name: _strict(self.figure(name)) for name in self.figures.names()},
                 "mlflow_run_id": self.mlflow_run_id, "stopped": self.stopped,
                 "over_budget": {key: _strict(excess) for key, excess in self.over_budget.items()}}
 
@@ -61,7 +61,7 @@ def _row(study_name: str, trial, record: TrialRecord, figures: dict) -> ModelRow
 
 def scale(name: str) -> float:
     """What a figure is multiplied by to be shown: fractions in percent, the rest as is."""
-    return 100.0 if UNITS[name] == "fraction" else 1.0
+    return 100.0 if unit(name) == "fraction" else 1.0
 
 
 def shown(name: str, value: float, *, digits: int = 2) -> str:
@@ -69,12 +69,12 @@ def shown(name: str, value: float, *, digits: int = 2) -> str:
     with an x ("1.52x"), a count with thousands separators; "-" if it was not measured."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    unit = UNITS[name]
-    if unit == "fraction":
+    kind = unit(name)
+    if kind == "fraction":
         return f"{100 * value:.{digits}f}"
-    if unit == "ratio":
+    if kind == "ratio":
         return f"{value:.{digits}f}x"
-    if unit == "count":
+    if kind == "count":
         return f"{round(value):,}"
     return f"{value:.{digits}f}"
 

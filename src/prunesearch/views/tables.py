@@ -15,7 +15,6 @@ from prunesearch.config import coverage, studyfile
 from prunesearch.config.objectives import Objective
 from prunesearch.foundation.fields import format_value
 from prunesearch.pruning import costs, methods
-from prunesearch.pruning.loop import FIGURES
 from prunesearch.pruning.schedule import SPACE_FIELDS
 from prunesearch.views.rows import ModelRow, short_value, shown
 
@@ -27,7 +26,8 @@ def study_summary(spec) -> str:
              f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
              f" maximise {' and '.join(spec.objectives)}, "
              + ("latency not timed" if spec.latency_device == costs.NOT_TIMED
-                else f"latency on {spec.latency_device}")
+                else f"latency on {spec.latency_device} at batch "
+                     f"{', '.join(map(str, spec.latency_batch_sizes))}")
              + "".join(f", {budget.describe()}" for budget in studyfile.study_budgets(spec))]
     stopping = ("" if spec.early_stopping == "none" else
                 f" (reduction_factor {spec.reduction_factor}, first_rung_epochs "
@@ -100,7 +100,7 @@ def to_table(rows: list[ModelRow]) -> str:
         Column("trial", lambda row: f"{row.trial}{'*' if row.stopped else ''}"),
         Column("iter", lambda row: str(row.iteration)),
         figure("sparsity", "sparsity %"), figure("macs_reduction", "MACs cut %"), VAL, TEST,
-        figure("speedup_b64", "speedup b64"),
+        figure("speedup", "speedup"),
         *(Column(p, lambda row, p=p: short_value(row.schedule.get(p, "-"))) for p in params),
         *([Column("over budget", lambda row: ", ".join(row.over_budget) or "-", text=True)]
           if any(row.over_budget for row in rows) else [])])
@@ -118,7 +118,8 @@ def best_text(row: ModelRow, by: str, feasibility) -> str:
         ("val_accuracy", "validation accuracy", "%"), ("test_accuracy", "test accuracy", "%"),
         ("sparsity", "sparsity", "%"), ("macs_reduction", "MACs removed", "%"),
         ("macs", "MACs", ""), ("params_remaining", "parameters", ""),
-        ("speedup_b64", "speed-up at batch 64", ""), ("latency_b1_ms", "latency at batch 1", " ms"))
+        ("speedup", f"speed-up at batch {max(row.figures.batch_sizes, default='-')}", ""),
+        ("latency_ms", f"latency at batch {min(row.figures.batch_sizes, default='-')}", " ms"))
         if shown(name, row.figure(name)) != "-")
     return "\n".join([
         f"best by {by}{within}: trial {row.trial}, iteration {row.iteration} "
@@ -135,10 +136,10 @@ def onnx_text(deployed: dict) -> str:
             f"{deployed['dense_bytes']:,}), {deployed['params']:,} parameters (dense "
             f"{deployed['dense_params']:,}); under ONNX Runtime test accuracy "
             f"{100 * deployed['test_accuracy']:.2f}%, logits within "
-            f"{deployed['max_abs_difference_from_torch']:.1g} of PyTorch's; latency "
-            f"{deployed['latency_b1_ms']:.3f} ms at batch 1 ({deployed['speedup_b1']:.2f}x the "
-            f"dense model), {deployed['latency_b64_ms']:.2f} ms at batch 64 "
-            f"({deployed['speedup_b64']:.2f}x)")
+            f"{deployed['max_abs_difference_from_torch']:.1g} of PyTorch's; latency " +
+            ", ".join(f"{deployed[f'latency_b{batch}_ms']:.3f} ms at batch {batch} "
+                      f"({deployed[f'speedup_b{batch}']:.2f}x the dense model's)"
+                      for batch in deployed["batch_sizes"]))
 
 
 def feasibility_text(feasibility) -> str:
@@ -195,9 +196,10 @@ def to_csv(rows: list[ModelRow]) -> str:
     params = sorted({key for row in rows for key in row.schedule})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["trial", "iteration", *FIGURES, *params, "over_budget"])
+    names = list(dict.fromkeys(name for row in rows for name in row.figures.names()))
+    writer.writerow(["trial", "iteration", *names, *params, "over_budget"])
     for row in rows:
-        writer.writerow([row.trial, row.iteration, *(row.figure(key) for key in FIGURES),
+        writer.writerow([row.trial, row.iteration, *(row.figure(key) for key in names),
                          *(row.schedule.get(p, "") for p in params),
                          " ".join(row.over_budget)])
     return out.getvalue()
