@@ -18,7 +18,7 @@ from prunesearch.pruning import costs, methods
 from prunesearch.pruning.export import shrink
 from prunesearch.pruning.loop import prunable_targets
 from prunesearch.pruning.methods.channels import (couplings, groups, live_channels,
-                                                  unprunable)
+                                                  mask_dependents, prune_channels, unprunable)
 from prunesearch.training import models
 from prunesearch.training.models import custom
 from test_pruning import EXAMPLE, pruner
@@ -27,8 +27,8 @@ STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.
 # One network per construct: depthwise convolutions in inverted residuals (MobileNetV2);
 # squeeze-and-excitation (EfficientNet); concatenations and a convolution as output layer
 # (SqueezeNet); grouped convolutions (RegNet; ResNeXt, whose 32 groups tie 32 channels);
-# LayerNorm over the residual stream, whose channels stay, and the blocks' hidden linear
-# layers, which are pruned (ConvNeXt).
+# LayerNorm over the residual stream, linear layers applied per pixel and a scale outside any
+# layer (ConvNeXt).
 NETWORKS = ["mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "regnet_x_400mf",
             "resnext50_32x4d", "convnext_tiny"]
 
@@ -95,6 +95,58 @@ def test_every_structured_method_prunes_depthwise_networks_coupled_layers_alike(
     for group in coupled:
         assert len({tuple(live_channels(module).tolist()) for module in group}) == 1
     assert_removal_computes_the_same(model, classifier)
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_a_residual_stream_through_layer_norms_is_pruned_as_one_channel_space(name):
+    """ConvNeXt's stream runs through LayerNorms (channels first and, inside the blocks,
+    channels last) and a per-channel layer_scale: a removed channel leaves all of them, and
+    the masked LayerNorms normalise over the channels kept, as the smaller ones do."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    torch.manual_seed(0)
+    model = ConvNeXt([CNBlockConfig(16, 32, 2), CNBlockConfig(32, None, 2)], num_classes=10)
+    classifier = "classifier.2"
+    every = prunable_targets(model, include_classifier=False, classifier=classifier)
+    assert unprunable(model, every, EXAMPLE) == {}
+    targets, prune_by = pruner(name, model, classifier=classifier)
+    with torch.no_grad():  # trained scales and shifts, not LayerNorm's ones and zeros
+        for norm in (m for m in model.modules() if isinstance(m, nn.LayerNorm)):
+            norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+    prune_by(0.3)
+    prune_by(0.3)
+    streams = [(model.features[0][0], model.features[1]),  # stem, then stage 1's blocks
+               (model.features[2][1], model.features[3])]  # downsampling conv, stage 2
+    assert any(len(live_channels(head)) < head.out_channels for head, _ in streams)
+    for head, blocks in streams:  # each block's depthwise conv and last linear layer
+        live = live_channels(head).tolist()
+        for block in blocks:
+            assert live_channels(block.block[0]).tolist() == live == \
+                live_channels(block.block[5]).tolist()
+            scale = getattr(block, "layer_scale_mask", torch.ones(head.out_channels))
+            assert scale.flatten().nonzero().flatten().tolist() == live
+    slim = assert_removal_computes_the_same(model, classifier)
+    assert costs.macs(slim, EXAMPLE) == costs.macs(model, EXAMPLE) == flop_counter_macs(slim)
+    assert costs.params_remaining(model) == sum(p.numel() for p in slim.parameters())
+
+
+def test_a_layer_norm_keeps_its_scales_on_the_channels_left():
+    """Channels {6, 9, 10, 13} of 16 kept: a Python set iterates them as 9, 10, 13, 6, the
+    order torch-pruning 1.6.1's own LayerNorm pruner would leave the scales and shifts in."""
+    from torchvision.models.convnext import LayerNorm2d
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), LayerNorm2d(16), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten())
+    model.classifier = nn.Linear(16, 10)
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5), model[1].bias.uniform_(-0.5, 0.5)
+    targets = prunable_targets(model, include_classifier=False)
+    found = couplings(model, targets, EXAMPLE)
+    prune_channels(model[0], [c for c in range(16) if c not in (6, 9, 10, 13)])
+    mask_dependents(model[0], found)
+    slim = assert_removal_computes_the_same(model, "classifier")
+    assert slim[1].weight.tolist() == model[1].weight[[6, 9, 10, 13]].tolist()
 
 
 @pytest.mark.parametrize("name", STRUCTURED)

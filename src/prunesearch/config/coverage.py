@@ -1,6 +1,6 @@
 """Which layers of a study's network its structured methods can prune, known when the study
 file is read: a network whose channels reach layers that cannot be masked along them (a
-LayerNorm or GroupNorm over the channels) leaves those layers unpruned, and a network
+GroupNorm, a LayerNorm over more than the channels) leaves those layers unpruned, and a network
 none of whose layers can be pruned, or that torch-pruning cannot trace, is refused then, not
 after trials fail."""
 

@@ -22,7 +22,8 @@ from prunesearch.errors import ExportError
 from prunesearch.pruning import onnx_runtime, timing
 from prunesearch.pruning.methods.base import pruning_hooks
 from prunesearch.training.train import evaluate
-from prunesearch.pruning.methods.channels import Untraceable, couplings, trace
+from prunesearch.pruning.methods.channels import (Untraceable, couplings, drop_kept_statistics,
+                                                  trace)
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -37,6 +38,7 @@ def without_masks(model: nn.Module) -> nn.Module:
     exported = copy.deepcopy(model)
     for module, hook in list(pruning_hooks(exported)):
         prune.remove(module, hook._tensor_name)
+    drop_kept_statistics(exported)
     return exported
 
 

@@ -55,13 +55,48 @@ def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
     try:
         with warnings.catch_warnings():
             # Parameters outside a layer (ConvNeXt's layer_scale): a notice that it would cut
-            # them along their last dimension, printed on every trace. The channels they scale
-            # reach a LayerNorm there and stay whole.
+            # them along their last dimension of more than one entry (as
+            # _parameter_dependents masks them), printed on every trace.
             warnings.filterwarnings("ignore", "Unwrapped parameters detected")
-            return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+            graph = tp.DependencyGraph()
+            _keep_layer_norm_channels_in_order(graph)
+            return graph.build_dependency(model, example_inputs=example_input)
     except Exception as error:  # what its tracer meets in a model it does not handle
         raise Untraceable(f"torch-pruning cannot trace its channels ({type(error).__name__}: "
                           f"{error})") from None
+
+
+class _OrderedLayerNormPruner(tp.pruner.function.LayernormPruner):
+    """torch-pruning 1.6.1's LayerNorm pruner keeps the channels in a Python set's order (its
+    `keep_idxs.sort()` discards the sorted copy), so a LayerNorm's scales and shifts land on
+    the wrong channels whenever the set iterates out of order ({6, 9, 10, 13} gives 9, 10,
+    13, 6): the same removal, channels kept in order."""
+
+    def prune_out_channels(self, layer: nn.Module, idxs) -> nn.Module:
+        dim = self.pruning_dim
+        if len(layer.normalized_shape) < -dim:
+            return layer
+        removed = set(idxs)
+        keep = [i for i in range(layer.normalized_shape[dim]) if i not in removed]
+        if layer.elementwise_affine:
+            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, dim)
+            if layer.bias is not None:
+                layer.bias = self._prune_parameter_and_grad(layer.bias, keep, dim)
+        shape = list(layer.normalized_shape)
+        shape[dim] = len(keep)
+        layer.normalized_shape = tuple(shape)
+        return layer
+
+    prune_in_channels = prune_out_channels
+
+
+def _keep_layer_norm_channels_in_order(graph: tp.DependencyGraph) -> None:
+    """Give `graph`, before it traces, the LayerNorm pruner above (its pruning functions are
+    recorded in the graph's dependencies as it traces, and looked up in these sets)."""
+    pruner = _OrderedLayerNormPruner()
+    graph.REGISTERED_PRUNERS[tp.ops.OPTYPE.LN] = pruner
+    graph._in_channel_pruning_fn.add(pruner.prune_in_channels)
+    graph._out_channel_pruning_fn.add(pruner.prune_out_channels)
 
 
 def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
@@ -91,6 +126,8 @@ def couplings_and_unprunable(model: nn.Module, targets: list[Target],
                              ) -> tuple[Couplings, dict[nn.Module, str]]:
     if graph is None:
         graph = trace(model, example_input)
+    owners = {parameter: (module, name) for module in model.modules()
+              for name, parameter in module.named_parameters(recurse=False)}
     found, refused = Couplings(), {}
     for module, _ in targets:
         channels = module.weight.shape[0]
@@ -104,7 +141,9 @@ def couplings_and_unprunable(model: nn.Module, targets: list[Target],
                 period = _group_period(target, handler)
                 first = {}  # place in the group -> the first channel seen there
                 for index, root in zip(item.idxs, item.root_idxs):
-                    per_channel[root] += _dependents(target, handler, [index])
+                    per_channel[root] += _parameter_dependents(owners, target, [index]) \
+                        if isinstance(target, nn.Parameter) \
+                        else _dependents(target, handler, [index])
                     if period:
                         _join(tie, root, first.setdefault(index % period, root))
         except Unmaskable as reason:
@@ -139,6 +178,15 @@ def _depthwise(module: nn.Conv2d) -> bool:
     return module.groups == module.in_channels == module.out_channels
 
 
+def _parameter_dependents(owners: dict, parameter: nn.Parameter, index: list[int]
+                          ) -> list[Dependent]:
+    """A parameter outside a layer that a channel reaches (ConvNeXt's layer_scale), cut along
+    its last dimension of more than one entry, as torch-pruning cuts it."""
+    module, name = owners[parameter]
+    dim = max(d for d, size in enumerate(parameter.shape) if size > 1)
+    return [Dependent(module, name.removesuffix("_orig"), dim, tuple(index))]
+
+
 class Unmaskable(ValueError):
     """A layer that a channel reaches but that cannot be masked along it."""
 
@@ -146,8 +194,8 @@ class Unmaskable(ValueError):
 def _dependents(module, handler: str, index: list[int]) -> list[Dependent]:
     if not isinstance(module, nn.Module) or not list(module.parameters(recurse=False)):
         return []  # an operation without parameters (ReLU, pooling, flatten, concatenation)
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        names, dim = ("weight", "bias"), 0
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) or channel_layer_norm(module):
+        names, dim = ("weight", "bias"), 0  # a LayerNorm's statistics: see kept_statistics
     elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
         raise Unmaskable(f"its channels reach a {type(module).__name__}, whose statistics a "
                          "masked channel would still count in")
@@ -314,6 +362,44 @@ def mask_dependents(module: nn.Module, found: Couplings) -> None:
             part = mask if rows is None else mask[rows[0]:rows[1]]
             part.index_fill_(dim, torch.tensor(index, device=mask.device), 0)
         prune.custom_from_mask(dep_module, name, mask)
+        if channel_layer_norm(dep_module) and \
+                kept_statistics not in dep_module._forward_hooks.values():
+            dep_module.register_forward_hook(kept_statistics)
+
+
+def channel_layer_norm(module: nn.Module) -> bool:
+    """A LayerNorm over the channels alone, with a scale and shift to mask: channels last
+    (nn.LayerNorm itself, after a permute) or first (ConvNeXt's LayerNorm2d)."""
+    from torchvision.models.convnext import LayerNorm2d
+
+    return (type(module) in (nn.LayerNorm, LayerNorm2d) and len(module.normalized_shape) == 1
+            and module.weight is not None and module.bias is not None)
+
+
+def kept_statistics(module: nn.Module, inputs: tuple, output: torch.Tensor):
+    """A masked LayerNorm's output as the smaller model's: normalised over the channels kept
+    alone (a masked channel, zero, would still count in the mean and variance), zero on the
+    others. A forward hook that `mask_dependents` registers; without masks it leaves the
+    output as it is."""
+    mask = getattr(module, "weight_mask", None)
+    if mask is None or bool(mask.all()):
+        return None
+    kept = mask.bool()
+    channels_first = type(module) is not nn.LayerNorm
+    images = inputs[0].permute(0, 2, 3, 1) if channels_first else inputs[0]
+    normalised = images.new_zeros(images.shape)
+    normalised[..., kept] = nn.functional.layer_norm(
+        images[..., kept], (int(kept.sum()),), module.weight[kept], module.bias[kept],
+        module.eps)
+    return normalised.permute(0, 3, 1, 2) if channels_first else normalised
+
+
+def drop_kept_statistics(model: nn.Module) -> None:
+    """Remove `kept_statistics` from a model whose masks are folded (nothing left to keep)."""
+    for module in model.modules():
+        for key, hook in list(module._forward_hooks.items()):
+            if hook is kept_statistics:
+                del module._forward_hooks[key]
 
 
 def activation_module(module: nn.Module, found: Couplings) -> nn.Module:

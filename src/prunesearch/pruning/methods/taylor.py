@@ -44,9 +44,16 @@ def taylor_scores(model: nn.Module, modules: list[nn.Module], batches) -> dict:
             loss = nn.functional.cross_entropy(model(images), labels, reduction="sum")
             grads = torch.autograd.grad(loss, [outputs[m] for m in modules])
             for module, grad in zip(modules, grads):
-                product = (outputs[module].detach() * grad).flatten(2) if grad.dim() > 2 \
-                    else (outputs[module].detach() * grad).unsqueeze(2)
-                scores[module] = scores[module] + product.sum(2).abs().sum(0)
+                product = outputs[module].detach() * grad
+                # Per image and channel, summed over positions: a linear layer's channels are
+                # its last dimension (ConvNeXt applies them per pixel), a conv's the second.
+                if product.dim() == 2:
+                    per_image = product
+                elif isinstance(module, nn.Linear):
+                    per_image = product.reshape(len(product), -1, product.shape[-1]).sum(1)
+                else:
+                    per_image = product.flatten(2).sum(2)
+                scores[module] = scores[module] + per_image.abs().sum(0)
             seen += len(labels)
     finally:
         for handle in handles:
