@@ -26,7 +26,9 @@ from prunesearch.training.models import custom
 
 NETWORKS = ("cifar_cnn", "resnet56", "vgg16_bn", "torchvision:resnet18",
             "torchvision:mobilenet_v2", "torchvision:efficientnet_b0",
-            "torchvision:regnet_x_400mf", "torchvision:densenet121")
+            "torchvision:regnet_x_400mf", "torchvision:densenet121",
+            "torchvision:resnext50_32x4d", "torchvision:convnext_tiny",
+            "torchvision:shufflenet_v2_x0_5")
 SMOKE_NETWORKS = ("cifar_cnn", "torchvision:mobilenet_v2")
 
 

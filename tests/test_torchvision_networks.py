@@ -28,9 +28,10 @@ STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.
 # squeeze-and-excitation (EfficientNet); concatenations and a convolution as output layer
 # (SqueezeNet); grouped convolutions (RegNet; ResNeXt, whose 32 groups tie 32 channels);
 # LayerNorm over the residual stream, linear layers applied per pixel and a scale outside any
-# layer (ConvNeXt).
+# layer (ConvNeXt); a channel split and shuffle torch-pruning traces block by block only
+# (ShuffleNet).
 NETWORKS = ["mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "regnet_x_400mf",
-            "resnext50_32x4d", "convnext_tiny"]
+            "resnext50_32x4d", "convnext_tiny", "shufflenet_v2_x0_5"]
 
 
 def torchvision_net(name: str, seed: int = 0) -> tuple[nn.Module, str]:
@@ -180,12 +181,14 @@ def test_grouped_convolutions_lose_the_same_places_in_every_group(name):
 def test_the_group_of_a_channel_is_found_once_per_layer_as_it_was_per_channel():
     """Couplings come from one dependency group per layer, each dependent sorted back to its
     channel by torch-pruning's root indices: the same as asking channel by channel."""
-    from prunesearch.pruning.methods.channels import _dependents, trace
+    from prunesearch.pruning.methods.channels import _dependents
+    from prunesearch.pruning.methods.tracing import trace
 
     model, classifier = torchvision_net("squeezenet1_0")  # concatenations remap indices
     targets, _ = pruner("ln_structured", model, classifier=classifier)
-    graph = trace(model, EXAMPLE)
-    found = couplings(model, targets, EXAMPLE, graph)
+    (whole,) = trace(model, EXAMPLE)
+    graph = whole.graph
+    found = couplings(model, targets, EXAMPLE, [whole])
     for module, _ in targets[:6]:
         prune_fn = graph.get_pruner_of_module(module).prune_out_channels
         for channel in (0, module.out_channels - 1):
@@ -261,8 +264,6 @@ def test_a_depthwise_model_in_a_module_next_to_the_study_is_pruned_and_exported(
 
 
 REFUSED = {
-    "untraceable": ("torchvision:shufflenet_v2_x0_5", "ln_structured",
-                    "cannot be pruned by space.method ln_structured: torch-pruning cannot trace"),
     "nothing prunable": ("dwnet.py:group_normed", "global_structured",
                          "has no layer that space.method global_structured can prune"),
     "auxiliary heads": ("torchvision:googlenet", "l1_unstructured",
@@ -299,3 +300,38 @@ def test_stems_and_output_layers_of_other_shapes_are_found_without_a_traceback(t
     assert model.conv1[0].stride == (1, 1) and isinstance(model.maxpool, nn.Identity)
     result = CliRunner().invoke(main, ["validate", "--study", str(tmp_path / "s.toml")])
     assert result.exit_code == 0 and "can be pruned" in result.output, result.output
+
+
+def test_a_network_traced_in_pieces_prunes_only_channels_that_stay_inside_one():
+    """torch-pruning cannot trace ShuffleNet whole (its channel split and shuffle, block after
+    block), but each block alone: the channels inside a branch are pruned; those that leave a
+    block, or come into it (a depthwise convolution on the block's input), are not."""
+    from prunesearch.pruning.methods.tracing import trace
+
+    model, classifier = torchvision_net("shufflenet_v2_x0_5")
+    pieces = trace(model, EXAMPLE)
+    assert "stage2.0" in [piece.name for piece in pieces] and len(pieces) > 1
+    every = prunable_targets(model, include_classifier=False, classifier=classifier)
+    refused = unprunable(model, every, EXAMPLE, pieces)
+    block = model.stage2[0]
+    assert block.branch2[0] not in refused and block.branch2[3] not in refused  # inside
+    assert "outputs of stage2.0" in refused[block.branch2[5]]
+    assert "tied to those coming into stage2.0" in refused[block.branch1[0]]
+    assert len(refused) < len(every)
+
+
+def test_a_network_no_part_of_which_traces_is_refused_in_one_line(workdir, monkeypatch):
+    from prunesearch.pruning.methods import tracing
+
+    def untraceable(model, example_input):
+        raise tracing.Untraceable("torch-pruning cannot trace its channels (ZeroDivisionError)")
+
+    monkeypatch.setattr(tracing, "_graph", untraceable)
+    (workdir / "bad.toml").write_text(STUDY.format(name="bad", model="torchvision:mobilenet_v2",
+                                                   method="ln_structured"))
+    result = CliRunner().invoke(main, ["optimize", "--study", "bad.toml"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "error: bad.toml: model.name = 'torchvision:mobilenet_v2' cannot be pruned by "
+        "space.method ln_structured: torch-pruning cannot trace its channels "
+        "(ZeroDivisionError); use an unstructured method")

@@ -1,8 +1,9 @@
 """Which layers of a study's network its structured methods can prune, known when the study
 file is read: a network whose channels reach layers that cannot be masked along them (a
-GroupNorm, a LayerNorm over more than the channels) leaves those layers unpruned, and a network
-none of whose layers can be pruned, or that torch-pruning cannot trace, is refused then, not
-after trials fail."""
+GroupNorm, a LayerNorm over more than the channels), or leave a part of it traced alone
+(pruning.methods.tracing), leaves those layers unpruned, and a network none of whose layers
+can be pruned, or no part of which torch-pruning can trace, is refused then, not after
+trials fail."""
 
 import dataclasses
 import math
@@ -29,7 +30,7 @@ def structured_methods(space: dict) -> list[str]:
 def unprunable_layers(model_spec) -> tuple[int, dict[str, str]]:
     """(conv and linear layers a structured method could prune at most, the output layer
     aside; layer name -> why no structured method can prune its channels), from one build
-    and one trace. Raises channels.Untraceable for a network torch-pruning cannot trace."""
+    and one trace. Raises tracing.Untraceable for a network torch-pruning cannot trace."""
     model = models.from_spec(dataclasses.asdict(model_spec)).eval()
     targets = prunable_targets(model, include_classifier=False,
                                classifier=model_spec.classifier or "classifier")

@@ -20,7 +20,7 @@ from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.config import budgets, coverage
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
-from prunesearch.pruning.methods import channels
+from prunesearch.pruning.methods import tracing
 from prunesearch.pruning.schedule import (FAMILY_KEYS, REQUIRED_KEYS, SPACE_FIELDS, SPACE_TYPES,
                                           Choice, Fixed, ParamSpec, Range)
 from prunesearch.training.train import PRECISIONS
@@ -309,7 +309,7 @@ def _check_structured_coverage(model: ModelSpec, space: dict, path: Path) -> Non
         return
     try:
         layers, unprunable = coverage.unprunable_layers(model)
-    except channels.Untraceable as error:
+    except tracing.Untraceable as error:
         raise StudyFileError(path, f"model.name = {model.name!r} cannot be pruned by "
                                    f"space.method {', '.join(structured)}: {error}; use an "
                                    "unstructured method") from None

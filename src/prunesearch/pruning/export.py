@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
 
@@ -22,8 +21,8 @@ from prunesearch.errors import ExportError
 from prunesearch.pruning import onnx_runtime, timing
 from prunesearch.pruning.methods.base import pruning_hooks
 from prunesearch.training.train import evaluate
-from prunesearch.pruning.methods.channels import (Untraceable, couplings, drop_kept_statistics,
-                                                  trace)
+from prunesearch.pruning.methods.channels import couplings, drop_kept_statistics
+from prunesearch.pruning.methods.tracing import Piece, Untraceable, piece_of, trace
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -42,7 +41,7 @@ def without_masks(model: nn.Module) -> nn.Module:
     return exported
 
 
-def dead_channels(model: nn.Module, example_input: torch.Tensor, graph: tp.DependencyGraph,
+def dead_channels(model: nn.Module, example_input: torch.Tensor, pieces: list[Piece],
                   classifier: str = "classifier") -> dict[str, list[int]]:
     """Per conv or linear layer (the output layer, named `classifier`, aside: its outputs are
     the classes), the output channels that output exactly zero: their weights, bias and
@@ -51,7 +50,7 @@ def dead_channels(model: nn.Module, example_input: torch.Tensor, graph: tp.Depen
     output_layer = dict(model.named_modules()).get(classifier)
     targets = [(module, "weight") for module in model.modules()
                if isinstance(module, PRUNABLE_TYPES) and module is not output_layer]
-    found = couplings(model, targets, example_input, graph)
+    found = couplings(model, targets, example_input, pieces)
     names = {module: name for name, module in model.named_modules()}
     return {names[module]: [channel for channel, dependents in enumerate(per_channel)
                             if all(_zero(dep) for dep in dependents if dep.dim == 0)]
@@ -72,15 +71,16 @@ def shrink(model: nn.Module, example_input: torch.Tensor, *,
     pruning no channel is entirely zero, so only the masks are folded."""
     slim = without_masks(model)
     try:
-        graph = trace(slim, example_input)
+        pieces = trace(slim, example_input)
     except Untraceable:  # no structured method runs on it (refused when the study is read)
         return slim
-    dead = dead_channels(slim, example_input, graph, classifier)
+    dead = dead_channels(slim, example_input, pieces, classifier)
     modules = dict(slim.named_modules())
     removed = set()  # layers whose outputs a group removed already (a residual sum's members)
     for name, channels in dead.items():
         module = modules[name]
         if channels and module not in removed:
+            graph = piece_of(pieces, module).graph
             prune_fn = graph.get_pruner_of_module(module).prune_out_channels
             group = graph.get_pruning_group(module, prune_fn, idxs=channels)
             removed |= {item.dep.target.module for item in group

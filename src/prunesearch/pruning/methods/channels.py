@@ -9,7 +9,6 @@ physically smaller one would (`export.shrink`) and its weight sparsity counts
 every weight the removal deletes.
 """
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +18,7 @@ from torch.nn.utils import prune
 
 from prunesearch.foundation.fields import setting
 from prunesearch.pruning.methods.base import Target
+from prunesearch.pruning.methods.tracing import Piece, piece_of, trace
 
 
 @dataclass(frozen=True)
@@ -46,98 +46,52 @@ class Couplings(dict):
         self.ties: dict[nn.Module, list[int]] = {}
 
 
-class Untraceable(ValueError):
-    """A model whose dependency graph torch-pruning cannot build."""
-
-
-def trace(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
-    """torch-pruning's dependency graph of `model` (unpruned, or with its masks folded)."""
-    try:
-        with warnings.catch_warnings():
-            # Parameters outside a layer (ConvNeXt's layer_scale): a notice that it would cut
-            # them along their last dimension of more than one entry (as
-            # _parameter_dependents masks them), printed on every trace.
-            warnings.filterwarnings("ignore", "Unwrapped parameters detected")
-            graph = tp.DependencyGraph()
-            _keep_layer_norm_channels_in_order(graph)
-            return graph.build_dependency(model, example_inputs=example_input)
-    except Exception as error:  # what its tracer meets in a model it does not handle
-        raise Untraceable(f"torch-pruning cannot trace its channels ({type(error).__name__}: "
-                          f"{error})") from None
-
-
-class _OrderedLayerNormPruner(tp.pruner.function.LayernormPruner):
-    """torch-pruning 1.6.1's LayerNorm pruner keeps the channels in a Python set's order (its
-    `keep_idxs.sort()` discards the sorted copy), so a LayerNorm's scales and shifts land on
-    the wrong channels whenever the set iterates out of order ({6, 9, 10, 13} gives 9, 10,
-    13, 6): the same removal, channels kept in order."""
-
-    def prune_out_channels(self, layer: nn.Module, idxs) -> nn.Module:
-        dim = self.pruning_dim
-        if len(layer.normalized_shape) < -dim:
-            return layer
-        removed = set(idxs)
-        keep = [i for i in range(layer.normalized_shape[dim]) if i not in removed]
-        if layer.elementwise_affine:
-            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, dim)
-            if layer.bias is not None:
-                layer.bias = self._prune_parameter_and_grad(layer.bias, keep, dim)
-        shape = list(layer.normalized_shape)
-        shape[dim] = len(keep)
-        layer.normalized_shape = tuple(shape)
-        return layer
-
-    prune_in_channels = prune_out_channels
-
-
-def _keep_layer_norm_channels_in_order(graph: tp.DependencyGraph) -> None:
-    """Give `graph`, before it traces, the LayerNorm pruner above (its pruning functions are
-    recorded in the graph's dependencies as it traces, and looked up in these sets)."""
-    pruner = _OrderedLayerNormPruner()
-    graph.REGISTERED_PRUNERS[tp.ops.OPTYPE.LN] = pruner
-    graph._in_channel_pruning_fn.add(pruner.prune_in_channels)
-    graph._out_channel_pruning_fn.add(pruner.prune_out_channels)
-
-
 def couplings(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
-              graph: tp.DependencyGraph | None = None) -> Couplings:
+              pieces: list[Piece] | None = None) -> Couplings:
     """List, per channel of each target, its dependents: its own bias, following BatchNorm
     scale and shift, later layers' inputs, a depthwise convolution's filters, a grouped
     convolution's columns in its group's filters (the channels then tied across its groups:
     Couplings.ties). One dependency group per target, all its channels at once, each
     dependent sorted back to the channel it follows (torch-pruning's root indices): per
     channel, a DenseNet took minutes. A target whose channels reach a layer that cannot be
-    masked along them (a LayerNorm or GroupNorm over the channels, an unknown layer with
-    parameters) is left out: see `unprunable`.
-    Pass `graph` when the caller has traced `model` already (`trace`)."""
-    found, _ = couplings_and_unprunable(model, targets, example_input, graph)
+    masked along them (a GroupNorm, an unknown layer with parameters), or that are the
+    network's outputs, or that torch-pruning traces no part of the network around (see
+    tracing) is left out: see `unprunable`.
+    Pass `pieces` when the caller has traced `model` already (`tracing.trace`)."""
+    found, _ = couplings_and_unprunable(model, targets, example_input, pieces)
     return found
 
 
 def unprunable(model: nn.Module, targets: list[Target], example_input: torch.Tensor,
-               graph: tp.DependencyGraph | None = None) -> dict[nn.Module, str]:
+               pieces: list[Piece] | None = None) -> dict[nn.Module, str]:
     """The targets no structured method can prune, each with the reason."""
-    return couplings_and_unprunable(model, targets, example_input, graph)[1]
+    return couplings_and_unprunable(model, targets, example_input, pieces)[1]
 
 
 def couplings_and_unprunable(model: nn.Module, targets: list[Target],
                              example_input: torch.Tensor,
-                             graph: tp.DependencyGraph | None = None
+                             pieces: list[Piece] | None = None
                              ) -> tuple[Couplings, dict[nn.Module, str]]:
-    if graph is None:
-        graph = trace(model, example_input)
+    if pieces is None:
+        pieces = trace(model, example_input)
     owners = {parameter: (module, name) for module in model.modules()
               for name, parameter in module.named_parameters(recurse=False)}
     found, refused = Couplings(), {}
     for module, _ in targets:
+        piece = piece_of(pieces, module)
+        if piece is None:
+            refused[module] = ("torch-pruning traces no part of the network around it (nor the "
+                               "whole network)")
+            continue
         channels = module.weight.shape[0]
-        prune_fn = graph.get_pruner_of_module(module).prune_out_channels
-        group = graph.get_pruning_group(module, prune_fn, idxs=list(range(channels)))
+        prune_fn = piece.graph.get_pruner_of_module(module).prune_out_channels
+        group = piece.graph.get_pruning_group(module, prune_fn, idxs=list(range(channels)))
         per_channel = [[] for _ in range(channels)]
         tie = list(range(channels))
         try:
             for item in group:
                 target, handler = item.dep.target.module, item.dep.handler.__name__
+                _check_inside(piece, target)
                 period = _group_period(target, handler)
                 first = {}  # place in the group -> the first channel seen there
                 for index, root in zip(item.idxs, item.root_idxs):
@@ -189,6 +143,17 @@ def _parameter_dependents(owners: dict, parameter: nn.Parameter, index: list[int
 
 class Unmaskable(ValueError):
     """A layer that a channel reaches but that cannot be masked along it."""
+
+
+def _check_inside(piece: Piece, reached) -> None:
+    """Refuse a channel that is an output of the network, or that comes into or leaves a
+    piece traced alone (what torch-pruning could not trace around it would have to change)."""
+    where = f"{piece.name}, which torch-pruning traces alone" if piece.entry is not None \
+        else "the network"
+    if isinstance(reached, tp.ops._OutputOp):
+        raise Unmaskable(f"its channels are outputs of {where}")
+    if reached is piece.entry:
+        raise Unmaskable(f"its channels are tied to those coming into {where}")
 
 
 def _dependents(module, handler: str, index: list[int]) -> list[Dependent]:
