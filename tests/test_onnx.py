@@ -129,6 +129,7 @@ def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_
     assert trial.values == [final["val_accuracy"], final["speedup_b8"]] == \
         [final["val_accuracy"], final["speedup"]]
     assert final["latency_ms"] == final["latency_b2_ms"]
+    assert "speedup b8" in invoke("pareto", "--study", "ship", "--all").output
     assert trial.constraints["max_latency_ms"] < 0  # a second per image: kept
     assert trial.constraints["max_speedup_noise"] == pytest.approx(
         final["speedup_b8_spread"] / final["speedup_b8"] - 10)

@@ -42,9 +42,9 @@ class IterationResult:
     Latency is timed at each of the study's `latency_batch_sizes`: `timed` holds, per batch
     size N, `latency_bN_ms` (forward time, fastest block: see costs), `speedup_bN` (dense
     latency / this latency, timed together) and `speedup_bN_spread` (the interquartile range
-    of its rounds). The speedup objective reads `speedup` (at the largest size), and the
-    budgets `speedup_noise` and `latency_ms` (at the smallest); with nothing timed they are
-    NaN."""
+    of its rounds). The speedup objective and max_speedup_noise read `speedup` and
+    `speedup_noise` (at the largest size), max_latency_ms reads `latency_ms` (at the
+    smallest); with nothing timed they are NaN."""
 
     iteration: int
     sparsity: float = figure("fraction", "conv + linear weights at zero")
@@ -112,7 +112,9 @@ class IterationResult:
                           if TIMED_NAME.fullmatch(name)})
 
 
-FIXED = tuple(f.name for f in fields(IterationResult) if f.name not in ("iteration", "timed"))
+FIXED_UNITS = {f.name: f.metadata["unit"] for f in fields(IterationResult)
+               if f.name not in ("iteration", "timed")}
+FIXED = tuple(FIXED_UNITS)
 """The figures every result has."""
 DERIVED = ("speedup", "speedup_noise", "latency_ms")
 """Read off `timed` at the batch size their objective or budget uses."""
@@ -123,8 +125,8 @@ LATENCY_NAME = re.compile(r"latency_b(\d+)_ms")
 def unit(name: str) -> str:
     """A figure's unit, as declared with it: "fraction" (shown in percent), "ratio", "count",
     "ms" or "loss"; what every view shows it in."""
-    if name in FIXED:
-        return IterationResult.__dataclass_fields__[name].metadata["unit"]
+    if name in FIXED_UNITS:
+        return FIXED_UNITS[name]
     if name == "speedup_noise":
         return "fraction"
     if name == "latency_ms" or name.startswith("latency_b"):

@@ -96,11 +96,12 @@ def to_table(rows: list[ModelRow]) -> str:
     """The front (or every model) for a terminal, a column per parameter; a trial stopped
     early is marked *."""
     params = list(dict.fromkeys(key for row in rows for key in row.schedule))
+    batch = max((size for row in rows for size in row.figures.batch_sizes), default=None)
     table = write(rows, [
         Column("trial", lambda row: f"{row.trial}{'*' if row.stopped else ''}"),
         Column("iter", lambda row: str(row.iteration)),
         figure("sparsity", "sparsity %"), figure("macs_reduction", "MACs cut %"), VAL, TEST,
-        figure("speedup", "speedup"),
+        figure("speedup", f"speedup b{batch}" if batch else "speedup"),
         *(Column(p, lambda row, p=p: short_value(row.schedule.get(p, "-"))) for p in params),
         *([Column("over budget", lambda row: ", ".join(row.over_budget) or "-", text=True)]
           if any(row.over_budget for row in rows) else [])])
