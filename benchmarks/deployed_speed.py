@@ -9,7 +9,7 @@ to ONNX under ONNX Runtime (pruning.onnx_runtime). Printed per row: MACs reducti
 / pruned MACs) and, per runtime and batch size, the speed-up and its fraction of the MACs
 reduction (1.0: every MAC removed is time saved).
 
-    python -m benchmarks.deployed_speed [--networks cifar_cnn resnet20] [--rounds 15]
+    python -m benchmarks.deployed_speed [--networks cifar_cnn resnet20 vgg16_bn] [--rounds 15]
     python -m benchmarks.deployed_speed --smoke
 """
 
@@ -42,7 +42,7 @@ def pruned(name: str, width: int, amount: float, round_to: int) -> torch.nn.Modu
 
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
-    parser.add_argument("--networks", nargs="+", default=["cifar_cnn", "resnet20"])
+    parser.add_argument("--networks", nargs="+", default=["cifar_cnn", "resnet20", "vgg16_bn"])
     parser.add_argument("--rounds", type=int, default=15, help="dense/pruned alternations")
     args = parser.parse_args(argv)
     amounts, roundings, rounds = (0.25, 0.5, 0.75), (1, 8), args.rounds
