@@ -33,6 +33,7 @@ from torch import nn
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import export, onnx_runtime
 from prunesearch.pruning.timing import BATCH_SIZES, time_against
+from prunesearch.pruning.watching import watched_forward
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
 NOT_TIMED = "none"  # the latency_device that times nothing
@@ -83,16 +84,8 @@ def macs(model: nn.Module, example_input: torch.Tensor) -> int:
         positions[module] = (output[0, 0].numel() if isinstance(module, nn.Conv2d)
                              else output[0].numel() // output.shape[-1])
 
-    handles = [module.register_forward_hook(record) for _, module in prunable_modules(model)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            model(example_input[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    watched_forward(model, example_input[:1],
+                    [module.register_forward_hook(record) for _, module in prunable_modules(model)])
     return sum(int(module.weight.count_nonzero()) * positions[module]
                for _, module in prunable_modules(model))
 

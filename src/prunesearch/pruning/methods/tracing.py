@@ -15,6 +15,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunesearch.pruning.watching import watched_forward
+
 
 class Untraceable(ValueError):
     """A model whose dependency graph torch-pruning cannot build, whole or in pieces."""
@@ -75,16 +77,8 @@ def _inputs_of_each_module(model: nn.Module, example_input: torch.Tensor) -> dic
         single = len(args) == 1 and isinstance(args[0], torch.Tensor) and module not in seen
         seen[module] = args[0].detach()[:1] if single else None
 
-    handles = [module.register_forward_pre_hook(record) for module in model.modules()]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example_input[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    watched_forward(model, example_input[:1],
+                    [module.register_forward_pre_hook(record) for module in model.modules()])
     return seen
 
 
