@@ -335,3 +335,39 @@ def test_a_network_no_part_of_which_traces_is_refused_in_one_line(workdir, monke
         "error: bad.toml: model.name = 'torchvision:mobilenet_v2' cannot be pruned by "
         "space.method ln_structured: torch-pruning cannot trace its channels "
         "(ZeroDivisionError); use an unstructured method")
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_a_residual_sum_with_what_comes_into_a_part_traced_alone_stays(name, monkeypatch):
+    """A network traced in parts whose part is a residual block with an identity shortcut:
+    the channels its last convolution adds to the block's input are those coming in, so
+    they stay; the block's inner channels are pruned, and removal computes what masks did."""
+    from torchvision.models.resnet import BasicBlock
+
+    from prunesearch.pruning.methods import tracing
+
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    model.block = BasicBlock(8, 8)
+    model.pool, model.flat = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    model.classifier = nn.Linear(8, 10)
+    whole = tracing._graph
+
+    def not_whole(module, example_input):  # as if torch-pruning failed on the network
+        if module is model:
+            raise tracing.Untraceable("torch-pruning cannot trace its channels (test)")
+        return whole(module, example_input)
+
+    monkeypatch.setattr(tracing, "_graph", not_whole)
+    assert [piece.name for piece in tracing.trace(model, EXAMPLE)] == [
+        "stem", "block", "classifier"]
+    every = prunable_targets(model, include_classifier=False)
+    refused = unprunable(model, every, EXAMPLE)
+    assert set(refused) == {model.stem[0], model.block.conv2}
+    assert "tied to those coming into block" in refused[model.block.conv2]
+    assert "outputs of stem" in refused[model.stem[0]]
+    _, prune_by = pruner(name, model)
+    prune_by(0.5)
+    assert len(live_channels(model.block.conv1)) < 8
+    assert_removal_computes_the_same(model, "classifier")
