@@ -110,6 +110,10 @@ def test_models_over_budget_never_reach_the_front_and_best_ships_one_within(work
     path.write_text(path.read_text().replace('"60%"', '"70%"'))
     refused = invoke("optimize", "--study", str(path), "--n-trials", "7", code=2)
     assert "max_params = 60%, but" in refused.output and "--allow-spec-change" in refused.output
+    # So are the batch sizes latency is timed at (what max_latency_ms and speedup read).
+    path.write_text(path.read_text().replace('"70%"', '"60%"\nlatency_batch_sizes = [8]'))
+    refused = invoke("optimize", "--study", str(path), "--n-trials", "7", code=2)
+    assert "latency_batch_sizes = [1, 64], but" in refused.output
 
 
 def test_best_says_what_every_model_broke_while_none_keeps_the_budgets(workdir):
