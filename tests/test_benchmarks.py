@@ -103,6 +103,7 @@ def test_networks_benchmark_times_each_part_of_a_trials_overhead(tmp_path):
 def test_timing_noise_benchmark_runs_at_both_batch_sizes():
     out = smoke("timing_noise")
     assert out.count("median of paired rounds within") == 2
+    assert out.count("speedup_noise median") == 2
 
 
 def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
