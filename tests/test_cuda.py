@@ -122,3 +122,38 @@ def test_a_trial_out_of_gpu_memory_fails_frees_the_memory_and_the_next_one_runs(
     assert failed.user_attrs["fail_reason"].startswith("out of GPU memory with model cifar_cnn")
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
     assert torch.cuda.memory_allocated() - baseline < 64 * 2**20  # nothing of it held on to
+
+
+
+def test_networks_traced_in_parts_and_masked_layer_norms_prune_on_the_gpu():
+    """ShuffleNet (traced block by block, each behind a stand-in for its input) and ConvNeXt
+    (masked LayerNorms) pruned on the GPU: masked and removed compute the same there."""
+    for name in ("shufflenet_v2_x0_5", "convnext_tiny"):
+        prune_and_remove_on(torch.device("cuda"), name)
+
+
+def prune_and_remove_on(device: torch.device, name: str) -> None:
+    from test_torchvision_networks import torchvision_net
+
+    from prunesearch.pruning.export import shrink
+    from prunesearch.pruning.loop import prunable_targets
+    from prunesearch.pruning.methods import Context
+    from prunesearch.pruning.methods.channels import couplings
+    from prunesearch.pruning.methods.structured import NormOptions
+
+    model, classifier = torchvision_net(name)
+    dense_parameters = sum(p.numel() for p in model.parameters())
+    model.to(device)
+    example = torch.zeros(1, 3, 32, 32, device=device)
+    targets = prunable_targets(model, include_classifier=False, classifier=classifier)
+    found = couplings(model, targets, example)
+    targets = [target for target in targets if target[0] in found]
+    assert targets  # the parts traced on the device, not refused for a stand-in on the CPU
+    methods.get("ln_structured").apply(model, targets, 0.3,
+                                       Context(options=NormOptions(), couplings=found))
+    slim = shrink(model, example, classifier=classifier).eval()
+    images = torch.randn(4, 3, 32, 32, device=device)
+    with torch.no_grad():
+        expected, got = model.eval()(images), slim(images)
+    assert (expected - got).abs().max() <= 1e-3 * expected.abs().max().clamp_min(1)
+    assert sum(p.numel() for p in slim.parameters()) < dense_parameters

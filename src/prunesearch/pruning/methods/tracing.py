@@ -90,7 +90,8 @@ def _pieces(module: nn.Module, name: str, inputs: dict) -> list[Piece]:
         images = inputs.get(child)
         if images is None or images.dim() not in (2, 4) or not _has_layers(child):
             continue
-        entry = (nn.BatchNorm2d if images.dim() == 4 else nn.BatchNorm1d)(images.shape[1])
+        entry = (nn.BatchNorm2d if images.dim() == 4 else nn.BatchNorm1d)(
+            images.shape[1], device=images.device)
         try:
             wrapped = nn.Sequential(entry, child).eval()
             found.append(Piece(child, _graph(wrapped, images), entry, full_name))
