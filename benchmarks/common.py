@@ -21,7 +21,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from prunesearch.config import studyfile
+from prunesearch.config import preflight, studyfile
 from prunesearch.search import optimize
 from prunesearch.pruning.schedule import Fixed
 from prunesearch.training import data as data_module
@@ -164,7 +164,7 @@ def run_study(spec, folder: Path, data_dir: Path, **options):
     are other RunSettings (device, timeout, ...). Returns the Optuna study."""
     options = {"n_trials": spec.n_trials, "cache_dir": folder / "cache", "device": "cpu",
                **options}
-    return optimize.optimize(spec, optimize.RunSettings(
+    return optimize.optimize(preflight.run(spec), optimize.RunSettings(
         study=spec.path, storage_url=f"sqlite:///{folder / 'o.db'}",
         tracking_uri=tracking_uri(folder), data_dir=data_dir, **options))
 

@@ -17,10 +17,11 @@ import torch
 
 from benchmarks import common
 from prunesearch.pruning import costs, export, methods, onnx_runtime, timing
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.methods import Context
-from prunesearch.pruning.methods.channels import couplings
-from prunesearch.pruning.methods.structured import NormOptions
+from prunesearch.pruning.methods.base import Context
+from prunesearch.pruning.graph.channels import couplings
+from prunesearch.pruning.methods.options import NormOptions
 from prunesearch.training import models
 
 EXAMPLE = torch.zeros(1, 3, 32, 32)
@@ -51,11 +52,11 @@ def main(argv: list[str] | None = None) -> None:
         amounts, roundings, rounds = (0.5,), (1, 8), 1
         widths = {"cifar_cnn": 8}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {rounds} paired "
-          f"rounds at batch {' and '.join(map(str, timing.BATCH_SIZES))}; 'of MACs' = "
+          f"rounds at batch {' and '.join(map(str, BATCH_SIZES))}; 'of MACs' = "
           "speed-up / MACs reduction")
     print(f"{'network':<10} {'cut':>4} {'round':>5} {'MACs x':>7} "
           + " ".join(f"{runtime + ' b' + str(batch):>20}" for runtime in ("eager", "ORT")
-                     for batch in timing.BATCH_SIZES))
+                     for batch in BATCH_SIZES))
     for name, width in widths.items():
         dense = pruned(name, width, 0.0, 1)
         dense_macs = costs.macs(dense, EXAMPLE)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                 contenders = {"eager": slim, "ORT": onnx_runtime.OnnxModel.of(slim, EXAMPLE)}
                 cells = []
                 for runtime in ("eager", "ORT"):
-                    for batch in timing.BATCH_SIZES:
+                    for batch in BATCH_SIZES:
                         timed = timing.time_against(contenders[runtime], references[runtime],
                                                     EXAMPLE, batch, rounds=rounds)
                         cells.append(f"{timed.speedup:5.2f}x ({timed.speedup / reduction:4.2f} "

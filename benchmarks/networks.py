@@ -19,7 +19,8 @@ import torch
 from benchmarks import common
 from prunesearch.pruning import costs, export, methods
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.methods import channels
+from prunesearch.pruning.graph import channels
+from prunesearch.pruning.methods.base import Context
 from prunesearch.training import data as data_module
 from prunesearch.training import models, train
 from prunesearch.training.models import custom
@@ -41,7 +42,7 @@ class Scale:
 def measure(name: str, split: data_module.Split, scale: Scale) -> dict:
     """Seconds of each part for network `name`, pruned by ln_structured at 30%."""
     model = models.build(name)
-    classifier = custom.classifier_name(model, None) if custom.is_custom(name) else "classifier"
+    classifier = custom.classifier_name(model, None) if models.is_custom(name) else "classifier"
     example = data_module.normalize(split.images[:1])
     start = time.perf_counter()
     targets = prunable_targets(model, include_classifier=False, classifier=classifier)
@@ -49,7 +50,7 @@ def measure(name: str, split: data_module.Split, scale: Scale) -> dict:
     targets = [target for target in targets if target[0] in found]
     set_up = time.perf_counter() - start
     method = methods.get("ln_structured")
-    context = methods.Context(options=method.Options(norm=1), couplings=found)
+    context = Context(options=method.Options(norm=1), couplings=found)
     start = time.perf_counter()
     method.apply(model, targets, 0.3, context)
     pruning = time.perf_counter() - start

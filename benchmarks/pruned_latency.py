@@ -20,6 +20,7 @@ import torch
 from benchmarks import common
 from prunesearch.config import studyfile
 from prunesearch.pruning import costs, export, timing
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.stores import storage
 from prunesearch.stores.records import StudyRecord
 from prunesearch.training import models
@@ -52,18 +53,18 @@ def report(study, rounds: int) -> None:
     dense = export.shrink(models.from_spec(spec), example).eval()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {rounds} rounds "
           f"of dense and pruned blocks of {timing.LATENCY_BLOCK_S} s at batch "
-          f"{' and '.join(map(str, timing.BATCH_SIZES))}; speed-up (median of paired rounds) +- interquartile range")
+          f"{' and '.join(map(str, BATCH_SIZES))}; speed-up (median of paired rounds) +- interquartile range")
     print(f"dense {spec['name']} width {spec['width']}: "
           f"{sum(p.numel() for p in dense.parameters()):,} parameters, "
           f"{costs.macs(dense, example) / 1e6:.1f} M MACs per image")
     print(f"{'trial':>5} {'method':<20} {'amount':>6} {'sparsity':>8} {'MACs cut':>8}"
           + "".join(f" {'dense b' + str(b):>9} {'b' + str(b) + ' ms':>7} {'b' + str(b) + ' x':>12}"
-                    for b in timing.BATCH_SIZES))
+                    for b in BATCH_SIZES))
     for trial in study_view.finished(study):
         model, row = study_view.trial_model(study, trial.number)
         slim = export.shrink(model, example).eval()
         figures = [timing.time_against(slim, dense, example, batch, rounds=rounds)
-                   for batch in timing.BATCH_SIZES]
+                   for batch in BATCH_SIZES]
         print(f"{trial.number:>5} {row.schedule['method']:<20} {row.schedule['amount']:>6.2f} "
               f"{row.figures.sparsity:>8.1%} {row.figures.macs_reduction:>8.1%}"
               + "".join(f" {t.reference_ms:>8.2f} {t.latency_ms:>7.2f} {t.speedup:>5.2f}x"

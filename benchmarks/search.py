@@ -58,7 +58,7 @@ from benchmarks import common
 from prunesearch.config import space, studyfile
 from prunesearch.config.objectives import OBJECTIVES
 from prunesearch.pruning import costs
-from prunesearch.pruning.loop import IterationResult
+from prunesearch.pruning.figures import IterationResult
 from prunesearch.search import dense
 from prunesearch.stores.records import TrialRecord
 from prunesearch.training import models

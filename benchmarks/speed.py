@@ -40,8 +40,10 @@ from benchmarks import common
 from benchmarks.common import BATCH, sgd, step, take_turns, train_on
 from prunesearch.config import studyfile
 from prunesearch.pruning import costs, loop, methods, timing
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.pruning.export import shrink
-from prunesearch.pruning.methods.channels import couplings
+from prunesearch.pruning.graph.channels import couplings
+from prunesearch.pruning.methods.base import Context
 from prunesearch.pruning.schedule import Schedule
 from prunesearch.search import dense
 from prunesearch.stores.records import TrialRecord
@@ -226,12 +228,12 @@ def structured_latency(scale: Scale) -> list[dict]:
         model = models.build("cifar_cnn", width=32)
         dense_model = models.build("cifar_cnn", width=32).eval()
         targets = loop.prunable_targets(model, include_classifier=False)
-        context = methods.Context(options=methods.get("ln_structured").Options(norm=1),
+        context = Context(options=methods.get("ln_structured").Options(norm=1),
                                   couplings=couplings(model, targets, example))
         methods.get("ln_structured").apply(model, targets, amount, context)
         slim = shrink(model, example).eval()
         macs_ratio = costs.macs(dense_model, example) / costs.macs(slim, example)
-        latency_ratio = timing.time_against(slim, dense_model, example, timing.BATCH_SIZES[-1],
+        latency_ratio = timing.time_against(slim, dense_model, example, BATCH_SIZES[-1],
                                            rounds=scale.latency_rounds).speedup
         rows.append({"amount": amount, "macs_ratio": macs_ratio, "latency_ratio": latency_ratio,
                      "latency_of_macs": latency_ratio / macs_ratio})

@@ -16,6 +16,7 @@ import torch
 
 from benchmarks import common
 from prunesearch.pruning import timing
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.training import models
 from prunesearch.training.models import custom
 
@@ -31,12 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     tries, rounds = (2, 1) if args.smoke else (args.tries, timing.LATENCY_ROUNDS)
     torch.set_num_threads(args.threads)
     model = (custom.build(args.network, num_classes=10, cifar_stem=True, options={})
-             if custom.is_custom(args.network) else models.build(args.network)).eval()
+             if models.is_custom(args.network) else models.build(args.network)).eval()
     twin = copy.deepcopy(model)
     within = lambda values: sum(0.9 <= v <= 1.1 for v in values) / len(values)
     print(f"{args.network}, {torch.get_num_threads()} thread(s), {tries} tries of {rounds} "
           "rounds")
-    for batch in reversed(timing.BATCH_SIZES):
+    for batch in reversed(BATCH_SIZES):
         timings = [timing.time_against(model, twin, torch.randn(1, 3, 32, 32), batch,
                                       rounds=rounds) for _ in range(tries)]
         medians = [timing.speedup for timing in timings]

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ def positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_speed_benchmark_runs_every_section(tmp_path):
     out = smoke("speed", "--json", str(tmp_path / "speed.json"))
     figures = json.loads((tmp_path / "speed.json").read_text())
@@ -49,6 +51,17 @@ def test_speed_benchmark_runs_every_section(tmp_path):
     assert "| f) peak RSS" in out and "--smoke" in out
 
 
+@pytest.mark.slow
+def test_reading_benchmark_compares_every_command_it_names():
+    out = smoke("reading")
+    for name in ("optuna studies", "prunesearch status", "prunesearch pareto",
+                 "prunesearch best", "pareto --study resnet56-filters"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(name))
+        seconds, megabytes, ratio = re.search(r"([\d.]+) s +(\d+) MB +([\d.]+)x", line).groups()
+        assert all(positive(float(value)) for value in (seconds, megabytes, ratio)), line
+
+
+@pytest.mark.slow
 def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     """scripts/gpu-check.sh --device cpu: what a lent GPU will run, proven beforehand."""
     done = subprocess.run(["bash", "scripts/gpu-check.sh", "--device", "cpu", str(tmp_path)],
@@ -68,6 +81,7 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert "| B) trial (s)" in (tmp_path / "speed-cpu.md").read_text()
 
 
+@pytest.mark.slow
 def test_search_benchmark_runs_every_way(tmp_path):
     out = smoke("search", "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png"))
     figures = json.loads((tmp_path / "s.json").read_text())
@@ -77,11 +91,13 @@ def test_search_benchmark_runs_every_way(tmp_path):
     assert "median over seeds, tpe+iterations" in out
 
 
+@pytest.mark.slow
 def test_latency_cost_benchmark_runs_both_ways():
     out = smoke("latency_cost")
     assert "timed / not timed" in out
 
 
+@pytest.mark.slow
 def test_pruned_latency_benchmark_times_each_finished_trial():
     out = smoke("pruned_latency")
     line = out.splitlines()[-1].split()
@@ -90,6 +106,7 @@ def test_pruned_latency_benchmark_times_each_finished_trial():
     assert len(speedups) == 2 and all(positive(x) for x in speedups)  # at batch 1 and 64
 
 
+@pytest.mark.slow
 def test_networks_benchmark_times_each_part_of_a_trials_overhead(tmp_path):
     smoke("networks", "--json", str(tmp_path / "n.json"))
     rows = json.loads((tmp_path / "n.json").read_text())["networks"]
@@ -180,6 +197,7 @@ def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_di
     assert 0 < times[0] < times[1] < times[2] <= ended + 0.01
 
 
+@pytest.mark.slow
 def test_deployed_speed_benchmark_times_eager_and_onnx_runtime_with_and_without_rounding():
     rows = [line.split() for line in smoke("deployed_speed").splitlines()[2:]]
     assert [(row[0], row[1], row[2]) for row in rows] == [("cifar_cnn", "50%", "1"),
@@ -192,6 +210,7 @@ def test_deployed_speed_benchmark_times_eager_and_onnx_runtime_with_and_without_
         assert len(speedups) == 4 and all(positive(x) for x in speedups)
 
 
+@pytest.mark.slow
 def test_schedules_benchmark_runs_every_family_with_and_without_distillation():
     out = smoke("schedules")
     rows = [line.split() for line in out.splitlines()[1:7]]

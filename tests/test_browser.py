@@ -101,6 +101,7 @@ def snapshot(page, name: str) -> None:
     page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
+@pytest.mark.slow
 def test_the_addresses_prunesearch_ui_prints_show_the_trials_and_the_front(reviewed_study,
                                                                            browser):
     folder, trials = reviewed_study
@@ -166,6 +167,7 @@ def test_the_addresses_prunesearch_ui_prints_show_the_trials_and_the_front(revie
         stop(server)
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_shows_the_same_front(reviewed_study, browser):
     folder, _ = reviewed_study
     dashboard = shutil.which("optuna-dashboard") or str(Path(sys.executable).parent /

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from prunesearch.cli import main
 from prunesearch.config import budgets, studyfile
-from prunesearch.pruning.loop import FIXED, IterationResult
+from prunesearch.pruning.figures import FIXED, IterationResult
 
 from conftest import write_study
 

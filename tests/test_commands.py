@@ -58,6 +58,7 @@ def test_validate_refuses_a_bad_file_in_one_line_with_exit_2(workdir):
     assert result.output.strip().count("\n") == 0 and "space.amount.high = 1.5" in result.output
 
 
+@pytest.mark.slow
 def test_studies_lists_files_and_trial_counts_per_state(workdir):
     (workdir / "studies").mkdir()
     write_study(workdir / "studies", name="tiny.toml")
@@ -83,6 +84,7 @@ def test_studies_with_a_missing_storage_is_an_error_and_creates_nothing(workdir)
     assert not (workdir / "elsewhere.db").exists()
 
 
+@pytest.mark.slow
 def test_status_shows_progress_dense_accuracy_and_front_by_file_or_stored_name(workdir):
     write_study(workdir)
     assert invoke("optimize", "--study", "tiny.toml", "--n-trials", "1").exit_code == 0
@@ -125,6 +127,7 @@ def first_answer(server: subprocess.Popen, url: str, what: str):
     pytest.fail(f"{what} did not answer within a minute")
 
 
+@pytest.mark.slow
 def test_ui_serves_the_study_runs_of_its_tracking_store(workdir):
     write_study(workdir)
     assert invoke("optimize", "--study", "tiny.toml", "--n-trials", "1").exit_code == 0
@@ -262,6 +265,7 @@ def test_latency_on_a_gpu_without_one_is_one_line_and_writes_nothing(workdir):
     assert sorted(p.name for p in workdir.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_compare_puts_several_fronts_on_their_common_axes_and_logs_a_run(workdir):
     for name, method in (("tiny", "l1_unstructured"), ("other", "random_unstructured")):
         path = write_study(workdir, name=f"{name}.toml", retrain_epochs="0")
@@ -287,6 +291,7 @@ def test_compare_puts_several_fronts_on_their_common_axes_and_logs_a_run(workdir
         "fronts.png", "fronts.html", "fronts.json"}
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_and_its_front(workdir):
     import optuna
 

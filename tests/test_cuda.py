@@ -137,9 +137,9 @@ def prune_and_remove_on(device: torch.device, name: str) -> None:
 
     from prunesearch.pruning.export import shrink
     from prunesearch.pruning.loop import prunable_targets
-    from prunesearch.pruning.methods import Context
-    from prunesearch.pruning.methods.channels import couplings
-    from prunesearch.pruning.methods.structured import NormOptions
+    from prunesearch.pruning.methods.base import Context
+    from prunesearch.pruning.graph.channels import couplings
+    from prunesearch.pruning.methods.options import NormOptions
 
     model, classifier = torchvision_net(name)
     dense_parameters = sum(p.numel() for p in model.parameters())

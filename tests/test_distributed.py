@@ -110,7 +110,9 @@ def mlflow_server(postgres, tmp_path_factory):
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
              f"{postgres.url}/mlflow", "--artifacts-destination", str(artifacts),
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=log, start_new_session=True)
+            stdout=log, stderr=log, start_new_session=True,
+            # no job runners (GenAI evaluation jobs): two processes nothing here uses
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         for _ in range(240):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
@@ -183,6 +185,7 @@ def assert_whole(name: str, storage: str, tracking: str, budget: int) -> list:
     return complete
 
 
+@pytest.mark.slow
 def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_sigkill(
         workdir, postgres, mlflow_server):
     storage, budget = f"{postgres.url}/optuna", 4
@@ -222,6 +225,7 @@ def test_three_workers_on_postgresql_and_an_mlflow_server_survive_a_sigkill(
     assert children[victim.number].info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_both_servers_restarting_at_random_moments_under_three_workers_lose_nothing(
         workdir, postgres, mlflow_server):
     storage, budget, name = f"{postgres.url}/optuna", 6, "chaos"
@@ -246,6 +250,7 @@ def test_both_servers_restarting_at_random_moments_under_three_workers_lose_noth
     assert_whole(name, storage, mlflow_server.url, budget)
 
 
+@pytest.mark.slow
 def test_mlflow_gone_past_the_wait_stops_the_worker_in_one_line_and_a_rerun_finishes(
         workdir, postgres, mlflow_server):
     storage, budget, name = f"{postgres.url}/optuna", 2, "mlflow-away"
@@ -270,6 +275,7 @@ def test_mlflow_gone_past_the_wait_stops_the_worker_in_one_line_and_a_rerun_fini
     assert client.get_run(failed.user_attrs["mlflow_run_id"]).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_the_database_gone_past_the_wait_stops_the_worker_and_a_rerun_requeues_its_trial(
         workdir, postgres):
     storage, budget, name = f"{postgres.url}/optuna", 2, "database-away"

@@ -17,7 +17,7 @@ from prunesearch.stores import records
 from prunesearch.views import study_view
 from prunesearch.cli import main
 from prunesearch.search.early_stopping import Rule, StoppedEarly, decide
-from prunesearch.pruning.loop import IterationResult
+from prunesearch.pruning.figures import IterationResult
 from prunesearch.stores.records import TrialRecord
 from prunesearch.pruning.schedule import Schedule
 
@@ -150,6 +150,7 @@ def test_the_last_iteration_records_its_point_but_never_stops(tmp_path):
 EARLY = 'early_stopping = "mo-asha"\nreduction_factor = 2'
 
 
+@pytest.mark.slow
 def test_stopped_trials_are_recorded_honestly_end_to_end(workdir):
     study_file = write_study(workdir, retrain_epochs="1", settings=EARLY)
     text = study_file.read_text().replace("n_trials = 2", "n_trials = 5").replace(
@@ -202,6 +203,7 @@ def test_stopped_trials_count_apart_from_complete_ones_old_pruned_ones_too():
                                             "RUNNING": 0, "WAITING": 0}
 
 
+@pytest.mark.slow
 def test_two_workers_record_their_rungs_in_the_one_storage(workdir):
     study_file = write_study(workdir, retrain_epochs="1", settings=EARLY)
     study_file.write_text(study_file.read_text().replace("n_trials = 2", "n_trials = 4").replace(

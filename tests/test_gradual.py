@@ -110,6 +110,7 @@ reinit = "finetune"
 """
 
 
+@pytest.mark.slow
 def test_one_study_weighs_both_families_each_sampling_its_own_keys(workdir):
     (workdir / "families.toml").write_text(MIXED)
     result = CliRunner().invoke(main, ["optimize", "--study", "families.toml"])

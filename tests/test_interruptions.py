@@ -83,6 +83,7 @@ def slow_study(workdir):
     return write_study(workdir, retrain_epochs="12")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_rerun_completes_the_budget(workdir, slow_study):
     worker = start_worker(workdir, slow_study, n_trials=2)
     victim = wait_for_running_trial(workdir, worker)
@@ -101,6 +102,7 @@ def test_sigkill_mid_trial_then_rerun_completes_the_budget(workdir, slow_study):
     assert runs[victim.user_attrs["mlflow_run_id"]].info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_trial_cleanly_and_queues_it_again(workdir, slow_study):
     worker = start_worker(workdir, slow_study, n_trials=2)
     victim = wait_for_running_trial(workdir, worker)
@@ -117,6 +119,7 @@ def test_sigterm_ends_the_trial_cleanly_and_queues_it_again(workdir, slow_study)
     assert parent.info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(workdir,
                                                                               slow_study):
     coordinator = start_worker(workdir, slow_study, 2, "--jobs", "2")
@@ -139,6 +142,7 @@ def test_sigterm_to_a_jobs_run_ends_every_worker_cleanly_then_a_rerun_completes(
     assert retried and retried[0].params == victim.params
 
 
+@pytest.mark.slow
 def test_sigkill_of_one_of_three_jobs_workers_then_a_rerun_leaves_nothing_running(workdir,
                                                                                  slow_study):
     coordinator = start_worker(workdir, slow_study, 3, "--jobs", "3")
@@ -260,6 +264,7 @@ def test_a_queued_retry_lost_before_it_sampled_is_queued_again(tmp_path):
         (queued, taken.number)]
 
 
+@pytest.mark.slow
 def test_a_stop_request_once_the_trial_has_trained_lets_it_complete(sigterm_handled, workdir,
                                                                     tiny_study, monkeypatch):
     end_trial = tracking.StudyTracker.end_trial
@@ -322,6 +327,7 @@ def assert_stores_whole(workdir) -> None:
             assert all(run.info.status != "RUNNING" for run in runs)
 
 
+@pytest.mark.slow
 def test_sigterm_at_random_moments_leaves_the_stores_whole_and_the_study_resumable(workdir):
     # Moments spread over a run's life: imports, creating the stores and their schemas,
     # dense training, trials, recording them. Seeded, so a failure can be replayed.

@@ -19,6 +19,7 @@ ALLOWED = {
     "optuna": {"config.space", "stores.storage", "views", "search", "cli"},
     "mlflow": {"stores.tracking"},
     "click": {"cli"},
+    "torch_pruning": {"pruning.graph"},  # the dependency graph lives there, nowhere else
 }
 
 
@@ -35,20 +36,31 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path) -> set[str]:
-    """Every module `path` imports, at the top or inside a function, as dotted names."""
+    """Every module `path` imports, at the top or inside a function, as dotted names; a
+    relative import (`from .channels import x`, `from . import tracing`) as the absolute name
+    it stands for."""
+    package = ["prunesearch", *path.relative_to(PACKAGE).parent.parts]
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            if node.module == "prunesearch":  # from prunesearch import errors
-                names |= {f"prunesearch.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            if module.startswith("prunesearch"):  # a name may be a module: from . import x
+                names |= {f"{module}.{alias.name}" for alias in node.names}
     return names
 
 
 def layer(module: str) -> str:
     return module.split(".")[0]
+
+
+def layer_index(module: str) -> int:
+    """Where `module` (below prunesearch) sits; an unknown one fails the test that asks."""
+    assert layer(module) in LAYERS, f"{module} is in no layer of {LAYERS}"
+    return LAYERS.index(layer(module))
 
 
 def allowed_by(rule: set[str], module: str) -> bool:
@@ -64,10 +76,10 @@ def test_every_module_belongs_to_a_layer():
 
 @pytest.mark.parametrize("module", MODULES)
 def test_imports_point_down_the_layers(module):
-    own = LAYERS.index(layer(module))
+    own = layer_index(module)
     upward = sorted(name for name in imports(MODULES[module])
                     if name.startswith("prunesearch.")
-                    and LAYERS.index(layer(name.removeprefix("prunesearch."))) > own)
+                    and layer_index(name.removeprefix("prunesearch.")) > own)
     assert not upward, f"{module} ({layer(module)}) imports from a layer above it: {upward}"
 
 
@@ -85,3 +97,18 @@ def test_the_rules_see_imports_inside_functions():
     test above could pass on a module that breaks the rules."""
     assert "prunesearch.search.optimize" in imports(MODULES["cli"])
     assert "mlflow.tracking" in imports(MODULES["stores.tracking"])
+
+
+def test_the_rules_see_relative_imports(tmp_path, monkeypatch):
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path)
+    module = tmp_path / "pruning" / "graph" / "x.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("from . import tracing\nfrom ..methods import base\n"
+                      "from ...search.optimize import optimize\n")
+    assert {"prunesearch.pruning.graph.tracing", "prunesearch.pruning.methods",
+            "prunesearch.search.optimize"} <= imports(module)
+
+
+def test_a_module_in_no_layer_fails_as_an_assertion():
+    with pytest.raises(AssertionError, match="in no layer"):
+        layer_index("gadgets.widget")

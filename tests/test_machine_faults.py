@@ -43,6 +43,7 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_the_artifacts_is_one_line_the_trial_queued_again(workdir,
                                                                              tiny_disk):
     artifacts = tiny_disk(workdir / "mlruns")  # where MLflow keeps a local store's artifacts
@@ -69,6 +70,7 @@ def test_a_full_disk_under_the_artifacts_is_one_line_the_trial_queued_again(work
     assert failed.params in [t.params for t in study.get_trials(states=(TrialState.COMPLETE,))]
 
 
+@pytest.mark.slow
 def test_a_dense_cache_that_cannot_be_written_is_a_warning_and_the_study_goes_on(workdir,
                                                                                  tiny_disk):
     cache = tiny_disk(workdir / "cache")  # the workdir fixture's PRUNESEARCH_CACHE_DIR
@@ -81,6 +83,7 @@ def test_a_dense_cache_that_cannot_be_written_is_a_warning_and_the_study_goes_on
     assert len(study_of(workdir).get_trials(states=(TrialState.COMPLETE,))) == 2
 
 
+@pytest.mark.slow
 def test_a_trial_out_of_gpu_memory_says_so_and_the_study_goes_on(workdir, monkeypatch):
     retrain = loop.train_epochs
     calls = []

@@ -2,6 +2,7 @@
 residual sums included (a channel removed from a sum goes from every layer adding to it)."""
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -11,9 +12,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from prunesearch.pruning import costs
 from prunesearch.pruning import methods
 from prunesearch.training import models
-from prunesearch.config import studyfile
+from prunesearch.config import preflight, studyfile
 from prunesearch.pruning.export import shrink
-from prunesearch.pruning.methods.channels import couplings, groups, live_channels
+from prunesearch.pruning.graph.channels import couplings, groups, live_channels
 from test_pruning import EXAMPLE, pruner
 
 # (parameters, MACs per 32x32 image) as published: He et al. 2016 / Torch-Pruning's CIFAR
@@ -33,6 +34,14 @@ def test_each_network_has_its_published_size(name):
     # torch's own counter agrees; costs.macs counts nonzero weights only, and among 15 M
     # freshly drawn float32 weights a few can be exactly zero
     assert costs.macs(model, EXAMPLE) * 2 == pytest.approx(counter.get_total_flops(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_the_registry_width_is_the_builders_own_default(name):
+    """The registry writes each network's published width down, so that a study file is read
+    without importing torch: it must be the one the builder takes when given none."""
+    assert inspect.signature(models.get(name)).parameters["width"].default == \
+        models.default_width(name)
 
 
 def test_a_study_file_without_a_width_gets_the_network_as_published(tmp_path):
@@ -103,6 +112,7 @@ reinit = "rewind"
 """
 
 
+@pytest.mark.slow
 def test_a_resnet_study_runs_and_exports_a_smaller_network(workdir):
     from click.testing import CliRunner
 
@@ -172,7 +182,7 @@ def test_your_own_model_from_a_file_next_to_the_study_is_pruned_and_exported(wor
     (workdir / "nets.py").write_text(OWN_MODEL)
     (workdir / "own.toml").write_text(OWN_STUDY.format(
         model='name = "nets.py:tiny_net"\nclassifier = "head"\nchannels = 6'))
-    spec = studyfile.load(str(workdir / "own.toml"))
+    spec = preflight.run(studyfile.load(str(workdir / "own.toml"))).spec
     assert spec.model.options == {"channels": 6} and spec.model.classifier == "head"
     result = CliRunner().invoke(main, ["optimize", "--study", "own.toml"])
     assert result.exit_code == 0, result.output
@@ -186,7 +196,7 @@ def test_your_own_model_from_a_file_next_to_the_study_is_pruned_and_exported(wor
 
 def test_a_torchvision_model_gets_a_cifar_stem_and_prunes(tmp_path):
     (tmp_path / "tv.toml").write_text(OWN_STUDY.format(model='name = "torchvision:resnet18"'))
-    spec = studyfile.load(str(tmp_path / "tv.toml"))
+    spec = preflight.run(studyfile.load(str(tmp_path / "tv.toml"))).spec
     assert spec.model.classifier == "fc"
     model = models.from_spec(dataclasses.asdict(spec.model))
     assert model.conv1.kernel_size == (3, 3) and isinstance(model.maxpool, nn.Identity)

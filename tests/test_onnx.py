@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from prunesearch.cli import main
 from prunesearch.errors import ExportError
 from prunesearch.pruning import export, onnx_runtime
-from prunesearch.pruning.methods import channels
+from prunesearch.pruning.graph import channels
 from prunesearch.training import data as data_module
 from prunesearch.training import models
 
@@ -25,6 +25,7 @@ STORAGE = "sqlite:///prunesearch.db"
 SMALL_WIDTHS = {"cifar_cnn": 8, "resnet20": 4, "resnet56": 4, "vgg16_bn": 8}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
 def test_every_registered_model_pruned_exports_to_onnx_and_computes_what_torch_does(
         name, tmp_path):
@@ -112,6 +113,7 @@ reinit = "finetune"
 """
 
 
+@pytest.mark.slow
 def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_it(workdir,
                                                                                    cifar_dir):
     (workdir / "ship.toml").write_text(STRUCTURED)

@@ -8,11 +8,11 @@ from prunesearch.pruning import methods
 from prunesearch.training import models
 from prunesearch.pruning import reinit
 from prunesearch.training.data import load
-from prunesearch.pruning.methods import Context
-from prunesearch.pruning.methods.structured import NormOptions
-from prunesearch.pruning.methods.channels import couplings, live_channels
+from prunesearch.pruning.methods.base import Context
+from prunesearch.pruning.methods.options import NormOptions
+from prunesearch.pruning.graph.channels import couplings, live_channels
 from prunesearch.pruning.loop import prunable_targets, run
-from prunesearch.pruning.schedule import Choice, Fixed, Schedule
+from prunesearch.pruning.schedule import REINIT_OPTIONS, Choice, Fixed, Schedule
 from prunesearch.config.space import suggest
 from prunesearch.training.train import OptimizerSettings
 
@@ -167,6 +167,7 @@ def schedule(**changes) -> Schedule:
     return Schedule(**{**values, **changes})
 
 
+@pytest.mark.slow
 def test_pruned_weights_stay_exactly_zero_through_retraining(tiny_data):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
@@ -218,7 +219,7 @@ def test_finetune_keeps_surviving_weights():
         assert torch.equal(module.weight, old)
 
 
-@pytest.mark.parametrize("option", reinit.OPTIONS)
+@pytest.mark.parametrize("option", REINIT_OPTIONS)
 def test_loop_runs_every_reinit_option(tiny_data, option):
     model = tiny_model()
     init = {k: v.clone() for k, v in tiny_model(seed=3).state_dict().items()}
@@ -228,6 +229,7 @@ def test_loop_runs_every_reinit_option(tiny_data, option):
     assert 0 <= result.final.val_accuracy <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", METHODS)
 def test_loop_runs_every_method(tiny_data, name):
     model = tiny_model()

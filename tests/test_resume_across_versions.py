@@ -43,6 +43,7 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+@pytest.mark.slow
 def test_a_study_begun_before_the_packages_resumes_after_them(workdir, earlier_version):
     def earlier(*args: str) -> str:
         done = subprocess.run([sys.executable, *args], cwd=workdir, capture_output=True,

@@ -70,6 +70,7 @@ def test_every_torch_load_unpickles_tensors_only():
                                                "weights_only=True"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False)])
 def test_the_ui_warns_when_served_beyond_this_machine(workdir, host, warned):
     """The warning comes before the server starts (here: on a port already taken, so that

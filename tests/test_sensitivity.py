@@ -11,7 +11,7 @@ from torch import nn
 from prunesearch.cli import main
 from prunesearch.pruning import methods, sensitivity
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.methods.channels import couplings, groups
+from prunesearch.pruning.graph.channels import couplings, groups
 from prunesearch.training import models
 
 from conftest import write_study

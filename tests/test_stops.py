@@ -61,6 +61,8 @@ def restarting_tracking_server():
     server.shutdown()
 
 
+@pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.parametrize("seed, signum", [(1, signal.SIGINT), (2, signal.SIGTERM),
                                           (3, signal.SIGINT)])
 def test_a_stop_while_waiting_out_an_outage_ends_the_wait_at_once(
@@ -85,6 +87,8 @@ def test_a_stop_while_waiting_out_an_outage_ends_the_wait_at_once(
     assert runs and all(run.info.status != "RUNNING" for run in runs)
 
 
+@pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.parametrize("seed, signum", [(4, signal.SIGINT), (5, signal.SIGTERM)])
 def test_a_stop_while_training_ends_the_trial_and_the_process_at_once(workdir, seed, signum):
     study = write_study(workdir, retrain_epochs="12", settings='latency_device = "none"')
@@ -103,6 +107,7 @@ def test_a_stop_while_training_ends_the_trial_and_the_process_at_once(workdir, s
     assert all(run.info.status != "RUNNING" for run in runs)
 
 
+@pytest.mark.slow
 def test_the_ui_and_its_server_stop_on_one_sigint_to_the_command_alone(workdir, tiny_study):
     """SIGINT to `prunesearch ui` itself (not its process group, as a terminal's Ctrl-C
     would), and to a command started in the background, where SIGINT comes ignored."""

@@ -11,8 +11,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from prunesearch.pruning import costs
 from prunesearch.pruning import methods
 from prunesearch.pruning.export import shrink
-from prunesearch.pruning.methods.channels import live_channels
-from prunesearch.pruning.methods.structured import NormOptions
+from prunesearch.pruning.graph import channels
+from prunesearch.pruning.graph.channels import live_channels
+from prunesearch.pruning.methods.base import Context
+from prunesearch.pruning.methods.options import NormOptions
 from test_pruning import EXAMPLE, pruner, tiny_model
 
 STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)
@@ -122,7 +124,7 @@ def test_ln_structured_norm_changes_the_ranking():
     for norm in (1, 2):
         m = model()
         targets = [(m[0], "weight")]
-        context = methods.Context(options=NormOptions(norm=norm), couplings=methods.channels.couplings(
+        context = Context(options=NormOptions(norm=norm), couplings=channels.couplings(
             m, targets, example))
         methods.get("ln_structured").apply(m, targets, 0.5, context)
         kept[norm] = live_channels(m[0]).tolist()

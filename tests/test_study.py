@@ -63,6 +63,7 @@ def two_trials(finished_tiny_study, tiny_study, workdir):
     return output
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(tiny_study, workdir):
     # A run of its own: resuming writes to the study's MLflow artifacts, which the copies
     # made by `two_trials` share with the module's run.
@@ -86,6 +87,7 @@ def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(tiny_study, 
     assert len(optuna.load_study(study_name="tiny", storage=STORAGE).trials) == 3
 
 
+@pytest.mark.slow
 def test_objectives_are_validation_accuracy_and_sparsity_never_test(two_trials):
     study = optuna.load_study(study_name="tiny", storage=STORAGE)
     assert study.metric_names == ["val_accuracy", "sparsity"]
@@ -160,6 +162,7 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
                                          f"{trial.params['iterations']} {trial.params['reinit']}")
 
 
+@pytest.mark.slow
 def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met(
         workdir, monkeypatch):
     from prunesearch.search import optimize as study_module
@@ -182,7 +185,7 @@ def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met
 
 def test_story_hypervolume_and_thresholds():
     from prunesearch.config.objectives import OBJECTIVES
-    from prunesearch.pruning.loop import IterationResult
+    from prunesearch.pruning.figures import IterationResult
     from prunesearch.views import overview
     from prunesearch.views.rows import ModelRow
 
@@ -230,6 +233,7 @@ def test_pareto_json_csv_and_table(two_trials, tiny_study):
     assert "val acc %" in table.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_pareto_plot_writes_png_and_interactive_html_with_labelled_axes(two_trials, tiny_study,
                                                                        workdir):
     result = CliRunner().invoke(main, ["pareto", "--study", str(tiny_study), "--plot",
@@ -253,6 +257,40 @@ def test_pareto_can_list_every_trial_and_every_iteration(two_trials, tiny_study)
     every = json.loads(invoke("pareto", "--study", str(tiny_study), "--all",
                               "--format", "json").output)
     assert sorted(row["trial"] for row in every) == [t.number for t in complete(study)]
+
+
+READING = [["status", "--study", "tiny.toml"], ["pareto", "--study", "tiny.toml"],
+           ["pareto", "--study", "tiny", "--all", "--format", "json"],
+           ["best", "--study", "tiny.toml"], ["compare", "tiny.toml", "tiny"], ["studies"]]
+
+
+def test_commands_that_read_a_study_never_build_or_trace_a_network(two_trials, monkeypatch):
+    from prunesearch.config import preflight
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a command that only reads results built a network")
+
+    monkeypatch.setattr(models, "build", refuse)
+    monkeypatch.setattr(preflight, "run", refuse)
+    for args in READING:
+        invoke(*args)
+    invoke("pareto", "--study", "tiny.toml", "--plot", "front.png")
+
+
+def test_reading_a_finished_study_imports_no_torch(two_trials, workdir):
+    program = (
+        "import sys\n"
+        "from prunesearch.cli import main\n"
+        f"for args in {READING[:4]!r}:\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as end:\n"
+        "        assert end.code == 0, (args, end.code)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow imported'\n")
+    done = subprocess.run([sys.executable, "-c", program], cwd=workdir, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_pareto_without_a_storage_is_one_line_and_creates_nothing(tiny_study, workdir):
@@ -326,6 +364,7 @@ reinit = "finetune"
 """
 
 
+@pytest.mark.slow
 def test_a_study_that_times_no_latency_records_every_other_figure(workdir):
     write_study(workdir, settings='latency_device = "none"')
     assert "latency not timed" in invoke("validate", "--study", "tiny.toml").output
@@ -350,6 +389,7 @@ def test_a_study_that_times_no_latency_records_every_other_figure(workdir):
     assert summary["figures"]["macs"] > 0 and summary["figures"]["speedup"] is None
 
 
+@pytest.mark.slow
 def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdir):
     (workdir / "filters.toml").write_text(STRUCTURED_STUDY.format(floor=0.0))
     invoke("optimize", "--study", "filters.toml")
@@ -393,6 +433,7 @@ def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdi
     assert not (workdir / "nothing").exists()
 
 
+@pytest.mark.slow
 def test_trials_below_the_accuracy_floor_never_reach_the_front(workdir):
     (workdir / "filters.toml").write_text(STRUCTURED_STUDY.format(floor=1.0))
     invoke("optimize", "--study", "filters.toml")
@@ -404,6 +445,7 @@ def test_trials_below_the_accuracy_floor_never_reach_the_front(workdir):
     assert json.loads(invoke("pareto", "--study", "filters.toml", "--format", "json").output) == []
 
 
+@pytest.mark.slow
 def test_grid_sampler_runs_every_combination_once(workdir):
     text = STRUCTURED_STUDY.format(floor=0.0).replace("norm = [1, 2]", "norm = 1")
     text = text.replace("n_trials = 2", 'n_trials = 4\nsampler = "grid"').replace(
@@ -416,6 +458,7 @@ def test_grid_sampler_runs_every_combination_once(workdir):
         ("taylor_structured", 0.3), ("taylor_structured", 0.5)]
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_study_goes_on_until_failures_repeat(workdir):
     path = write_study(workdir, retrain_epochs="1")
     path.write_text(path.read_text() + "retrain_lr = 1e9\n")  # every retraining diverges
@@ -438,6 +481,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on_until_failures_repeat
     assert parent.info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_a_failed_trial_is_said_in_one_line(workdir):
     """prunesearch's own line; not Optuna's too, which repeated it with empty parameters."""
     path = write_study(workdir, retrain_epochs="1", settings='latency_device = "none"')
@@ -450,6 +494,7 @@ def test_a_failed_trial_is_said_in_one_line(workdir):
     assert len(said) == 1 and "TrainingDiverged" in said[0], done.stderr
 
 
+@pytest.mark.slow
 def test_same_study_file_seed_and_parameters_give_the_same_metrics(workdir):
     """Two studies, identical but for their name: the same seed samples the same first
     trial, which must train to exactly the same figures (timings aside)."""
@@ -466,6 +511,7 @@ def test_same_study_file_seed_and_parameters_give_the_same_metrics(workdir):
                {k: v for k, v in after.items() if not k.startswith(("latency", "speedup"))}
 
 
+@pytest.mark.slow
 def test_resuming_a_study_whose_file_changed_is_refused_unless_allowed(workdir):
     path = write_study(workdir)
     invoke("optimize", "--study", str(path), "--n-trials", "1")
@@ -492,6 +538,7 @@ def test_resuming_a_study_whose_file_changed_is_refused_unless_allowed(workdir):
     invoke("optimize", "--study", str(path), "--n-trials", "2")
 
 
+@pytest.mark.slow
 def test_jobs_runs_workers_that_share_the_study_and_train_the_dense_model_once(workdir):
     path = write_study(workdir, retrain_epochs="1")
     # A real process, so that the workers' output is captured with its own.
@@ -523,6 +570,7 @@ def test_jobs_runs_workers_that_share_the_study_and_train_the_dense_model_once(w
         assert "final_val_accuracy" in children[trial.number].data.metrics
 
 
+@pytest.mark.slow
 def test_changed_objectives_are_refused_even_with_allow_spec_change(workdir):
     path = write_study(workdir, retrain_epochs="0")
     invoke("optimize", "--study", str(path), "--n-trials", "1")
@@ -538,6 +586,7 @@ def test_changed_objectives_are_refused_even_with_allow_spec_change(workdir):
     assert len(optuna.load_study(study_name="tiny", storage=STORAGE).trials) == 1
 
 
+@pytest.mark.slow
 def test_timeout_stops_starting_trials_once_it_has_passed(workdir):
     path = write_study(workdir, retrain_epochs="0")
     result = invoke("optimize", "--study", str(path), "--n-trials", "5", "--timeout", "0.01")
@@ -546,6 +595,7 @@ def test_timeout_stops_starting_trials_once_it_has_passed(workdir):
     assert "1 of 5 trials finished" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["nsga2", "gp"])
 def test_the_other_samplers_run_a_multi_objective_study(workdir, sampler):
     path = write_study(workdir, retrain_epochs="0")

@@ -1,7 +1,7 @@
 import pytest
 from click.testing import CliRunner
 
-from prunesearch.config import studyfile
+from prunesearch.config import preflight, studyfile
 from prunesearch.cli import main
 from prunesearch.errors import StudyFileError
 from prunesearch.pruning.schedule import REQUIRED_KEYS, Choice, Fixed, Range
@@ -11,7 +11,7 @@ from conftest import write_study
 
 @pytest.mark.parametrize("path", studyfile.available(), ids=lambda p: p.stem)
 def test_every_shipped_study_file_validates(path):
-    spec = studyfile.load(str(path))
+    spec = preflight.run(studyfile.load(str(path))).spec
     assert spec.name and spec.n_trials >= 1
     family = spec.space.get("schedule", Fixed("iterative"))
     for name in family.choices if isinstance(family, Choice) else (family.value,):
@@ -116,6 +116,16 @@ BAD_EDITS = {
                                "max_accuracy_drop", "[0, 1)"),
     "round_to of 0": (('method = "l1_unstructured"', 'method = "ln_structured"\nround_to = 0'),
                       "space.round_to", ">= 1"),
+    "infinite dense lr": (("batch_size = 32", "batch_size = 32\nlr = inf"), "dense.lr",
+                          "a number > 0"),
+    "infinite weight decay": (("batch_size = 32", "batch_size = 32\nweight_decay = inf"),
+                              "dense.weight_decay", "a number >= 0"),
+    "infinite retraining lr": (("[space]", "[space]\nretrain_lr = inf"), "space.retrain_lr",
+                               "a number > 0"),
+    "infinite latency budget": (("n_trials = 2", "n_trials = 2\nmax_latency_ms = inf"),
+                                "max_latency_ms", "a number > 0"),
+    "infinite range end": (("low = 0.2, high = 0.5", "low = 0.2, high = inf"),
+                           "space.amount.high", "(0, 1)"),
 }
 
 

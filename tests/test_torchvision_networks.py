@@ -13,11 +13,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from prunesearch.cli import main
-from prunesearch.config import studyfile
+from prunesearch.config import preflight, studyfile
 from prunesearch.pruning import costs, methods
 from prunesearch.pruning.export import shrink
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.methods.channels import (couplings, groups, live_channels,
+from prunesearch.pruning.graph.channels import (couplings, groups, live_channels,
                                                   mask_dependents, prune_channels, unprunable)
 from prunesearch.training import models
 from prunesearch.training.models import custom
@@ -62,6 +62,7 @@ def assert_removal_computes_the_same(model: nn.Module, classifier: str) -> nn.Mo
     return slim
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NETWORKS)
 def test_structured_pruning_of_a_torchvision_network_removes_what_it_masked(name):
     model, classifier = torchvision_net(name)
@@ -77,6 +78,7 @@ def test_structured_pruning_of_a_torchvision_network_removes_what_it_masked(name
     assert (output.out_features if isinstance(output, nn.Linear) else output.out_channels) == 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STRUCTURED)
 def test_every_structured_method_prunes_depthwise_networks_coupled_layers_alike(name):
     model, classifier = torchvision_net("mobilenet_v2")
@@ -150,6 +152,7 @@ def test_a_layer_norm_keeps_its_scales_on_the_channels_left():
     assert slim[1].weight.tolist() == model[1].weight[[6, 9, 10, 13]].tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STRUCTURED)
 def test_grouped_convolutions_lose_the_same_places_in_every_group(name):
     model, classifier = torchvision_net("regnet_x_400mf")
@@ -181,8 +184,8 @@ def test_grouped_convolutions_lose_the_same_places_in_every_group(name):
 def test_the_group_of_a_channel_is_found_once_per_layer_as_it_was_per_channel():
     """Couplings come from one dependency group per layer, each dependent sorted back to its
     channel by torch-pruning's root indices: the same as asking channel by channel."""
-    from prunesearch.pruning.methods.channels import _dependents
-    from prunesearch.pruning.methods.tracing import trace
+    from prunesearch.pruning.graph.channels import _dependents
+    from prunesearch.pruning.graph.tracing import trace
 
     model, classifier = torchvision_net("squeezenet1_0")  # concatenations remap indices
     targets, _ = pruner("ln_structured", model, classifier=classifier)
@@ -292,7 +295,8 @@ def test_a_network_a_study_cannot_use_is_refused_when_the_file_is_read(workdir, 
 def test_stems_and_output_layers_of_other_shapes_are_found_without_a_traceback(tmp_path):
     (tmp_path / "s.toml").write_text(STUDY.format(name="s", model="torchvision:squeezenet1_0",
                                                   method="ln_structured"))
-    assert studyfile.load(str(tmp_path / "s.toml")).model.classifier == "classifier.1"
+    assert preflight.run(studyfile.load(str(tmp_path / "s.toml"))).spec.model.classifier == \
+        "classifier.1"
     (tmp_path / "u.toml").write_text(STUDY.format(
         name="u", model="torchvision:shufflenet_v2_x0_5", method="l1_unstructured"))
     spec = studyfile.load(str(tmp_path / "u.toml"))  # conv1 is a Sequential: its conv changes
@@ -306,7 +310,7 @@ def test_a_network_traced_in_pieces_prunes_only_channels_that_stay_inside_one():
     """torch-pruning cannot trace ShuffleNet whole (its channel split and shuffle, block after
     block), but each block alone: the channels inside a branch are pruned; those that leave a
     block, or come into it (a depthwise convolution on the block's input), are not."""
-    from prunesearch.pruning.methods.tracing import trace
+    from prunesearch.pruning.graph.tracing import trace
 
     model, classifier = torchvision_net("shufflenet_v2_x0_5")
     pieces = trace(model, EXAMPLE)
@@ -321,7 +325,7 @@ def test_a_network_traced_in_pieces_prunes_only_channels_that_stay_inside_one():
 
 
 def test_a_network_no_part_of_which_traces_is_refused_in_one_line(workdir, monkeypatch):
-    from prunesearch.pruning.methods import tracing
+    from prunesearch.pruning.graph import tracing
 
     def untraceable(model, example_input):
         raise tracing.Untraceable("torch-pruning cannot trace its channels (ZeroDivisionError)")
@@ -344,7 +348,7 @@ def test_a_residual_sum_with_what_comes_into_a_part_traced_alone_stays(name, mon
     they stay; the block's inner channels are pruned, and removal computes what masks did."""
     from torchvision.models.resnet import BasicBlock
 
-    from prunesearch.pruning.methods import tracing
+    from prunesearch.pruning.graph import tracing
 
     torch.manual_seed(0)
     model = nn.Sequential()

@@ -150,7 +150,9 @@ CACHE_DIR_OPTION = click.option(
 def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir, device,
              jobs, allow_spec_change, outage_wait_s):
     """Run (or resume) a study until it has n_trials complete trials."""
-    spec = studyfile.load(study)
+    from prunesearch.config import preflight
+
+    flight = preflight.run(studyfile.load(study))
     from prunesearch.search import workers
 
     label = workers.worker_label()
@@ -161,11 +163,11 @@ def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cach
     from prunesearch.search import optimize as study_module
 
     interrupts.install()
-    settings = run_settings(spec, n_trials=n_trials, timeout=timeout, storage_url=storage_url,
+    settings = run_settings(flight.spec, n_trials=n_trials, timeout=timeout, storage_url=storage_url,
                             tracking_uri=tracking_uri, data_dir=data_dir, cache_dir=cache_dir,
                             device=device, allow_spec_change=allow_spec_change,
                             outage_wait_s=outage_wait_s)
-    rows = study_view.pareto_rows(study_module.optimize(spec, settings, jobs=jobs))
+    rows = study_view.pareto_rows(study_module.optimize(flight, settings, jobs=jobs))
     if rows:
         click.echo(tables.to_table(rows))
 
@@ -281,7 +283,7 @@ def best(study, storage, by, output_format):
 
 def _write_plots(study, path: Path) -> None:
     from prunesearch.config.objectives import joined, plot_axis
-    from prunesearch.pruning.loop import IterationResult
+    from prunesearch.pruning.figures import IterationResult
     from prunesearch.stores.records import StudyRecord
     from prunesearch.views import plots, study_view
 
@@ -386,7 +388,9 @@ def sensitivity(study, method, amounts, output_dir, tracking_uri, data_dir, cach
     from prunesearch.training import data
     from prunesearch.training.train import resolve_device
 
-    spec = studyfile.load(study)
+    from prunesearch.config import preflight
+
+    spec = preflight.run(studyfile.load(study)).spec
     _configure_logging()
     interrupts.install()
     searched = spec.space["method"]
@@ -413,9 +417,10 @@ def sensitivity(study, method, amounts, output_dir, tracking_uri, data_dir, cach
 @click.option("--study", "study", required=True, help=STUDY_HELP)
 def validate(study):
     """Check a study file and print its resolved settings and search space; exit 2 if bad."""
+    from prunesearch.config import preflight
     from prunesearch.views import tables
 
-    click.echo(tables.study_summary(studyfile.load(study)))
+    click.echo(tables.study_summary(preflight.run(studyfile.load(study))))
 
 
 @main.command(epilog="""examples:
@@ -473,7 +478,8 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
     from prunesearch.pruning import export as export_module
-    from prunesearch.pruning import methods, onnx_runtime, timing
+    from prunesearch.pruning import methods, onnx_runtime
+    from prunesearch.pruning.figures import BATCH_SIZES
     from prunesearch.stores import storage as storage_module
     from prunesearch.stores.records import StudyRecord
     from prunesearch.training import data, models
@@ -498,7 +504,7 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
         classifier=model_spec.get("classifier", "classifier"),
         onnx_dense=models.from_spec(model_spec) if model_format == "onnx" else None,
         structured=methods.get(row.schedule["method"]).structured,
-        batch_sizes=row.figures.batch_sizes or timing.BATCH_SIZES)
+        batch_sizes=row.figures.batch_sizes or BATCH_SIZES)
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} iteration {row.iteration} of {name}: test accuracy "
                f"{summary['test_accuracy_measured']:.2%} (recorded "
@@ -580,11 +586,7 @@ def ui(study, storage, tracking_uri, host, port):
     if "front chart" in pages:
         click.echo("  the front's plot: the study run's Model metrics (image pareto_front), or "
                    "its artifacts pareto.html and pareto.png", err=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
-    # Its own process group, so that stopping this command (Ctrl-C, SIGTERM) stops the
-    # server and its workers with it, not only the first process.
-    server = subprocess.Popen(command, start_new_session=True)
+    server = tracking.start_ui(uri, host=host, port=port)
     # Both signals, explicitly: a command started in the background gets SIGINT ignored.
     interrupts.install()
     try:

@@ -2,7 +2,7 @@
 
 A user rarely wants the whole front: they want "the sparsest model at most a point below the
 dense one" or "the most accurate one under 20 M MACs". Each budget is a limit on one figure
-of a model (an iteration of a trial, `pruning.loop.IterationResult`), absolute or relative to
+of a model (an iteration of a trial, `pruning.figures.IterationResult`), absolute or relative to
 the dense model's figure. A model that breaks one is infeasible: it never enters the front,
 and the trial whose last model breaks one carries an Optuna constraint violation
 (`trial.set_constraint`), which the TPE, NSGA-II and GP samplers learn from.
@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from prunesearch.pruning.loop import unit
+from prunesearch.pruning.figures import unit
 
 PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 

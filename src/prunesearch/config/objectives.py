@@ -5,7 +5,7 @@ Test accuracy is deliberately absent: it is reported, never optimised.
 
 from dataclasses import dataclass
 
-from prunesearch.pruning.loop import unit
+from prunesearch.pruning.figures import unit
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Objective:
     @property
     def scale(self) -> float:
         """What a plot multiplies the figure by: fractions are shown in percent (its unit is
-        declared with the figure, pruning.loop.unit), ratios as they are."""
+        declared with the figure, pruning.figures.unit), ratios as they are."""
         return 100.0 if unit(self.column) == "fraction" else 1.0
 
     def value(self, figures) -> float:

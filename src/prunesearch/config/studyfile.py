@@ -15,15 +15,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from prunesearch.pruning import methods, onnx_runtime, timing
+from prunesearch.pruning import methods
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
-from prunesearch.config import budgets, coverage
+from prunesearch.config import budgets
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
-from prunesearch.pruning.methods import tracing
 from prunesearch.pruning.schedule import (FAMILY_KEYS, REQUIRED_KEYS, SPACE_FIELDS, SPACE_TYPES,
                                           Choice, Fixed, ParamSpec, Range)
-from prunesearch.training.train import PRECISIONS
 from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
                                   valid)
 
@@ -31,6 +30,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 EARLY_STOPPING_RULES = ("none", "mo-asha")  # see search.early_stopping
 RUNG_POINTS = ("planned", "current")
 LATENCY_DEVICES = ("cpu", "cuda", "onnxruntime", "none")  # see pruning.costs
+PRECISIONS = ("auto", "bf16", "fp32")  # see training.train.resolve_precision
 MAX_BATCH_SIZES, MAX_LATENCY_BATCH = 4, 4096  # each size is timed every iteration
 SHIPPED_DIR = Path(__file__).parents[1] / "studies"
 
@@ -59,7 +59,7 @@ class ModelSpec:
                                   "file.py:callable (a path relative to the study file)",
         allowed=f"one of {sorted(models.REGISTRY)}, torchvision:NAME, module:callable or "
                 "file.py:callable",
-        check=lambda v: v in models.REGISTRY or models.custom.is_custom(v))
+        check=lambda v: v in models.REGISTRY or models.is_custom(v))
     width: int | None = setting(
         default=None, help="channels of the first stage, later stages in proportion; leave "
                            "out for the model as published (cifar_cnn 32, resnet20 and "
@@ -125,7 +125,7 @@ class StudySpec:
                             "skips timing, a third of a small trial's time",
         allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
     latency_batch_sizes: tuple[int, ...] = setting(
-        default=timing.BATCH_SIZES, help="batch sizes latency is timed at; the speedup "
+        default=BATCH_SIZES, help="batch sizes latency is timed at; the speedup "
                                          "objective is read at the largest, max_latency_ms "
                                          "at the smallest",
         allowed=f"a list of 1 to {MAX_BATCH_SIZES} distinct integers from 1 to "
@@ -248,9 +248,6 @@ def parse(raw: dict, path: Path) -> StudySpec:
     if dense.rewind_epoch > dense.epochs:
         raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
                                        f"must be <= dense.epochs ({dense.epochs})")
-    if values.get("latency_device") == "onnxruntime" and not onnx_runtime.available():
-        raise StudyFileError.bad_value(path, "latency_device", "onnxruntime",
-                                       "needs ONNX Runtime: pip install 'prunesearch[onnx]'")
     if values.get("latency_device") == "none" and "speedup" in values.get("objectives", ()):
         raise StudyFileError.bad_value(path, "latency_device", "none",
                                        "the speedup objective needs cpu, cuda or onnxruntime")
@@ -259,9 +256,8 @@ def parse(raw: dict, path: Path) -> StudySpec:
     values["space"] = _parse_space(_table(raw, "space", path), path)
     if values.get("sampler") == "grid":
         _check_grid(values["space"], _table(raw, "space", path), path)
-    _check_structured_coverage(values["model"], values["space"], path)
     spec = StudySpec(**values, path=path)
-    _check_budgets(spec)
+    _check_timing_budgets(spec)
     return spec
 
 
@@ -271,87 +267,35 @@ def study_budgets(spec: StudySpec) -> list[budgets.Budget]:
             if getattr(spec, key) is not None]
 
 
-def _check_budgets(spec: StudySpec) -> None:
-    """A budget that cannot work is refused now: a latency budget nothing times, an absolute
-    one the dense model already keeps (it would constrain nothing: a unit slip, 20e9 for
-    20e6?), a parameter budget below what the space's schedules can reach."""
-    found = {budget.key: budget for budget in study_budgets(spec)}
-    for key in ("max_latency_ms", "max_speedup_noise"):
-        if key in found and spec.latency_device == "none":
-            raise StudyFileError.bad_value(spec.path, key, getattr(spec, key),
+def _check_timing_budgets(spec: StudySpec) -> None:
+    """A budget on timings with nothing timed is refused (preflight checks the size budgets
+    against the network)."""
+    for budget in study_budgets(spec):
+        if budget.key in ("max_latency_ms", "max_speedup_noise") and \
+                spec.latency_device == "none":
+            raise StudyFileError.bad_value(spec.path, budget.key, getattr(spec, budget.key),
                                            "a budget on timings needs latency_device cpu, "
                                            "cuda or onnxruntime, not none")
-    sized = [found[key] for key in ("max_macs", "max_params") if key in found]
-    if not sized:
-        return
-    dense = dict(zip(("max_macs", "max_params"), coverage.dense_costs(spec.model)))
-    for budget in sized:
-        if not budget.relative and budget.limit >= dense[budget.key]:
-            raise StudyFileError.bad_value(
-                spec.path, budget.key, getattr(spec, budget.key),
-                f"the dense {spec.model.name} has {dense[budget.key]:,} already, so this "
-                f"constrains nothing; give a number below it or a percentage such as \"50%\"")
-    floor = coverage.weights_left_at_least(spec.model, spec.space) if "max_params" in found \
-        else None
-    params = found.get("max_params")
-    if floor is not None and params.limit * (dense["max_params"] if params.relative else 1) < floor:
-        raise StudyFileError.bad_value(
-            spec.path, "max_params", spec.max_params,
-            f"no schedule of this space leaves fewer than {floor:,} parameters (largest "
-            "space.amount and space.iterations, with biases and BatchNorm kept); raise it, or "
-            "prune more")
-
-
-def _check_structured_coverage(model: ModelSpec, space: dict, path: Path) -> None:
-    """A structured method on a network it cannot prune at all is refused now, in one line."""
-    structured = coverage.structured_methods(space)
-    if not structured:
-        return
-    try:
-        layers, unprunable = coverage.unprunable_layers(model)
-    except tracing.Untraceable as error:
-        raise StudyFileError(path, f"model.name = {model.name!r} cannot be pruned by "
-                                   f"space.method {', '.join(structured)}: {error}; use an "
-                                   "unstructured method") from None
-    if len(unprunable) == layers:
-        example = next(iter(unprunable.items()), ("", ""))
-        raise StudyFileError(path, f"model.name = {model.name!r} has no layer that "
-                                   f"space.method {', '.join(structured)} can prune (e.g. "
-                                   f"{example[0]}: {example[1]}); use an unstructured method")
 
 
 def _parse_model(table: dict, path: Path) -> ModelSpec:
-    """[model], resolved: a registry model's width, a model file's absolute path, the output
-    layer's name; a custom model is built once here, so that it fails now, in one line."""
+    """[model], resolved as far as reading can: a registry model's width, a model file's
+    absolute path. A custom model's output layer is found by preflight, which builds it."""
     fields = [f for f in dataclasses.fields(ModelSpec) if f.name != "options"]
     declared = {f.name for f in fields}
     name = table.get("name", "cifar_cnn")
-    custom = isinstance(name, str) and models.custom.is_custom(name)
+    custom = isinstance(name, str) and models.is_custom(name)
     options = {k: v for k, v in table.items() if k not in declared} if custom else {}
     known = {k: v for k, v in table.items() if k not in options}
     spec = ModelSpec(**_parse_fields(ModelSpec, fields, known, path, prefix="model."),
                      options=options)
-    if not custom:
-        width = spec.width or models.default_width(spec.name)
-        if spec.classifier not in (None, "classifier"):
-            raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
-                                           f"{spec.name} names its output layer classifier")
-        return dataclasses.replace(spec, width=width, classifier="classifier")
-    spec = dataclasses.replace(spec, name=_user_model_file(spec.name, path))
-    try:
-        model = models.from_spec(dataclasses.asdict(spec))
-        models.custom.check_output(model, num_classes=10)
-    except models.custom.ModelError as error:
-        looked = (f"; looked for {_module_file(name)} next to the study file and in the "
-                  "working directory, then among installed packages"
-                  if str(error).startswith("cannot import") else "")
-        raise StudyFileError.bad_value(path, "model.name", name, f"{error}{looked}") from None
-    try:
-        classifier = models.custom.classifier_name(model, spec.classifier)
-    except models.custom.ModelError as error:
+    if custom:
+        return dataclasses.replace(spec, name=_user_model_file(spec.name, path))
+    if spec.classifier not in (None, "classifier"):
         raise StudyFileError.bad_value(path, "model.classifier", spec.classifier,
-                                       str(error)) from None
-    return dataclasses.replace(spec, classifier=classifier)
+                                       f"{spec.name} names its output layer classifier")
+    return dataclasses.replace(spec, width=spec.width or models.default_width(spec.name),
+                               classifier="classifier")
 
 
 def _user_model_file(name: str, path: Path) -> str:
@@ -362,16 +306,16 @@ def _user_model_file(name: str, path: Path) -> str:
     where, _, attribute = name.rpartition(":")
     if where.endswith(".py"):
         return name if Path(where).is_absolute() else f"{(path.parent / where).resolve()}:{attribute}"
-    if name.startswith(models.custom.TORCHVISION):
+    if name.startswith(models.TORCHVISION):
         return name
     for folder in (path.parent, Path.cwd()):
-        candidate = folder / _module_file(name)
+        candidate = folder / module_file(name)
         if candidate.is_file():
             return f"{candidate.resolve()}:{attribute}"
     return name
 
 
-def _module_file(name: str) -> str:
+def module_file(name: str) -> str:
     """The file a `pkg.mod:callable` name would be in: pkg/mod.py."""
     return name.rpartition(":")[0].replace(".", "/") + ".py"
 

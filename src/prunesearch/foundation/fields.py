@@ -5,6 +5,7 @@ README documents every declared key.
 """
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -33,7 +34,8 @@ def field_types(cls) -> dict[str, typing.Any]:
 def coerce(value, type_):
     """`value` as `type_` if a TOML value of that type may stand for it, else MISSING.
 
-    An int is accepted where a float is expected (TOML `lr = 1`); a bool is never an int.
+    An int is accepted where a float is expected (TOML `lr = 1`); a bool is never an int;
+    TOML's inf and nan are never a number (no setting means "unlimited" by infinity).
     """
     if isinstance(type_, types.UnionType) or typing.get_origin(type_) is typing.Union:
         for option in typing.get_args(type_):
@@ -45,7 +47,7 @@ def coerce(value, type_):
         return MISSING  # "absent" is spelt by leaving the key out; TOML has no null
     if type_ is float:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-            else MISSING
+            and math.isfinite(value) else MISSING
     if type_ is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else MISSING
     return value if isinstance(value, type_) else MISSING

@@ -10,7 +10,7 @@
   the smaller model's dense count; BatchNorm, ReLU and pooling are not counted;
 - latency: wall time of a forward pass on the study's `latency_device` (CPU by default, a
   CUDA GPU, synchronised, or ONNX Runtime on the CPU, the model exported to ONNX), in eval
-  mode, at each of the study's `latency_batch_sizes` (timing.BATCH_SIZES by default), of the
+  mode, at each of the study's `latency_batch_sizes` (figures.BATCH_SIZES by default), of the
   model as it would be deployed (`export.shrink`: masks folded, pruned channels removed;
   unstructured zeros stay and run through the same dense kernels, so they do not make it
   faster). It is timed against the
@@ -32,11 +32,11 @@ from torch import nn
 
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import export, onnx_runtime
-from prunesearch.pruning.timing import BATCH_SIZES, time_against
+from prunesearch.pruning.figures import BATCH_SIZES, NOT_TIMED
+from prunesearch.pruning.timing import time_against
 from prunesearch.pruning.watching import watched_forward
 
 PRUNABLE_TYPES = export.PRUNABLE_TYPES
-NOT_TIMED = "none"  # the latency_device that times nothing
 ONNX_RUNTIME = "onnxruntime"  # the latency_device that times the model exported to ONNX
 
 

@@ -19,10 +19,11 @@ from torch.nn.utils import prune
 from prunesearch.training.data import Split, normalize
 from prunesearch.errors import ExportError
 from prunesearch.pruning import onnx_runtime, timing
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.pruning.methods.base import pruning_hooks
 from prunesearch.training.train import evaluate
-from prunesearch.pruning.methods.channels import couplings, drop_kept_statistics
-from prunesearch.pruning.methods.tracing import Piece, Untraceable, piece_of, trace
+from prunesearch.pruning.graph.channels import couplings, drop_kept_statistics
+from prunesearch.pruning.graph.tracing import Piece, Untraceable, piece_of, trace
 
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -101,7 +102,7 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
                   recorded_test_accuracy: float, output_dir: Path, info: dict,
                   classifier: str = "classifier", onnx_dense: nn.Module | None = None,
                   structured: bool = False,
-                  batch_sizes: Sequence[int] = timing.BATCH_SIZES) -> tuple[nn.Module, dict]:
+                  batch_sizes: Sequence[int] = BATCH_SIZES) -> tuple[nn.Module, dict]:
     """Shrink `model` (masks already folded or not), check that it still scores the recorded
     test accuracy, and write what a user needs without prunesearch (returned: the smaller
     model and the summary):
@@ -151,7 +152,7 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
 
 def onnx_summary(slim: nn.Module, dense: nn.Module, test: Split, path: Path, *,
                  measured: float, structured: bool,
-                 batch_sizes: Sequence[int] = timing.BATCH_SIZES) -> dict:
+                 batch_sizes: Sequence[int] = BATCH_SIZES) -> dict:
     """Write `slim` as ONNX at `path` and prove it: its logits match PyTorch's on test images
     (onnx_runtime.TOLERANCE), its test accuracy under ONNX Runtime is PyTorch's `measured`, and
     beside the dense network's ONNX file (`dense`, exported alike) its file size, parameters

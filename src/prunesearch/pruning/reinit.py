@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from prunesearch.pruning.methods.base import pruning_hooks
+from prunesearch.pruning.schedule import REINIT_OPTIONS
 
-OPTIONS = ("finetune", "rewind", "random")
 
 
 def load_keeping_masks(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
@@ -47,4 +47,4 @@ def apply(
     elif option == "random":
         load_keeping_masks(model, fresh_state())
     else:
-        raise KeyError(f"unknown re-init option {option!r}; one of {list(OPTIONS)}")
+        raise KeyError(f"unknown re-init option {option!r}; one of {list(REINIT_OPTIONS)}")

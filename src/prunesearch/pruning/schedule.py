@@ -5,11 +5,11 @@ import typing
 from dataclasses import dataclass
 
 from prunesearch.pruning import methods
-from prunesearch.pruning import reinit
 from prunesearch.foundation.fields import field_types, format_value, setting
 
 
 FAMILIES = ("iterative", "gradual")
+REINIT_OPTIONS = ("finetune", "rewind", "random")  # carried out by pruning.reinit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +56,7 @@ class Schedule:
     reinit: str = setting(
         help="what the surviving weights start retraining from: finetune (trained values), "
              "rewind (values at dense epoch `dense.rewind_epoch`), random (fresh init)",
-        allowed=f"one of {list(reinit.OPTIONS)}", check=lambda v: v in reinit.OPTIONS)
+        allowed=f"one of {list(REINIT_OPTIONS)}", check=lambda v: v in REINIT_OPTIONS)
     retrain_lr: float = setting(
         default=0.01, help="peak learning rate of each retraining phase (cosine decay)",
         allowed="a number > 0", check=lambda v: v > 0)
@@ -169,3 +169,11 @@ class Range:
 
 
 ParamSpec = Fixed | Choice | Range
+
+
+def structured_methods(space: dict[str, ParamSpec]) -> list[str]:
+    """The structured methods a study's space can sample."""
+    method = space.get("method")
+    named = [method.value] if isinstance(method, Fixed) else \
+        list(method.choices) if isinstance(method, Choice) else []
+    return [name for name in named if methods.get(name).structured]

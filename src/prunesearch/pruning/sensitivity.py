@@ -17,8 +17,8 @@ from torch import nn
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import methods
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.methods import Context
-from prunesearch.pruning.methods.channels import couplings, groups
+from prunesearch.pruning.methods.base import Context
+from prunesearch.pruning.graph.channels import couplings, groups
 
 AMOUNTS = (0.1, 0.3, 0.5, 0.7, 0.9)
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
+from prunesearch.pruning.figures import timed_names
+
 # torch.utils.benchmark imports cpp_extension, which warns on every CPU-only machine that it
 # found no CUDA runtime: nothing prunesearch needs, and a stray line in every command's output.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
-BATCH_SIZES = (1, 64)  # what a study times by default: one request, and a full batch
 LATENCY_ROUNDS = 7  # blocks per model and batch size
 LATENCY_BLOCK_S = 0.005  # seconds of runs per block (at least one run)
 
@@ -28,13 +29,8 @@ class Timing:
     spread: float  # their interquartile range
 
     def figures(self, batch: int) -> dict[str, float]:
-        """The timing as a trial's figures at batch size `batch` (pruning.loop.IterationResult)."""
+        """The timing as a trial's figures at batch size `batch` (figures.IterationResult)."""
         return dict(zip(timed_names(batch), (self.latency_ms, self.speedup, self.spread)))
-
-
-def timed_names(batch: int) -> tuple[str, str, str]:
-    """The figures timed at batch size `batch`: latency (ms), speed-up and its spread."""
-    return f"latency_b{batch}_ms", f"speedup_b{batch}", f"speedup_b{batch}_spread"
 
 
 def time_against(model, reference, example_input: torch.Tensor,

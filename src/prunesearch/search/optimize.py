@@ -23,10 +23,12 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from prunesearch.config import coverage, space, studyfile
+from prunesearch.config import space, studyfile
+from prunesearch.config.preflight import Preflight
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.foundation import diskspace, interrupts
 from prunesearch.pruning import export, loop
+from prunesearch.pruning.figures import IterationResult
 from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
 from prunesearch.search import early_stopping, recovery, workers
@@ -75,9 +77,11 @@ class RunSettings:
                 *(["--allow-spec-change"] if self.allow_spec_change else [])]
 
 
-def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna.Study:
-    """Run trials until the study has `settings.n_trials` complete ones; with `jobs` > 1, in
-    that many worker processes, each a `prunesearch` run of `settings.to_argv()`."""
+def optimize(flight: Preflight, settings: RunSettings, *, jobs: int = 1) -> optuna.Study:
+    """Run trials of the study `flight` checked until it has `settings.n_trials` complete
+    ones; with `jobs` > 1, in that many worker processes, each a `prunesearch` run of
+    `settings.to_argv()`."""
+    spec = flight.spec
     device = resolve_device(settings.device)
     if spec.latency_device == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"{spec.path}: latency_device = 'cuda' but no CUDA device is "
@@ -118,7 +122,7 @@ def optimize(spec: StudySpec, settings: RunSettings, *, jobs: int = 1) -> optuna
         if jobs > 1:  # the dense model is cached now: no worker waits for another to train it
             workers.run(settings.to_argv(), jobs)
         else:
-            _run_trials(spec, study, storage, tracker, data, checkpoint, settings, device)
+            _run_trials(flight, study, storage, tracker, data, checkpoint, settings, device)
     except KeyboardInterrupt:
         if owner:
             tracker.end_study("KILLED")
@@ -168,9 +172,10 @@ def _check_unchanged(study: optuna.Study, spec: StudySpec, storage_url: str, *,
                      f"{fix}")
 
 
-def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTracker,
+def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyTracker,
                 data: data_module.CifarData, checkpoint: dense_module.DenseCheckpoint,
                 settings: RunSettings, device: torch.device) -> None:
+    spec = flight.spec
     recovery.reap_dead_local_trials(study, storage, tracker)
     tracker.end_orphan_trial_runs({t.number for t in study.get_trials(
         deepcopy=False, states=(TrialState.FAIL,))})
@@ -182,9 +187,8 @@ def _run_trials(spec: StudySpec, study: optuna.Study, storage, tracker: StudyTra
     log.info("study %s: %d of %d trials finished; storage %s, tracking %s, device %s",
              spec.name, done, settings.n_trials, storage_module.shown(storage.url),
              tracker.uri, device)
-    unpruned = (coverage.unprunable_layers(spec.model)[1]
-                if coverage.structured_methods(spec.space) else {})
-    tracker.log_study_params({"layers_left_unpruned": tables.unpruned_text(unpruned) or "none",
+    tracker.log_study_params({"layers_left_unpruned": tables.unpruned_text(flight.unpruned)
+                              or "none",
                               "dense_cache": checkpoint.path.name,
                               "dense_val_accuracy": checkpoint.val_accuracy,
                               "dense_test_accuracy": checkpoint.test_accuracy,
@@ -284,7 +288,7 @@ class _Objective:
             return TrialAbandoned(also)
 
     def _prune(self, trial: optuna.Trial, schedule, run_id: str
-               ) -> tuple[loop.IterationResult, loop.IterationResult, str | None]:
+               ) -> tuple[IterationResult, IterationResult, str | None]:
         """Run the schedule; after each iteration its figures (the repeats' means) and repeat
         0's weights are recorded, a candidate for the front whether or not the trial ends,
         and early stopping may end it. Returns the dense model's figures, the last
@@ -294,7 +298,7 @@ class _Objective:
         curve, each_curve, dense = [], [], []
         model = models.from_spec(dataclasses.asdict(spec.model))
 
-        def on_iteration(result: loop.IterationResult, each) -> None:
+        def on_iteration(result: IterationResult, each) -> None:
             self.tracker.log_iteration(run_id, result.as_dict())
             if result.iteration == 0:
                 records.save_study(trial.study, dense=result.as_dict())
@@ -343,8 +347,8 @@ class _Objective:
             log.info("trial %d %s", trial.number, stopped)
             return dense[0], stopped.figures, str(stopped)
 
-    def _finish(self, trial: optuna.Trial, run_id: str, dense: loop.IterationResult,
-                figures: loop.IterationResult, stopped: str | None) -> list[float]:
+    def _finish(self, trial: optuna.Trial, run_id: str, dense: IterationResult,
+                figures: IterationResult, stopped: str | None) -> list[float]:
         """The trial's objectives: those of its last iteration, `figures`, with how far it is
         past each budget as an Optuna constraint (`dense`: the dense model's figures);
         `stopped`: why early stopping ended it there."""
@@ -399,7 +403,7 @@ def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list, front: l
         folder = Path(tmp)
         plots.draw(folder / "pareto.png", {"Pareto front": front}, plot_axis(objectives),
                    models=rows, joined=joined(objectives),
-                   dense=loop.IterationResult.from_dict(record.dense) if record.dense else None)
+                   dense=IterationResult.from_dict(record.dense) if record.dense else None)
         (folder / "pareto.json").write_text(tables.to_json(front))
         (folder / "pareto.csv").write_text(tables.to_csv(front))
         tracker.upload_front(folder, front=[(row.trial, row.mlflow_run_id) for row in front],

@@ -196,7 +196,7 @@ class StudyTracker:
             Metric(key, float(value), timestamp, step) for key, value in metrics.items()])
 
     def log_iteration(self, run_id: str, figures: dict) -> None:
-        """A loop.IterationResult (as a dict) as metrics at step = iteration (iteration 0: the
+        """A figures.IterationResult (as a dict) as metrics at step = iteration (iteration 0: the
         dense model); NaN ones (e.g. no retraining) skipped."""
         from mlflow.entities import Metric
 
@@ -396,3 +396,17 @@ def transient(error: BaseException) -> bool:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def start_ui(uri: str, *, host: str, port: int) -> "subprocess.Popen":
+    """The MLflow UI on tracking store `uri`, in a process group of its own, so that stopping
+    it (SIGTERM to the group) stops its workers too. MLflow's job runners (GenAI evaluation
+    jobs, two more processes) are left off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION says
+    otherwise: reviewing a study runs no jobs."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+         "--port", str(port), "--workers", "1"], start_new_session=True,
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ})

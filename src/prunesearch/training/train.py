@@ -20,9 +20,6 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
 @dataclass(frozen=True)
 class OptimizerSettings:
     """SGD with Nesterov momentum and a cosine learning-rate decay over each training phase;

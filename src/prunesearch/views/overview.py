@@ -4,7 +4,7 @@ metrics, at step = trials finished so far. Pure functions of the study's models 
 tracking writes what they return."""
 
 from prunesearch.config.objectives import Objective
-from prunesearch.pruning.loop import unit
+from prunesearch.pruning.figures import unit
 from prunesearch.views import tables
 from prunesearch.views.rows import ModelRow
 

@@ -1,12 +1,12 @@
 """One model a study produced, as every view reads it: a `ModelRow` (which trial, which
 iteration, its schedule, its figures, its MLflow run), built here and only here from what a
 trial stores; and how a figure is shown, read from the unit declared with it
-(pruning.loop.unit)."""
+(pruning.figures.unit)."""
 
 import math
 from dataclasses import dataclass, field
 
-from prunesearch.pruning.loop import IterationResult, unit
+from prunesearch.pruning.figures import IterationResult, unit
 from prunesearch.stores.records import TrialRecord
 
 

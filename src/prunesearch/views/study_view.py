@@ -4,21 +4,17 @@ trial's model. Nothing here writes to the study's stores."""
 import collections
 import dataclasses
 import datetime
-import tempfile
 from pathlib import Path
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from prunesearch.config import budgets
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.errors import ExportError
 from prunesearch.foundation import pareto
-from prunesearch.pruning.loop import IterationResult
+from prunesearch.pruning.figures import IterationResult
 from prunesearch.stores.records import StudyRecord, TrialRecord
-from prunesearch.stores.tracking import StudyTracker
-from prunesearch.training import models
 from prunesearch.views.rows import ModelRow, last_model, models_of
 
 
@@ -178,10 +174,18 @@ def status(study: optuna.Study) -> Status:
 
 
 def trial_model(study: optuna.Study, number: int, *, iteration: int | None = None,
-                tracking_uri: str | None = None) -> tuple[torch.nn.Module, ModelRow]:
-    """Finished trial `number`'s pruned model after `iteration` (default: its last), masks
-    folded, rebuilt from the weights stored on its MLflow run, so that any machine reaching
-    the stores can have it; and that model's row."""
+                tracking_uri: str | None = None):
+    """(Finished trial `number`'s pruned model after `iteration` (default: its last), an
+    nn.Module with masks folded, rebuilt from the weights stored on its MLflow run, so that
+    any machine reaching the stores can have it; that model's row). The only view that
+    needs torch and MLflow: they are imported here, so that reading a study never does."""
+    import tempfile
+
+    import torch
+
+    from prunesearch.stores.tracking import StudyTracker
+    from prunesearch.training import models
+
     trial = next((t for t in finished(study) if t.number == number), None)
     if trial is None:
         numbers = [t.number for t in finished(study)]

@@ -11,21 +11,24 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prunesearch.config import coverage, studyfile
+from prunesearch.config import studyfile
 from prunesearch.config.objectives import Objective
 from prunesearch.foundation.fields import format_value
-from prunesearch.pruning import costs, methods
-from prunesearch.pruning.schedule import SPACE_FIELDS
+from prunesearch.pruning import methods
+from prunesearch.pruning.figures import NOT_TIMED
+from prunesearch.pruning.schedule import SPACE_FIELDS, structured_methods
 from prunesearch.views.rows import ModelRow, short_value, shown
 
 
-def study_summary(spec) -> str:
-    """A validated StudySpec as the user should read it: every setting, defaults filled in,
-    and the search space with each parameter's kind."""
+def study_summary(flight) -> str:
+    """A study file checked by preflight (config.preflight.Preflight) as the user should read
+    it: every setting, defaults filled in, the layers structured methods leave whole, and the
+    search space with each parameter's kind."""
+    spec = flight.spec
     lines = [f"{spec.path}: valid",
              f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
              f" maximise {' and '.join(spec.objectives)}, "
-             + ("latency not timed" if spec.latency_device == costs.NOT_TIMED
+             + ("latency not timed" if spec.latency_device == NOT_TIMED
                 else f"latency on {spec.latency_device} at batch "
                      f"{', '.join(map(str, spec.latency_batch_sizes))}")
              + "".join(f", {budget.describe()}" for budget in studyfile.study_budgets(spec))]
@@ -38,11 +41,11 @@ def study_summary(spec) -> str:
         values = dataclasses.asdict(getattr(spec, section))
         lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
                                                  for key, value in values.items()))
-    structured = coverage.structured_methods(spec.space)
+    structured = structured_methods(spec.space)
     if structured:
-        layers, unpruned = coverage.unprunable_layers(spec.model)
+        unpruned = flight.unpruned
         lines.append(f"structured methods ({', '.join(structured)}): "
-                     + (f"{len(unpruned)} of {layers} layers left "
+                     + (f"{len(unpruned)} of {flight.layers} layers left "
                         f"unpruned: {unpruned_text(unpruned)}" if unpruned else
                         "every conv and linear layer but the output layer can be pruned"))
     lines.append("search space:")

@@ -1,23 +1,52 @@
-"""Pruning-method registry: a new method is one file here plus one line in REGISTRY."""
+"""Pruning-method registry: a new method is one file here plus one line in REGISTRY.
+
+The registry is a catalog readable without torch (a study file is checked against it, and
+reading a study never imports torch): each method's name, whether it removes whole channels,
+and its options. Its implementation, a `base.PruningMethod` in its family's file, is imported
+the first time a trial applies it."""
 
 import dataclasses
+import functools
+import importlib
+from dataclasses import dataclass
 
-from prunesearch.pruning.methods.base import Context, NoOptions, PruningMethod, Target
-from prunesearch.pruning.methods.magnitude import GlobalL1Method, L1UnstructuredMethod
-from prunesearch.pruning.methods.random import RandomStructuredMethod, RandomUnstructuredMethod
-from prunesearch.pruning.methods.structured import GlobalStructuredMethod, LnStructuredMethod
-from prunesearch.pruning.methods.taylor import TaylorStructuredMethod
+from prunesearch.pruning.methods.options import (ChannelOptions, NoOptions, NormOptions,
+                                                 TaylorOptions, UnstructuredOptions)
 
-REGISTRY: dict[str, PruningMethod] = {
+
+@dataclass(frozen=True)
+class Method:
+    """A pruning method as the catalog knows it; `apply` and `prunes_classifier` are its
+    implementation's (`base.PruningMethod` says what they must do)."""
+
+    name: str
+    structured: bool  # removes whole output channels (filters, neurons), not single weights
+    Options: type  # a frozen dataclass of `setting` fields (methods.options)
+    implementation: str  # "module:Class" within prunesearch.pruning.methods
+
+    @functools.cached_property
+    def _implementation(self):
+        module, _, cls = self.implementation.partition(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+
+    def apply(self, model, targets, amount: float, context) -> None:
+        self._implementation.apply(model, targets, amount, context)
+
+    def prunes_classifier(self, options) -> bool:
+        return self._implementation.prunes_classifier(options)
+
+
+REGISTRY: dict[str, Method] = {
     method.name: method
     for method in (
-        L1UnstructuredMethod(),
-        GlobalL1Method(),
-        RandomUnstructuredMethod(),
-        LnStructuredMethod(),
-        GlobalStructuredMethod(),
-        TaylorStructuredMethod(),
-        RandomStructuredMethod(),
+        Method("l1_unstructured", False, UnstructuredOptions, "magnitude:L1UnstructuredMethod"),
+        Method("global_l1", False, UnstructuredOptions, "magnitude:GlobalL1Method"),
+        Method("random_unstructured", False, UnstructuredOptions,
+               "random:RandomUnstructuredMethod"),
+        Method("ln_structured", True, NormOptions, "structured:LnStructuredMethod"),
+        Method("global_structured", True, NormOptions, "structured:GlobalStructuredMethod"),
+        Method("taylor_structured", True, TaylorOptions, "taylor:TaylorStructuredMethod"),
+        Method("random_structured", True, ChannelOptions, "random:RandomStructuredMethod"),
     )
 }
 
@@ -34,7 +63,7 @@ def readers(option: str) -> list[str]:
             if option in {field.name for field in dataclasses.fields(method.Options)}]
 
 
-def get(name: str) -> PruningMethod:
+def get(name: str) -> Method:
     """The method called `name`; a KeyError lists the valid names."""
     try:
         return REGISTRY[name]
@@ -42,6 +71,4 @@ def get(name: str) -> PruningMethod:
         raise KeyError(f"unknown pruning method {name!r}; one of {sorted(REGISTRY)}") from None
 
 
-__all__ = ["OPTION_FIELDS", "REGISTRY", "Context", "NoOptions", "PruningMethod", "Target",
-           "get", "readers"]
-
+__all__ = ["OPTION_FIELDS", "REGISTRY", "Method", "NoOptions", "get", "readers"]

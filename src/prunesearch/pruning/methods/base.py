@@ -7,15 +7,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from prunesearch.pruning.methods.options import NoOptions
+
 Target = tuple[nn.Module, str]
 """A prunable tensor: the module that owns it and its name, e.g. (conv, "weight")."""
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A method that reads no option."""
 
 
 @dataclass(frozen=True)
@@ -35,18 +32,13 @@ class PruningMethod:
     model, before the re-init option and retraining. It must only add masks through
     `torch.nn.utils.prune` (so masks compose and only shrink), pruning `amount` of the units
     of `targets` still unpruned: single weights, or whole output channels (filters, neurons)
-    when `structured`. It must not change `weight_orig` values, and never call
-    `prune.remove`: masks must hold through retraining.
+    when its registry entry says `structured`. It must not change `weight_orig` values, and
+    never call `prune.remove`: masks must hold through retraining.
 
-    `Options` is a frozen dataclass of `settings.setting` fields: the method's own options,
-    with their help text and allowed values. Study files set them as `space.<option>` keys,
-    validated from this declaration, and trials sample them only when their method reads
-    them; `context.options` holds one instance. Methods sharing an option share its class.
+    Its name, whether it is structured and its `Options` are declared in the registry
+    (methods/__init__.py), readable without torch; `context.options` holds an instance of
+    those options.
     """
-
-    name: str
-    structured: bool = False
-    Options: type = NoOptions
 
     def apply(self, model: nn.Module, targets: list[Target], amount: float,
               context: Context) -> None:

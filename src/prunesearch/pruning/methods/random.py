@@ -4,15 +4,13 @@ pruning loop seeds)."""
 import torch
 from torch.nn.utils import prune
 
-from prunesearch.pruning.methods import channels
+from prunesearch.pruning.graph import channels
 from prunesearch.pruning.methods.base import PruningMethod
 from prunesearch.pruning.methods.magnitude import UnstructuredMethod
 
 
 class RandomUnstructuredMethod(UnstructuredMethod):
     """Per layer, zero an `amount` fraction of the remaining weights chosen at random."""
-
-    name = "random_unstructured"
 
     def apply(self, model, targets, amount, context):
         for module, tensor_name in targets:
@@ -22,10 +20,6 @@ class RandomUnstructuredMethod(UnstructuredMethod):
 class RandomStructuredMethod(PruningMethod):
     """Per layer (per group of layers added together), remove an `amount` fraction of the
     remaining output channels at random."""
-
-    name = "random_structured"
-    structured = True
-    Options = channels.ChannelOptions
 
     def apply(self, model, targets, amount, context):
         for group in channels.groups(targets, context.couplings):

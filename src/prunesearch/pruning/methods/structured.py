@@ -2,19 +2,10 @@
 of small norm matter least (Li et al., ICLR 2017). Norms are taken over the filter's live
 weights, so inputs already removed upstream do not count."""
 
-from dataclasses import dataclass
-
 import torch
 
-from prunesearch.pruning.methods import channels
+from prunesearch.pruning.graph import channels
 from prunesearch.pruning.methods.base import PruningMethod
-from prunesearch.foundation.fields import setting
-
-
-@dataclass(frozen=True)
-class NormOptions(channels.ChannelOptions):
-    norm: int = setting(default=1, help="rank channels by their L1 or L2 norm",
-                        allowed="1 or 2", check=lambda v: v in (1, 2))
 
 
 def channel_norms(module, norm: int) -> torch.Tensor:
@@ -25,10 +16,6 @@ class LnStructuredMethod(PruningMethod):
     """Per layer (per group of layers added together), remove the `amount` fraction of
     remaining output channels of smallest L1 or L2 norm (`norm`, summed over the group);
     every layer ends with the same fraction of its channels."""
-
-    name = "ln_structured"
-    structured = True
-    Options = NormOptions
 
     def apply(self, model, targets, amount, context):
         for group in channels.groups(targets, context.couplings):
@@ -48,10 +35,6 @@ class GlobalStructuredMethod(PruningMethod):
     of their norms. The lowest scores go first, but a layer's last channel is never taken;
     with `round_to`, each layer's count is then raised to leave a multiple of it.
     """
-
-    name = "global_structured"
-    structured = True
-    Options = NormOptions
 
     def apply(self, model, targets, amount, context):
         groups = channels.groups(targets, context.couplings)

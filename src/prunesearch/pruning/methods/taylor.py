@@ -2,21 +2,11 @@
 activation a_j to zero, which changes the loss by about |sum over positions of a_j * dL/da_j|.
 Averaged over a few training batches, that is how much the channel helps the loss."""
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from prunesearch.pruning.methods import channels
+from prunesearch.pruning.graph import channels
 from prunesearch.pruning.methods.base import PruningMethod
-from prunesearch.foundation.fields import setting
-
-
-@dataclass(frozen=True)
-class TaylorOptions(channels.ChannelOptions):
-    ranking_batches: int = setting(
-        default=8, help="unaugmented training batches the importance is averaged over",
-        allowed="an integer >= 1", check=lambda v: v >= 1)
 
 
 def taylor_scores(model: nn.Module, modules: list[nn.Module], batches) -> dict:
@@ -66,10 +56,6 @@ class TaylorStructuredMethod(PruningMethod):
     """Per layer, remove the `amount` fraction of remaining output channels whose first-order
     Taylor importance, over a few training batches, is smallest. Layers added together (a
     residual sum) are ranked as one, by the sum of their channels' importances."""
-
-    name = "taylor_structured"
-    structured = True
-    Options = TaylorOptions
 
     def apply(self, model, targets, amount, context):
         activations = {module: channels.activation_module(module, context.couplings)

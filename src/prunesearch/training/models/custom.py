@@ -12,15 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-TORCHVISION = "torchvision:"
-
+from prunesearch.training.models import TORCHVISION
 
 class ModelError(ValueError):
     """A model that cannot be built or used; the message says why."""
-
-
-def is_custom(name: str) -> bool:
-    return ":" in name
 
 
 def builder(name: str):

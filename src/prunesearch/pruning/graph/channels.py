@@ -16,9 +16,8 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
 
-from prunesearch.foundation.fields import setting
 from prunesearch.pruning.methods.base import Target
-from prunesearch.pruning.methods.tracing import Piece, piece_of, trace
+from prunesearch.pruning.graph.tracing import Piece, piece_of, trace
 
 
 @dataclass(frozen=True)
@@ -277,18 +276,6 @@ def prune_channels(module: nn.Module, channels: list[int]) -> None:
     mask = torch.ones_like(module.weight)
     mask[channels] = 0
     prune.custom_from_mask(module, "weight", mask)
-
-
-@dataclass(frozen=True)
-class ChannelOptions:
-    """Options every structured method reads."""
-
-    round_to: int = setting(
-        default=1, help="structured methods: leave each layer a multiple of this many "
-                        "channels (1: any number), the widths vector kernels run fastest at; "
-                        "the channels kept are rounded down to one, as torch-pruning's "
-                        "round_to does, but never below it",
-        allowed="an integer >= 1", check=lambda v: v >= 1)
 
 
 def capped_count(live: int, amount: float, round_to: int = 1) -> int:
