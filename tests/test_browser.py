@@ -134,10 +134,12 @@ def test_the_addresses_prunesearch_ui_prints_show_the_trials_and_the_front(revie
         # The front as a chart, and its picture.
         page.goto(addresses["front chart"])
         page.get_by_text("Pareto front").first.wait_for(timeout=60_000)
-        image = page.locator("img[src*='pareto_front']").first
+        # The image chart of pareto_front: MLflow up to 3.17 loads it by its artifact path,
+        # 3.18 as a blob: URL (the chart's only image either way).
+        image = page.locator("img[src*='pareto_front'], img.rc-image-img[src^='blob:']").first
         image.wait_for(timeout=60_000)
-        assert page.evaluate("(img) => img.complete && img.naturalWidth > 0",
-                             image.element_handle())
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                               arg=image.element_handle(), timeout=60_000)
         assert "final_sparsity" in page.inner_text("body")
         snapshot(page, "front-chart")
 

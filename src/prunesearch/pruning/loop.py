@@ -14,7 +14,7 @@ from torch import nn
 from prunesearch.pruning import costs
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import methods
-from prunesearch.pruning import gradual, reinit
+from prunesearch.pruning import gradual, reinit, seeds
 from prunesearch.training.data import CifarData, generator_on, normalize, train_batches
 from prunesearch.pruning.methods.base import Context, Target
 from prunesearch.pruning.graph.channels import couplings
@@ -85,7 +85,7 @@ def run(
     distils a frozen copy of the dense model (training.distill).
 
     With `repeats` > 1 the schedule runs that many times in step, from copies of the dense
-    model, repeat r retraining with seed `seed + r`; `model` is repeat 0's, and each
+    model, repeat r retraining with seed `seeds.repeat(seed, r)`; `model` is repeat 0's, and each
     iteration's result is the repeats' mean (see `mean`). Latency is timed on `latency_device`
     at each of `latency_batch_sizes`; `classifier` names the output layer.
     Figures leave through `on_iteration(result, each repeat's result)` (iteration 0 included)
@@ -109,7 +109,7 @@ def run(
                                    temperature=schedule.distill_temperature) \
         if schedule.distill_alpha > 0 else None
     runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
-                    seed + r, example_input, classifier) for r in range(repeats)]
+                    seeds.repeat(seed, r), example_input, classifier) for r in range(repeats)]
     retrain = replace(optimizer, lr=schedule.retrain_lr)
 
     def figures(iteration: int, repeat: "_Repeat", train_loss: float) -> IterationResult:
@@ -126,7 +126,7 @@ def run(
         each = []
         for r, repeat in enumerate(runs):
             interrupts.check()
-            torch.manual_seed(repeat.seed + 7919 * iteration)  # one stream per step and repeat
+            torch.manual_seed(seeds.step(repeat.seed, iteration))
             repeat.prune(iteration, rewind_state, fresh_state)
             train_loss = train_epochs(
                 repeat.model, data.train, epochs=schedule.retrain_epochs, settings=retrain,
@@ -151,7 +151,7 @@ def _gradual(schedule: Schedule, runs: list["_Repeat"], data: CifarData,
     events = gradual.event_steps(steps, schedule.ramp_end, schedule.prune_every)
     trainers = []
     for r, repeat in enumerate(runs):
-        torch.manual_seed(repeat.seed + 7919)  # random rankings and re-init draw from here
+        torch.manual_seed(seeds.step(repeat.seed, 1))  # random rankings and re-init draw here
         trainers.append(Trainer(repeat.model, data.train, epochs=schedule.gradual_epochs,
                                 settings=retrain, generator=repeat.generator,
                                 augmented=augmented, distillation=distillation,

@@ -27,7 +27,7 @@ from prunesearch.config import space, studyfile
 from prunesearch.config.preflight import Preflight
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.foundation import diskspace, interrupts
-from prunesearch.pruning import export, loop
+from prunesearch.pruning import export, loop, seeds
 from prunesearch.pruning.figures import IterationResult
 from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
@@ -335,7 +335,7 @@ class _Objective:
                 dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
                 rewind_state=self.checkpoint.rewind_state,
                 fresh_state=lambda iteration: dense_module.initial_state(
-                    spec, seed=spec.seed + 1000 * iteration),
+                    spec, seed=seeds.fresh_init(spec.seed, iteration)),
                 optimizer=dense_module.optimizer_settings(spec, self.device),
                 augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
                 latency_device=spec.latency_device,
