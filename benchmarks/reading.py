@@ -9,6 +9,8 @@ one's peak.
 
     python -m benchmarks.reading [--rounds 5]
     python -m benchmarks.reading --smoke   # one round
+    # only the measuring, on stores made before (another version: PYTHONPATH=OTHER/src)
+    python -m benchmarks.reading --measure sqlite:///o.db sqlite:///empty.db ROUNDS
 """
 
 import os
@@ -87,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder, common.data_dir_for(args) as data_dir:
-        folder = Path(folder)
-        common.run_study(common.smoke_sized(studyfile.load("smoke")), folder, data_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)  # what is read, not what was trained, is measured: tiny data
+        common.run_study(common.smoke_sized(studyfile.load("smoke")), folder,
+                         common.cifar_folder(folder / "data"))
         subprocess.run([sys.executable, "-m", "benchmarks.reading", "--measure",
                         f"sqlite:///{folder / 'o.db'}", f"sqlite:///{folder / 'empty.db'}",
                         str(1 if args.smoke else args.rounds)], check=True)

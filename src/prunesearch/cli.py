@@ -11,6 +11,7 @@ from prunesearch.config import studyfile
 from prunesearch.config.objectives import OBJECTIVES
 from prunesearch.pruning.methods import REGISTRY
 from prunesearch.errors import PrunesearchError, StudyFileError
+from prunesearch.stores import outages
 
 
 class _Group(click.Group):
@@ -143,7 +144,8 @@ CACHE_DIR_OPTION = click.option(
 @click.option("--allow-spec-change", is_flag=True,
               help="resume the study even though its file's search space, data, model or "
                    "dense settings changed (objectives may not change)")
-@click.option("--outage-wait", "outage_wait_s", type=click.FloatRange(min=0), default=300.0,
+@click.option("--outage-wait", "outage_wait_s", type=click.FloatRange(min=0),
+              default=outages.DEFAULT_WAIT_S,
               show_default=True, envvar="PRUNESEARCH_OUTAGE_WAIT", show_envvar=True,
               help="seconds to keep retrying an unreachable study database or MLflow server "
                    "before the worker stops")
@@ -173,7 +175,7 @@ def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cach
 
 
 def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir,
-                 device, allow_spec_change, outage_wait_s, **_):
+                 device, allow_spec_change, outage_wait_s):
     """`optimize`'s options, defaults resolved, as the RunSettings its workers get too."""
     from prunesearch.training import data
     from prunesearch.search import dense
