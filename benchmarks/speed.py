@@ -45,7 +45,7 @@ from prunesearch.pruning.export import shrink
 from prunesearch.pruning.graph.channels import couplings
 from prunesearch.pruning.methods.base import Context
 from prunesearch.pruning.schedule import Schedule
-from prunesearch.search import dense
+from prunesearch.search import dense, trials
 from prunesearch.stores.records import TrialRecord
 from prunesearch.training import data as data_module
 from prunesearch.training import models, train
@@ -164,12 +164,8 @@ def trial_cold_vs_warm(data_dir: Path, scale: Scale) -> dict:
             dense_s = time.perf_counter() - start
             model = models.from_spec(dataclasses.asdict(spec.model))
             model.load_state_dict(checkpoint.trained_state)
-            loop.run(schedule=schedule, model=model, data=data,
-                     dense_accuracy=(checkpoint.val_accuracy, checkpoint.test_accuracy),
-                     rewind_state=checkpoint.rewind_state,
-                     fresh_state=lambda i: checkpoint.rewind_state,
-                     optimizer=dense.optimizer_settings(spec, torch.device("cpu")),
-                     augmented=True, seed=0, latency_device=spec.latency_device)
+            loop.run(trials.settings(spec, data, checkpoint, torch.device("cpu")), schedule,
+                     model)  # the trial optimize runs
             timings[f"{label}_s"] = time.perf_counter() - start
             timings[f"{label}_dense_s"] = dense_s
     return timings

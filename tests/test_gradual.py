@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from prunesearch.cli import main
 from prunesearch.pruning import gradual, loop
 from prunesearch.pruning.schedule import Schedule
+from prunesearch.pruning.trial import Latency, TrialSettings
 from prunesearch.training import models
 from prunesearch.training.data import CifarData, Split
 from prunesearch.training.train import OptimizerSettings
@@ -64,10 +65,10 @@ def test_weights_follow_the_ramp_epoch_by_epoch_and_pruned_ones_stay_zero():
             masks.append({name: buffer.clone() for name, buffer in model.named_buffers()
                           if name.endswith("weight_mask")})
 
-    result = loop.run(schedule=schedule, model=model, data=data, dense_accuracy=(0.1, 0.1),
-                      rewind_state={}, fresh_state=lambda i: {}, optimizer=settings,
-                      augmented=False, seed=0, latency_device="none",
-                      on_iteration=on_iteration)
+    trials = TrialSettings(data=data, dense_accuracy=(0.1, 0.1), rewind_state={},
+                           fresh_state=lambda seed: {}, optimizer=settings, augmented=False,
+                           seed=0, latency=Latency("none"))
+    result = loop.run(trials, schedule, model, on_iteration=on_iteration)
     steps_per_epoch = math.ceil(64 / 16)
     events = gradual.event_steps(4 * steps_per_epoch, 0.75, 2)
     assert [r.iteration for r in result.iterations] == [1, 2, 3, 4]

@@ -13,6 +13,7 @@ from prunesearch.pruning.methods.options import NormOptions
 from prunesearch.pruning.graph.channels import couplings, live_channels
 from prunesearch.pruning.loop import prunable_targets, run
 from prunesearch.pruning.schedule import REINIT_OPTIONS, Choice, Fixed, Schedule
+from prunesearch.pruning.trial import TrialSettings
 from prunesearch.config.space import suggest
 from prunesearch.training.train import OptimizerSettings
 
@@ -161,6 +162,13 @@ def tiny_data(cifar_dir):
     return load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0)
 
 
+def trial(data, init, *, augmented: bool = False) -> TrialSettings:
+    """What a study's trials share, by hand: `init` both rewound to and as a fresh start."""
+    return TrialSettings(data=data, dense_accuracy=(0.5, 0.5), rewind_state=init,
+                         fresh_state=lambda seed: init, optimizer=SETTINGS, augmented=augmented,
+                         seed=0)
+
+
 def schedule(**changes) -> Schedule:
     values = dict(method="l1_unstructured", amount=0.4, iterations=2, retrain_epochs=1,
                   reinit="finetune", retrain_lr=0.05)
@@ -171,8 +179,7 @@ def schedule(**changes) -> Schedule:
 def test_pruned_weights_stay_exactly_zero_through_retraining(tiny_data):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    result = run(dense_accuracy=(0.5, 0.5), schedule=schedule(), model=model, data=tiny_data, rewind_state=init,
-                 fresh_state=lambda i: init, optimizer=SETTINGS, augmented=True, seed=0)
+    result = run(trial(tiny_data, init, augmented=True), schedule(), model)
     for module, _ in prunable_targets(model, include_classifier=True):
         assert torch.all(module.weight[module.weight_mask == 0] == 0)
         assert hasattr(module, "weight_orig")  # masks are not folded before export
@@ -223,9 +230,7 @@ def test_finetune_keeps_surviving_weights():
 def test_loop_runs_every_reinit_option(tiny_data, option):
     model = tiny_model()
     init = {k: v.clone() for k, v in tiny_model(seed=3).state_dict().items()}
-    result = run(dense_accuracy=(0.5, 0.5), schedule=schedule(reinit=option), model=model, data=tiny_data,
-                 rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
-                 augmented=False, seed=0)
+    result = run(trial(tiny_data, init), schedule(reinit=option), model)
     assert 0 <= result.final.val_accuracy <= 1
 
 
@@ -234,9 +239,7 @@ def test_loop_runs_every_reinit_option(tiny_data, option):
 def test_loop_runs_every_method(tiny_data, name):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    result = run(dense_accuracy=(0.5, 0.5), schedule=schedule(method=name), model=model, data=tiny_data,
-                 rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS,
-                 augmented=False, seed=0)
+    result = run(trial(tiny_data, init), schedule(method=name), model)
     targets = prunable_targets(model, include_classifier=not methods.get(name).structured)
     assert pruned_fraction(name, targets) == pytest.approx(1 - 0.6 ** 2, abs=0.1)
     assert result.final.macs < result.dense.macs
@@ -247,9 +250,8 @@ def test_loop_reports_every_retraining_epoch_and_iteration(tiny_data):
     model = tiny_model()
     init = {k: v.clone() for k, v in model.state_dict().items()}
     epochs, iterations = [], []
-    run(dense_accuracy=(0.5, 0.5), schedule=schedule(iterations=2, retrain_epochs=2), model=model, data=tiny_data,
-        rewind_state=init, fresh_state=lambda i: init, optimizer=SETTINGS, augmented=False,
-        seed=0, on_epoch=lambda i, e, loss: epochs.append((i, e)),
+    run(trial(tiny_data, init), schedule(iterations=2, retrain_epochs=2), model,
+        on_epoch=lambda i, e, loss: epochs.append((i, e)),
         on_iteration=lambda result, each: iterations.append(result.iteration))
     assert epochs == [(1, 1), (1, 2), (2, 1), (2, 2)] and iterations == [0, 1, 2]
 

@@ -4,7 +4,7 @@ each iteration's figures leave through `on_iteration`."""
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from functools import partial
 from dataclasses import dataclass, replace
 
@@ -19,12 +19,10 @@ from prunesearch.training.data import CifarData, generator_on, normalize, train_
 from prunesearch.pruning.methods.base import Context, Target
 from prunesearch.pruning.graph.channels import couplings
 from prunesearch.pruning.schedule import Schedule
-from prunesearch.pruning.figures import BATCH_SIZES, NOT_TIMED, IterationResult, mean
+from prunesearch.pruning.figures import IterationResult, mean
+from prunesearch.pruning.trial import StateDict, TrialSettings
 from prunesearch.training.distill import Distillation
 from prunesearch.training.train import OptimizerSettings, Trainer, evaluate, train_epochs
-
-StateDict = Mapping[str, torch.Tensor]
-
 
 @dataclass(frozen=True)
 class Result:
@@ -55,52 +53,43 @@ def prunable_targets(model: nn.Module, *, include_classifier: bool,
 
 
 def run(
-    *,
+    settings: TrialSettings,
     schedule: Schedule,
     model: nn.Module,
-    data: CifarData,
-    dense_accuracy: tuple[float, float],
-    rewind_state: StateDict,
-    fresh_state: Callable[[int], StateDict],
-    optimizer: OptimizerSettings,
-    augmented: bool,
-    seed: int,
-    repeats: int = 1,
-    latency_device: torch.device | str = "cpu",
-    latency_batch_sizes: Sequence[int] = BATCH_SIZES,
-    classifier: str = "classifier",
+    *,
     on_iteration: Callable[[IterationResult, tuple[IterationResult, ...]], None]
     = lambda result, each: None,
     on_epoch: Callable[[int, int, float], None] = lambda iteration, epoch, loss: None,
 ) -> Result:
-    """Prune `model` (trained, dense, on the data's device) in place following `schedule`.
+    """Prune `model` (trained, dense, on the data's device) in place following `schedule`,
+    with what every trial of the study shares (`settings`).
 
-    First the dense model's costs are measured (iteration 0, with `dense_accuracy` = its
-    (validation, test) accuracy from dense training; its speed-up, about 1, shows how steady
-    the timing is); every later timing runs against a copy of it, block for block. Then each
-    iteration prunes `schedule.amount` of what is still unpruned (weights, or channels for a
-    structured method), applies the re-init option (`fresh_state(iteration)` gives a fresh
-    initialisation for `random`), retrains with the masks in place, measures the costs and
-    evaluates on the validation and test splits. With `schedule.distill_alpha` > 0, retraining
-    distils a frozen copy of the dense model (training.distill).
+    First the dense model's costs are measured (iteration 0, with `settings.dense_accuracy`
+    from dense training; its speed-up, about 1, shows how steady the timing is); every later
+    timing runs against a copy of it, block for block. Then each iteration prunes
+    `schedule.amount` of what is still unpruned (weights, or channels for a structured
+    method), applies the re-init option (`random` restores a fresh initialisation, seeded by
+    seeds.fresh_init), retrains with the masks in place, measures the costs and evaluates on
+    the validation and test splits. With `schedule.distill_alpha` > 0, retraining distils a
+    frozen copy of the dense model (training.distill).
 
-    With `repeats` > 1 the schedule runs that many times in step, from copies of the dense
-    model, repeat r retraining with seed `seeds.repeat(seed, r)`; `model` is repeat 0's, and each
-    iteration's result is the repeats' mean (see `mean`). Latency is timed on `latency_device`
-    at each of `latency_batch_sizes`; `classifier` names the output layer.
-    Figures leave through `on_iteration(result, each repeat's result)` (iteration 0 included)
-    and `on_epoch(iteration, epoch, train_loss)`, both of repeat 0; a stop request is honoured
-    between iterations and at every training step, and an exception raised by `on_iteration`
-    ends the run.
+    With `settings.repeats` > 1 the schedule runs that many times in step, from copies of the
+    dense model, each repeat with its own seeds (pruning.seeds); `model` is repeat 0's, and
+    each iteration's result is the repeats' mean (see `mean`). Latency is timed as
+    `settings.latency` says. Figures leave through `on_iteration(result, each repeat's
+    result)` (iteration 0 included) and `on_epoch(iteration, epoch, train_loss)`, both of
+    repeat 0; a stop request is honoured between iterations and at every training step, and
+    an exception raised by `on_iteration` ends the run.
     """
+    data, optimizer, augmented = settings.data, settings.optimizer, settings.augmented
     example_input = normalize(data.val.images[:1])
-    shipping = dict(latency_device=latency_device, classifier=classifier)
-    timed = latency_device != NOT_TIMED
+    latency = settings.latency
+    shipping = dict(latency_device=latency.device, classifier=settings.classifier)
     measure = partial(costs.measure, example_input=example_input,
-                      reference=costs.deployed(model, example_input, **shipping) if timed
-                      else None, batch_sizes=latency_batch_sizes, **shipping)
+                      reference=costs.deployed(model, example_input, **shipping)
+                      if latency.timed else None, batch_sizes=latency.batch_sizes, **shipping)
     dense_costs = measure(model)
-    val_accuracy, test_accuracy = dense_accuracy
+    val_accuracy, test_accuracy = settings.dense_accuracy
     dense = _result(0, dense_costs, dense_costs, val_accuracy=val_accuracy,
                     test_accuracy=test_accuracy, train_loss=math.nan)
     on_iteration(dense, (dense,))
@@ -109,7 +98,12 @@ def run(
                                    temperature=schedule.distill_temperature) \
         if schedule.distill_alpha > 0 else None
     runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
-                    seeds.repeat(seed, r), example_input, classifier) for r in range(repeats)]
+                    seeds.repeat(settings.seed, r), example_input, settings.classifier)
+            for r in range(settings.repeats)]
+
+    def fresh_state(iteration: int) -> StateDict:
+        return settings.fresh_state(seeds.fresh_init(settings.seed, iteration))
+
     retrain = replace(optimizer, lr=schedule.retrain_lr)
 
     def figures(iteration: int, repeat: "_Repeat", train_loss: float) -> IterationResult:
@@ -127,14 +121,14 @@ def run(
         for r, repeat in enumerate(runs):
             interrupts.check()
             torch.manual_seed(seeds.step(repeat.seed, iteration))
-            repeat.prune(iteration, rewind_state, fresh_state)
+            repeat.prune(iteration, settings.rewind_state, fresh_state)
             train_loss = train_epochs(
                 repeat.model, data.train, epochs=schedule.retrain_epochs, settings=retrain,
                 generator=repeat.generator, augmented=augmented, distillation=distillation,
                 on_epoch=(lambda epoch, loss: on_epoch(iteration, epoch, loss)) if r == 0
                 else (lambda epoch, loss: None))
             each.append(figures(iteration, repeat, train_loss))
-        result = each[0] if repeats == 1 else mean(each)
+        result = each[0] if len(runs) == 1 else mean(each)
         history.append(result)
         on_iteration(result, tuple(each))
     return Result(dense, tuple(history))

@@ -27,11 +27,11 @@ from prunesearch.config import space, studyfile
 from prunesearch.config.preflight import Preflight
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.foundation import diskspace, interrupts
-from prunesearch.pruning import export, loop, seeds
+from prunesearch.pruning import export, loop
 from prunesearch.pruning.figures import IterationResult
 from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
-from prunesearch.search import early_stopping, recovery, workers
+from prunesearch.search import early_stopping, recovery, trials, workers
 from prunesearch.stores import outages, records
 from prunesearch.stores import storage as storage_module
 from prunesearch.training import data as data_module
@@ -239,8 +239,9 @@ class _Objective:
     """
 
     def __init__(self, spec, data, checkpoint, tracker, device, dataset: dict):
-        self.spec, self.data, self.checkpoint = spec, data, checkpoint
+        self.spec, self.checkpoint = spec, checkpoint
         self.tracker, self.device, self.dataset = tracker, device, dataset
+        self.trials = trials.settings(spec, data, checkpoint, device)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         run_id = None
@@ -330,17 +331,8 @@ class _Objective:
         model.load_state_dict(self.checkpoint.trained_state)
         model.to(self.device)
         try:
-            final = loop.run(
-                schedule=schedule, model=model, data=self.data,
-                dense_accuracy=(self.checkpoint.val_accuracy, self.checkpoint.test_accuracy),
-                rewind_state=self.checkpoint.rewind_state,
-                fresh_state=lambda iteration: dense_module.initial_state(
-                    spec, seed=seeds.fresh_init(spec.seed, iteration)),
-                optimizer=dense_module.optimizer_settings(spec, self.device),
-                augmented=spec.data.augment, seed=spec.seed, repeats=spec.repeats,
-                latency_device=spec.latency_device,
-                latency_batch_sizes=spec.latency_batch_sizes, classifier=spec.model.classifier,
-                on_iteration=on_iteration, on_epoch=on_epoch).final
+            final = loop.run(self.trials, schedule, model, on_iteration=on_iteration,
+                             on_epoch=on_epoch).final
             return dense[0], final, None
         except early_stopping.StoppedEarly as stopped:
             records.save_trial(trial, stopped=str(stopped))

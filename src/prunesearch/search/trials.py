@@ -1,0 +1,26 @@
+"""A study's trials wired one way: the TrialSettings every trial of a study shares, built here
+from the study file, its data and its dense model, for `optimize`, the benchmarks and the
+tests alike."""
+
+import functools
+
+import torch
+
+from prunesearch.config.studyfile import StudySpec
+from prunesearch.pruning.trial import Latency, TrialSettings
+from prunesearch.search import dense
+from prunesearch.training.data import CifarData
+
+
+def settings(spec: StudySpec, data: CifarData, checkpoint: dense.DenseCheckpoint,
+             device: torch.device) -> TrialSettings:
+    """What every trial of `spec` shares, with `data` on `device` and its dense model
+    `checkpoint` (search.dense.load_or_train)."""
+    return TrialSettings(
+        data=data, dense_accuracy=(checkpoint.val_accuracy, checkpoint.test_accuracy),
+        rewind_state=checkpoint.rewind_state,
+        fresh_state=functools.partial(dense.initial_state, spec),
+        optimizer=dense.optimizer_settings(spec, device), augmented=spec.data.augment,
+        seed=spec.seed, repeats=spec.repeats,
+        latency=Latency(spec.latency_device, spec.latency_batch_sizes),
+        classifier=spec.model.classifier or "classifier")
