@@ -107,13 +107,25 @@ def data_dir_option(purpose: str):
         help=f"{purpose}  [default: ~/.cache/prunesearch/data]")
 
 
-STORAGE_OPTION_HELP = ("Optuna storage URL  [default: sqlite:///prunesearch.db in the working "
-                       "directory]")
-STORAGE_OPTION = click.option("--storage", default=None, envvar="PRUNESEARCH_STORAGE",
-                              show_envvar=True, help=STORAGE_OPTION_HELP)
-TRACKING_URI_OPTION = click.option(
-    "--tracking-uri", default=None, help="MLflow tracking URI  [default: $MLFLOW_TRACKING_URI, "
-                                         "else sqlite:///mlflow.db in the working directory]")
+STORAGE_OPTION = click.option(
+    "--storage", default=None, envvar="PRUNESEARCH_STORAGE", show_envvar=True,
+    help="Optuna storage URL  [default: sqlite:///prunesearch.db in the working directory]")
+
+
+def tracking_uri_option(what: str = "MLflow tracking URI",
+                        default: str = "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the "
+                                       "working directory"):
+    """--tracking-uri, shared by the commands that reach MLflow; `what` and `default` as each
+    reads it."""
+    return click.option("--tracking-uri", default=None, help=f"{what}  [default: {default}]")
+
+
+def device_option(purpose: str):
+    """--device, shared by the commands that train or evaluate; `purpose` says what for."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True, help=purpose)
+
+
 CACHE_DIR_OPTION = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
@@ -132,13 +144,11 @@ CACHE_DIR_OPTION = click.option(
               help="completed trials to reach in total (overrides the study file's n_trials)")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="stop starting new trials after this many seconds")
-@click.option("--storage", "storage_url", default=None, envvar="PRUNESEARCH_STORAGE",
-              show_envvar=True, help=STORAGE_OPTION_HELP)
-@TRACKING_URI_OPTION
+@STORAGE_OPTION
+@tracking_uri_option()
 @data_dir_option("folder holding (or receiving) cifar-10-batches-py")
 @CACHE_DIR_OPTION
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="where to train")
+@device_option("where to train")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="worker processes on this machine, the CPU cores split between them")
 @click.option("--allow-spec-change", is_flag=True,
@@ -149,8 +159,7 @@ CACHE_DIR_OPTION = click.option(
               show_default=True, envvar="PRUNESEARCH_OUTAGE_WAIT", show_envvar=True,
               help="seconds to keep retrying an unreachable study database or MLflow server "
                    "before the worker stops")
-def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir, device,
-             jobs, allow_spec_change, outage_wait_s):
+def optimize(study, jobs, **options):
     """Run (or resume) a study until it has n_trials complete trials."""
     from prunesearch.config import preflight
 
@@ -165,27 +174,25 @@ def optimize(study, n_trials, timeout, storage_url, tracking_uri, data_dir, cach
     from prunesearch.search import optimize as study_module
 
     interrupts.install()
-    settings = run_settings(flight.spec, n_trials=n_trials, timeout=timeout, storage_url=storage_url,
-                            tracking_uri=tracking_uri, data_dir=data_dir, cache_dir=cache_dir,
-                            device=device, allow_spec_change=allow_spec_change,
-                            outage_wait_s=outage_wait_s)
+    settings = run_settings(flight.spec, **options)
     rows = study_view.pareto_rows(study_module.optimize(flight, settings, jobs=jobs))
     if rows:
         click.echo(tables.to_table(rows))
 
 
-def run_settings(spec, *, n_trials, timeout, storage_url, tracking_uri, data_dir, cache_dir,
+def run_settings(spec, *, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir,
                  device, allow_spec_change, outage_wait_s):
     """`optimize`'s options, defaults resolved, as the RunSettings its workers get too."""
     from prunesearch.training import data
     from prunesearch.search import dense
-    from prunesearch.stores import storage
+    from prunesearch.stores import storage as storage_module
     from prunesearch.stores import tracking
     from prunesearch.search.optimize import RunSettings
 
     return RunSettings(
         study=spec.path.resolve(), n_trials=n_trials or spec.n_trials, timeout=timeout,
-        storage_url=storage.resolve(storage_url), tracking_uri=tracking.resolve_uri(tracking_uri),
+        storage_url=storage_module.resolve(storage),
+        tracking_uri=tracking.resolve_uri(tracking_uri),
         data_dir=(data_dir or data.default_data_dir()).resolve(),
         cache_dir=(cache_dir or dense.default_cache_dir()).resolve(), device=device,
         allow_spec_change=allow_spec_change, outage_wait_s=outage_wait_s)
@@ -371,11 +378,10 @@ def compare(studies, storage, output_format, plot_path, log_run):
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="folder for sensitivity.txt, .json, .png and .html  "
                                  "[default: sensitivity-STUDY]")
-@TRACKING_URI_OPTION
+@tracking_uri_option()
 @data_dir_option("folder holding (or receiving) cifar-10-batches-py")
 @CACHE_DIR_OPTION
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+@device_option("where to evaluate")
 def sensitivity(study, method, amounts, output_dir, tracking_uri, data_dir, cache_dir, device):
     """Which layers tolerate pruning: from the study's dense model (trained and cached first
     if need be), each unit pruned alone, without retraining, to each amount and scored on the
@@ -467,9 +473,8 @@ def status(study, storage):
               help="pt2: model.pt2 (torch.export); onnx: model.onnx, checked under ONNX "
                    "Runtime against PyTorch and timed against the dense model there")
 @STORAGE_OPTION
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI holding the trial's weights  [default: the one the "
-                   "study recorded]")
+@tracking_uri_option("MLflow tracking URI holding the trial's weights",
+                     default="the one the study recorded")
 @data_dir_option("CIFAR-10 folder, for the test-accuracy check")
 @click.option("--register", "registered_name", default=None, metavar="NAME",
               help="also log the model as an MLflow PyTorch model on the trial's run and "
@@ -479,55 +484,27 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
     """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
-    from prunesearch.pruning import export as export_module
-    from prunesearch.pruning import methods, onnx_runtime
-    from prunesearch.pruning.figures import BATCH_SIZES
+    from prunesearch.search import shipping
     from prunesearch.stores import storage as storage_module
-    from prunesearch.stores.records import StudyRecord
-    from prunesearch.training import data, models
-    from prunesearch.views import study_view, tables
+    from prunesearch.training import data
+    from prunesearch.views import tables
 
-    if model_format == "onnx":
-        onnx_runtime.require("export --format onnx")
     name = _study_name(study)
-    loaded = storage_module.open_study(name, storage)
-    model, row = study_view.trial_model(loaded, number, iteration=iteration,
-                                     tracking_uri=tracking_uri)
-    test = data.load_test(data_dir or data.default_data_dir())
-    model_spec = StudyRecord.of(loaded).model
-    shown = row.as_dict()  # unmeasured figures null, as in pareto.json
-    figures = {key: shown[key] for key in row.figures.names()}
-    slim, summary = export_module.write_package(
-        model, data.normalize(test.images[:1]), test,
-        recorded_test_accuracy=study_view.kept_test_accuracy(loaded, number, row.iteration),
-        output_dir=output_dir,
-        info={"study": name, "trial": number, "iteration": row.iteration,
-              "model": model_spec, "schedule": row.schedule, "figures": figures},
-        classifier=model_spec.get("classifier", "classifier"),
-        onnx_dense=models.from_spec(model_spec) if model_format == "onnx" else None,
-        structured=methods.get(row.schedule["method"]).structured,
-        batch_sizes=row.figures.batch_sizes or BATCH_SIZES)
+    shipped = shipping.ship(
+        storage_module.open_study(name, storage), number, iteration=iteration,
+        output_dir=output_dir, model_format=model_format, tracking_uri=tracking_uri,
+        data_dir=data_dir or data.default_data_dir(), registered_name=registered_name)
+    summary = shipped.summary
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
-    click.echo(f"trial {number} iteration {row.iteration} of {name}: test accuracy "
+    click.echo(f"trial {number} iteration {shipped.iteration} of {name}: test accuracy "
                f"{summary['test_accuracy_measured']:.2%} (recorded "
                f"{summary['test_accuracy_recorded']:.2%}); output channels per layer {layers}; "
                f"written to {output_dir}/ (model.{model_format}, state_dict.pt, trial.json)")
-    deployed = summary.get("onnx")
-    if deployed:
-        click.echo(tables.onnx_text(deployed))
-    if registered_name:
-        from prunesearch.stores import tracking
-
-        tracker = tracking.StudyTracker(tracking_uri or StudyRecord.of(loaded).mlflow_tracking_uri)
-        version = tracker.register_model(
-            row.mlflow_run_id, slim, data.normalize(test.images[:2]), name=registered_name,
-            tags={"prunesearch.study": name, "prunesearch.trial": str(number),
-                  "prunesearch.iteration": str(row.iteration),
-                  **{f"prunesearch.{key}": str(value) for key, value in figures.items()},
-                  **{f"prunesearch.onnx.{key}": str(value)
-                     for key, value in (deployed or {}).items()}},
-            files=[output_dir / "model.onnx"] if deployed else [])
-        click.echo(f"registered as version {version} of {registered_name!r} in {tracker.uri}; "
+    if summary.get("onnx"):
+        click.echo(tables.onnx_text(summary["onnx"]))
+    if shipped.registered:
+        uri, version = shipped.registered
+        click.echo(f"registered as version {version} of {registered_name!r} in {uri}; "
                    f"load it with mlflow.pytorch.load_model('models:/{registered_name}/{version}')")
 
 
@@ -542,9 +519,8 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
               help=STUDY_HELP + ", or a stored study name: open on its tracking store and "
                                 "print the address of its run (the front, on its Overview)")
 @STORAGE_OPTION
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI  [default: the study's, else $MLFLOW_TRACKING_URI, "
-                   "else sqlite:///mlflow.db in the working directory]")
+@tracking_uri_option(default="the study's, else $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlflow.db in the working directory")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
