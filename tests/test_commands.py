@@ -234,7 +234,7 @@ def test_bad_data_folder_is_one_line_and_writes_nothing(workdir, cifar_dir, tmp_
 
 
 def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path):
-    from prunesearch.cli import run_settings
+    from prunesearch.cli.running import run_settings
     from prunesearch.search.optimize import RunSettings
 
     spec = studyfile.load(str(tiny_study))

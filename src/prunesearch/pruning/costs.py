@@ -32,7 +32,7 @@ from torch import nn
 
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import export, onnx_runtime
-from prunesearch.pruning.figures import BATCH_SIZES, NOT_TIMED
+from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.pruning.timing import time_against
 from prunesearch.pruning.watching import watched_forward
 

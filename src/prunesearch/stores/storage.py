@@ -1,5 +1,5 @@
 """Optuna storage URLs: resolve, check before anything is created, open with heartbeats and
-riding out database outages (see services).
+riding out database outages (see outages).
 
 Passwords are masked in every message: they end up in logs.
 """

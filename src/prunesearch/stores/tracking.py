@@ -5,7 +5,7 @@ any process finds it again), one child run per trial. Every call goes through Ml
 with explicit run ids: no global "active run" state, so several processes can share a study.
 A stop request never cuts a write short: it is taken only where the work checks for it
 (see interrupts), never in here. Every call rides out an outage of the tracking server or
-store (see services); a run is created at most once however often its creation is retried.
+store (see outages); a run is created at most once however often its creation is retried.
 """
 
 import functools
@@ -14,6 +14,8 @@ import logging
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -398,14 +400,11 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def start_ui(uri: str, *, host: str, port: int) -> "subprocess.Popen":
+def start_ui(uri: str, *, host: str, port: int) -> subprocess.Popen:
     """The MLflow UI on tracking store `uri`, in a process group of its own, so that stopping
     it (SIGTERM to the group) stops its workers too. MLflow's job runners (GenAI evaluation
     jobs, two more processes) are left off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION says
     otherwise: reviewing a study runs no jobs."""
-    import subprocess
-    import sys
-
     return subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
          "--port", str(port), "--workers", "1"], start_new_session=True,
