@@ -1,117 +1,29 @@
-"""What the benchmarks and the tests share: study files written as a shipped study plus
-changes, CIFAR-shaped data folders, the --smoke size every benchmark can run at,
-prunesearch runs in a scratch folder, turn-taking timing, and the reference loop written the
-way a notebook would (torchvision DataLoader and transforms), against which prunesearch's own
-pipeline is measured."""
+"""What the benchmarks share: the --smoke size every benchmark can run at, prunesearch runs
+in a scratch folder, turn-taking timing, and the reference loop written the way a notebook
+would (torchvision DataLoader and transforms), against which prunesearch's own pipeline is
+measured. Study files and data folders come from prunesearch.testing, as the tests' do."""
 
 import argparse
 import contextlib
 import dataclasses
 import json
-import pickle
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from prunesearch.config import preflight, studyfile
+from prunesearch.config import preflight
 from prunesearch.search import optimize
 from prunesearch.pruning.schedule import Fixed
+from prunesearch.testing import data as testing_data
 from prunesearch.training import data as data_module
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
-
 BATCH = 128
-
-
-# -- study files ------------------------------------------------------------------------------
-
-def study_file(path: Path, *, base: str | None = "smoke", extra: str = "", **changes) -> Path:
-    """A study file at `path`: the shipped study `base` (or nothing), with `changes` merged in
-    (a table such as `data={"train_subset": 500}` updates that table's keys) and `extra`, more
-    TOML, merged last. Returns `path`."""
-    study = tomllib.loads((studyfile.SHIPPED_DIR / f"{base}.toml").read_text()) if base else {}
-    for more in (changes, tomllib.loads(extra)):
-        for key, value in more.items():
-            if isinstance(value, dict) and isinstance(study.get(key), dict):
-                study[key] = {**study[key], **value}
-            else:
-                study[key] = value
-    path.write_text(to_toml(study))
-    return path
-
-
-def to_toml(study: dict) -> str:
-    """A study as TOML: top-level keys, then one table per section (ranges inline)."""
-    scalars = [f"{key} = {_value(value)}" for key, value in study.items()
-               if not isinstance(value, dict)]
-    tables = [f"\n[{key}]\n" + "\n".join(f"{k} = {_value(v)}" for k, v in value.items())
-              for key, value in study.items() if isinstance(value, dict)]
-    return "\n".join(scalars) + "\n" + "\n".join(tables) + "\n"
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string for what study files hold
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {value!r} to a study file")
-
-
-# -- data -------------------------------------------------------------------------------------
-
-def cifar_folder(folder: Path, *, per_batch: int = 50, test: int = 50, seed: int = 0) -> Path:
-    """A cifar-10-batches-py folder in `folder`, 5 x `per_batch` training and `test` test
-    images, whose classes differ in mean colour so that they are learnable. Returns `folder`."""
-    rng = np.random.default_rng(seed)
-    colours = rng.uniform(40, 215, size=(10, 3)).astype(np.float32)
-    batches = folder / data_module.BATCHES_DIR
-    batches.mkdir(parents=True, exist_ok=True)
-
-    def batch(n: int) -> dict:
-        labels = rng.permutation(np.arange(n) % 10)
-        noise = rng.standard_normal(size=(n, 3, 32, 32), dtype=np.float32) * 30
-        images = colours[labels][:, :, None, None] + noise
-        return {"data": np.clip(images, 0, 255).astype(np.uint8).reshape(n, 3072),
-                "labels": labels.tolist()}
-
-    for name in data_module.TRAIN_FILES:
-        (batches / name).write_bytes(pickle.dumps(batch(per_batch)))
-    (batches / data_module.TEST_FILE).write_bytes(pickle.dumps(batch(test)))
-    (batches / "batches.meta").write_bytes(
-        pickle.dumps({"label_names": [str(i) for i in range(10)]}))
-    return folder
-
-
-def random_cifar_folder(folder: Path, *, train: int, test: int = 10_000) -> Path:
-    """A cifar-10-batches-py folder of `train` + `test` uniformly random images, for timing and
-    memory only (nothing learns from it). Returns `folder`."""
-    rng = np.random.default_rng(0)
-    batches = folder / data_module.BATCHES_DIR
-    batches.mkdir(parents=True, exist_ok=True)
-    per_file = train // len(data_module.TRAIN_FILES)
-    for name, count in [(n, per_file) for n in data_module.TRAIN_FILES] + [
-            (data_module.TEST_FILE, test)]:
-        images = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
-        (batches / name).write_bytes(pickle.dumps({"data": images,
-                                                   "labels": (np.arange(count) % 10).tolist()}))
-    return folder
 
 
 def load_data(spec, data_dir: Path) -> data_module.CifarData:
@@ -138,7 +50,7 @@ def data_dir_for(args):
         yield args.data_dir
         return
     with tempfile.TemporaryDirectory() as folder:
-        yield cifar_folder(Path(folder))
+        yield testing_data.cifar_folder(Path(folder))
 
 
 def smoke_sized(spec, *, n_trials: int = 1):

@@ -36,6 +36,8 @@ from prunesearch.pruning import costs, loop
 from prunesearch.training import data as data_module
 from prunesearch.training import models, train
 from prunesearch.views import study_view
+from prunesearch.testing import data as testing_data
+from prunesearch.testing import studies
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
@@ -148,7 +150,7 @@ def jobs_study(path: Path, *, device: str, scale: Scale) -> Path:
              "data": {"val_size": 50}} if scale.smoke else
             {"model": {"width": 32}, "dense": {"epochs": 2, "batch_size": 512, "lr": 0.1},
              "data": {"val_size": 0.1}})
-    return common.study_file(
+    return studies.study_file(
         path, base=None, name="jobs", seed=0, n_trials=scale.jobs_trials,
         latency_device=device, **size,
         space={"method": ["l1_unstructured", "ln_structured"],
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     scale = SMOKE if args.smoke else Scale(rounds=args.rounds)
     with common.data_dir_for(args) as data_dir, tempfile.TemporaryDirectory() as scratch:
         if data_module.find_batches_dir(data_dir) is None:
-            data_dir = common.random_cifar_folder(Path(scratch), train=args.gpu_images)
+            data_dir = testing_data.random_cifar_folder(Path(scratch), train=args.gpu_images)
         figures = measure(torch.device(args.device), data_dir, scale)
     common.write_json(args.json, figures)
     print_table(figures)

@@ -25,6 +25,7 @@ from prunesearch.stores import storage
 from prunesearch.stores.records import StudyRecord
 from prunesearch.training import models
 from prunesearch.views import study_view
+from prunesearch.testing import data as testing_data
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         if args.smoke:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            data_dir = common.cifar_folder(folder / "data")
+            data_dir = testing_data.cifar_folder(folder / "data")
             spec = common.smoke_sized(studyfile.load("smoke"))
             common.run_study(spec, folder, data_dir)
             args.study, args.storage, args.rounds = spec.name, f"sqlite:///{folder / 'o.db'}", 1

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from benchmarks import common
     from prunesearch.config import studyfile
+    from prunesearch.testing import data as testing_data
 
     parser = common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)  # what is read, not what was trained, is measured: tiny data
         common.run_study(common.smoke_sized(studyfile.load("smoke")), folder,
-                         common.cifar_folder(folder / "data"))
+                         testing_data.cifar_folder(folder / "data"))
         subprocess.run([sys.executable, "-m", "benchmarks.reading", "--measure",
                         f"sqlite:///{folder / 'o.db'}", f"sqlite:///{folder / 'empty.db'}",
                         str(1 if args.smoke else args.rounds)], check=True)

@@ -25,6 +25,7 @@ from prunesearch.config import studyfile
 from prunesearch.config.objectives import OBJECTIVES
 from prunesearch.views import study_view
 from prunesearch.views.overview import hypervolume
+from prunesearch.testing import studies
 
 CHANCE = 0.1
 EPOCHS = 4
@@ -41,7 +42,7 @@ def spec_for(folder: Path, way: str, seed: int, trials: int, smoke: bool):
     space = {"method": "l1_unstructured", **FAMILIES[family],
              "schedule": ["iterative", "gradual"] if family == "both" else family,
              "reinit": "finetune", "retrain_lr": 0.02, **(DISTILL if distil else {})}
-    path = common.study_file(
+    path = studies.study_file(
         folder / f"{way}-{seed}.toml", base=None, name=f"schedules-{way.replace('+', '-')}-{seed}",
         seed=seed, n_trials=trials, sampler="tpe", latency_device="none",
         data={"val_size": 50 if smoke else 500, **({} if smoke else {"train_subset": 1000})},

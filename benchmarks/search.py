@@ -65,6 +65,7 @@ from prunesearch.training import models
 from prunesearch.views import study_view
 from prunesearch.views.overview import hypervolume
 from prunesearch.views.rows import ModelRow, last_model, models_of
+from prunesearch.testing import studies
 
 CHANCE = 0.1
 SPARSITY = OBJECTIVES["sparsity"]
@@ -98,7 +99,7 @@ def spec_for(folder: Path, way: str, seed: int, dense_epochs: int = DENSE_EPOCHS
              reduction_factor: int = REDUCTION_FACTOR, smoke: bool = False):
     """The study `way` runs for `seed` (with `smoke`, at common.smoke_sized's size)."""
     sampler, early_stopping, rung_point = SEARCHES[way]
-    path = common.study_file(
+    path = studies.study_file(
         folder / f"{way}-{seed}.toml", base=None, name=f"search-{way.replace('+', '-')}-{seed}",
         seed=seed, n_trials=100_000, sampler=sampler, latency_device=latency_device,
         early_stopping=early_stopping, rung_point=rung_point,

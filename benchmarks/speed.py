@@ -50,6 +50,8 @@ from prunesearch.stores.records import TrialRecord
 from prunesearch.training import data as data_module
 from prunesearch.training import models, train
 from prunesearch.training.data import train_batches
+from prunesearch.testing import data as testing_data
+from prunesearch.testing import studies
 from prunesearch.views import study_view
 
 
@@ -287,8 +289,8 @@ def peak_memory_full_size(scale: Scale) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         test = scale.memory_images // 6
-        common.random_cifar_folder(folder / "data", train=scale.memory_images - test, test=test)
-        common.study_file(folder / "study.toml", base=None, name="memory", n_trials=1,
+        testing_data.random_cifar_folder(folder / "data", train=scale.memory_images - test, test=test)
+        studies.study_file(folder / "study.toml", base=None, name="memory", n_trials=1,
                           latency_device="none" if scale.smoke else "cpu",
                           data={"val_size": min(5000, test), "train_subset": 1000},
                           model={"width": scale.memory_width}, dense={"epochs": 1},

@@ -22,7 +22,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported, here and 
 
 import pytest
 
-from benchmarks import common
+from prunesearch.testing import data as testing_data
+from prunesearch.testing import studies
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -64,7 +65,7 @@ TINY_STUDY = {
 
 @pytest.fixture(scope="session")
 def cifar_dir(tmp_path_factory) -> Path:
-    return common.cifar_folder(tmp_path_factory.mktemp("cifar"))
+    return testing_data.cifar_folder(tmp_path_factory.mktemp("cifar"))
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def write_study(folder: Path, *, retrain_epochs: str = "{ low = 0, high = 1 }",
                 name: str = "tiny.toml", settings: str = "") -> Path:
     """The tiny study; `retrain_epochs` as TOML; `settings`: more top-level keys, one per
     line."""
-    return common.study_file(folder / name, base=None, **TINY_STUDY,
+    return studies.study_file(folder / name, base=None, **TINY_STUDY,
                              extra=f"{settings}\n[space]\nretrain_epochs = {retrain_epochs}")
 
 

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "prunesearch"
 # Bottom to top. `errors` is below everything (every layer raises its errors); `cli` and
 # `__main__` are the top.
 LAYERS = ("errors", "foundation", "training", "pruning", "config", "stores", "views", "search",
-          "cli", "__main__")
+          "testing", "cli", "__main__")
 
 # Who may import each library that ties prunesearch to a service or an interface.
 ALLOWED = {
