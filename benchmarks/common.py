@@ -8,8 +8,10 @@ import contextlib
 import dataclasses
 import json
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -63,6 +65,16 @@ def smoke_sized(spec, *, n_trials: int = 1):
         data=dataclasses.replace(spec.data, val_size=50, train_subset=None),
         model=dataclasses.replace(spec.model, width=4),
         dense=dataclasses.replace(spec.dense, epochs=1))
+
+
+def run_sections(figures: dict, sections: list[tuple[str, Callable[[], dict]]]) -> dict:
+    """A benchmark's sections, in order, each one's figures into `figures` under its name and
+    printed to stderr as it ends, with its seconds. Returns `figures`."""
+    for name, section in sections:
+        start = time.perf_counter()
+        figures[name] = section()
+        print(f"{name} ({time.perf_counter() - start:.0f} s): {figures[name]}", file=sys.stderr)
+    return figures
 
 
 def write_json(path: Path, figures: dict) -> None:

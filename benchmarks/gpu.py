@@ -215,11 +215,7 @@ def measure(device: torch.device, data_dir: Path, scale: Scale) -> dict:
         ("B_trial_breakdown", lambda: trial_breakdown(data_dir, device.type, scale)),
         ("C_jobs", lambda: trials_per_hour(data_dir, device.type, scale)),
     ]
-    for name, section in sections:
-        start = time.perf_counter()
-        figures[name] = section()
-        print(f"{name} ({time.perf_counter() - start:.0f} s): {figures[name]}", file=sys.stderr)
-    return figures
+    return common.run_sections(figures, sections)
 
 
 def print_table(r: dict) -> None:

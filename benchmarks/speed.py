@@ -358,10 +358,7 @@ def measure(data_dir: Path, scale: Scale) -> dict:
         ("f_memory", lambda: peak_memory_full_size(scale)),
         ("h_layout_and_eval_batch", lambda: layout_and_eval_batch(split, scale)),
     ]
-    for name, section in sections:
-        start = time.perf_counter()
-        figures[name] = section()
-        print(f"{name} ({time.perf_counter() - start:.0f} s): {figures[name]}", file=sys.stderr)
+    common.run_sections(figures, sections)
     # l1-iterative trains the default model: at the compute ceiling of (a), its training
     # steps alone take this long, so no pipeline can beat the notebook by more than this.
     l1 = figures["d_l1_iterative_study"]
