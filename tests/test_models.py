@@ -14,7 +14,7 @@ from prunesearch.pruning import methods
 from prunesearch.training import models
 from prunesearch.config import preflight, studyfile
 from prunesearch.pruning.export import shrink
-from prunesearch.pruning.graph.channels import couplings, groups, live_channels
+from prunesearch.pruning.graph.channels import couplings, channel_sets, live_channels
 from test_pruning import EXAMPLE, pruner
 
 # (parameters, MACs per 32x32 image) as published: He et al. 2016 / Torch-Pruning's CIFAR
@@ -80,7 +80,7 @@ def test_layers_added_together_lose_the_same_channels():
     targets, prune_by = pruner("ln_structured", model)
     prune_by(0.5)
     found = couplings(model, targets, EXAMPLE)
-    summed = [group for group in groups(targets, found) if len(group) > 1]
+    summed = [group for group in channel_sets(targets, found) if len(group) > 1]
     assert len(summed) == 3  # one residual stream per stage
     for group in summed:
         kept = {tuple(live_channels(module).tolist()) for module in group}

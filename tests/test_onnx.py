@@ -41,7 +41,13 @@ def test_every_registered_model_pruned_exports_to_onnx_and_computes_what_torch_d
         session = onnxruntime.InferenceSession(str(path))
         (logits,) = session.run(None, {"images": images.numpy()})
         with torch.no_grad():
-            assert torch.allclose(torch.from_numpy(logits), model(images), atol=1e-4)
+            expected = model(images)
+        # float32 rounding grows with the logits' scale: an untrained ResNet-56 half pruned
+        # reaches thousands, where ONNX Runtime and torch differ by 1e-3 (relative 3e-6)
+        # depending on their threads' summation order
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(torch.from_numpy(logits), expected, rtol=1e-5,
+                                   atol=1e-4 * max(1.0, scale / 100))
 
 
 def test_writing_leaves_the_model_as_it_was(tmp_path):

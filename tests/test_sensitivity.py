@@ -11,7 +11,7 @@ from torch import nn
 from prunesearch.cli import main
 from prunesearch.pruning import methods, sensitivity
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.graph.channels import couplings, groups
+from prunesearch.pruning.graph.channels import couplings, channel_sets
 from prunesearch.training import models
 
 from conftest import write_study
@@ -69,7 +69,7 @@ def test_a_residual_stage_is_one_unit_for_structured_methods():
                              example_input=EXAMPLE, evaluate=fidelity(model, images),
                              batches=lambda count: (), amounts=(0.5,))
     targets = prunable_targets(model, include_classifier=False)
-    expected = groups(targets, couplings(model, targets, EXAMPLE))
+    expected = channel_sets(targets, couplings(model, targets, EXAMPLE))
     assert len(units) == len(expected) < len(targets)
     stages = [unit for unit in units if len(unit.layers) > 1]
     assert stages and all(unit.name.endswith(f" +{len(unit.layers) - 1}") for unit in stages)

@@ -17,7 +17,7 @@ from prunesearch.config import preflight, studyfile
 from prunesearch.pruning import costs, methods
 from prunesearch.pruning.export import shrink
 from prunesearch.pruning.loop import prunable_targets
-from prunesearch.pruning.graph.channels import (couplings, groups, live_channels,
+from prunesearch.pruning.graph.channels import (couplings, channel_sets, live_channels,
                                                   mask_dependents, prune_channels, unprunable)
 from prunesearch.training import models
 from prunesearch.training.models import custom
@@ -90,7 +90,7 @@ def test_every_structured_method_prunes_depthwise_networks_coupled_layers_alike(
     prune_by(0.3)
     assert all(after[m] <= before[m] for m in before)  # masks only shrink
     assert all(set(live_channels(m).tolist()) <= after[m] for m in after)
-    coupled = [group for group in groups(targets, found) if len(group) > 1]
+    coupled = [group for group in channel_sets(targets, found) if len(group) > 1]
     depthwise = [m for m, _ in targets if m.groups > 1]
     # Every depthwise convolution is coupled to the layer that feeds it, and the residual
     # streams join their layers: each such group keeps the very same channels.

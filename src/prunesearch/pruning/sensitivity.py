@@ -18,7 +18,7 @@ from prunesearch.foundation import interrupts
 from prunesearch.pruning import methods
 from prunesearch.pruning.loop import prunable_targets
 from prunesearch.pruning.methods.base import Context
-from prunesearch.pruning.graph.channels import couplings, groups
+from prunesearch.pruning.graph.channels import couplings, channel_sets
 
 AMOUNTS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -50,7 +50,7 @@ def scan(model: nn.Module, method_name: str, options, *, example_input: torch.Te
     names = {module: name for name, module in model.named_modules()}
     if method.structured:
         targets = [target for target in targets if target[0] in found]
-        units = groups(targets, found)
+        units = channel_sets(targets, found)
     else:
         units = [[module] for module, _ in targets]
     dense_accuracy = evaluate(model)

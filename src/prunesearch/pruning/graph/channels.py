@@ -84,11 +84,12 @@ def couplings_and_unprunable(model: nn.Module, targets: list[Target],
             continue
         channels = module.weight.shape[0]
         prune_fn = piece.graph.get_pruner_of_module(module).prune_out_channels
-        group = piece.graph.get_pruning_group(module, prune_fn, idxs=list(range(channels)))
+        dependency_group = piece.graph.get_pruning_group(module, prune_fn,
+                                                         idxs=list(range(channels)))
         per_channel = [[] for _ in range(channels)]
         tie = list(range(channels))
         try:
-            for item in group:
+            for item in dependency_group:
                 target, handler = item.dep.target.module, item.dep.handler.__name__
                 _check_inside(piece, target)
                 period = _group_period(target, handler)
@@ -202,11 +203,12 @@ def prune_lowest(module: nn.Module, channel_scores: torch.Tensor, count: int) ->
                         importance_scores=scores)
 
 
-def groups(targets: list[Target], found: Couplings) -> list[list[nn.Module]]:
+def channel_sets(targets: list[Target], found: Couplings) -> list[list[nn.Module]]:
     """The targets whose output channels are one channel: layers whose outputs are added
     together (a residual sum, through identity or projection shortcuts), so that a channel
-    removed from one goes from all of them. Each group in target order; a layer nothing is
-    added to is a group of its own (every layer of a plain CNN)."""
+    removed from one goes from all of them: a channel set. Each in target order; a layer
+    nothing is added to is a set of its own (every layer of a plain CNN). ("Group" is kept
+    for torch-pruning's dependency groups and for grouped convolutions.)"""
     modules = [module for module, _ in targets]
     leader = {module: module for module in modules}
 
@@ -225,24 +227,24 @@ def groups(targets: list[Target], found: Couplings) -> list[list[nn.Module]]:
     return list(members.values())
 
 
-def prune_group(group: list[nn.Module], channel_scores: torch.Tensor, count: int,
-                found: Couplings) -> None:
-    """Prune the same `count` lowest-scoring live channels from every layer of `group`, then
-    mask what depends on them (all members first: masking a member's dependents earlier would
-    count its channels as pruned in the next member before it chose its own)."""
-    ties = _ties_of(group, found)
-    for module in group:
+def prune_channel_set(channel_set: list[nn.Module], channel_scores: torch.Tensor, count: int,
+                      found: Couplings) -> None:
+    """Prune the same `count` lowest-scoring live channels from every layer of `channel_set`,
+    then mask what depends on them (all members first: masking a member's dependents earlier
+    would count its channels as pruned in the next member before it chose its own)."""
+    ties = _ties_of(channel_set, found)
+    for module in channel_set:
         if ties is None:
             prune_lowest(module, channel_scores, count)
         else:
-            prune_channels(module, _lowest_ties(group[0], channel_scores, count, ties))
-    for module in group:
+            prune_channels(module, _lowest_ties(channel_set[0], channel_scores, count, ties))
+    for module in channel_set:
         mask_dependents(module, found)
 
 
-def _ties_of(group: list[nn.Module], found: Couplings) -> list[int] | None:
-    """Each channel's tie in a group of layers (one channel index space), or None: no tie."""
-    tied = [found.ties[module] for module in group if module in found.ties]
+def _ties_of(channel_set: list[nn.Module], found: Couplings) -> list[int] | None:
+    """Each channel's tie in a channel set (one channel index space), or None: no tie."""
+    tied = [found.ties[module] for module in channel_set if module in found.ties]
     if not tied:
         return None
     tie = list(range(len(tied[0])))

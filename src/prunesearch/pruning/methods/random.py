@@ -18,13 +18,13 @@ class RandomUnstructuredMethod(UnstructuredMethod):
 
 
 class RandomStructuredMethod(PruningMethod):
-    """Per layer (per group of layers added together), remove an `amount` fraction of the
+    """Per layer (per channel set: layers added together), remove an `amount` fraction of the
     remaining output channels at random."""
 
     def apply(self, model, targets, amount, context):
-        for group in channels.groups(targets, context.couplings):
-            weight = group[0].weight
-            count = channels.capped_count(len(channels.live_channels(group[0])), amount,
+        for channel_set in channels.channel_sets(targets, context.couplings):
+            weight = channel_set[0].weight
+            count = channels.capped_count(len(channels.live_channels(channel_set[0])), amount,
                                           context.options.round_to)
             scores = torch.rand(weight.shape[0], device=weight.device)
-            channels.prune_group(group, scores, count, context.couplings)
+            channels.prune_channel_set(channel_set, scores, count, context.couplings)

@@ -13,16 +13,16 @@ def channel_norms(module, norm: int) -> torch.Tensor:
 
 
 class LnStructuredMethod(PruningMethod):
-    """Per layer (per group of layers added together), remove the `amount` fraction of
-    remaining output channels of smallest L1 or L2 norm (`norm`, summed over the group);
+    """Per layer (per channel set: layers added together), remove the `amount` fraction of
+    remaining output channels of smallest L1 or L2 norm (`norm`, summed over the set);
     every layer ends with the same fraction of its channels."""
 
     def apply(self, model, targets, amount, context):
-        for group in channels.groups(targets, context.couplings):
-            count = channels.capped_count(len(channels.live_channels(group[0])), amount,
+        for channel_set in channels.channel_sets(targets, context.couplings):
+            count = channels.capped_count(len(channels.live_channels(channel_set[0])), amount,
                                           context.options.round_to)
-            scores = sum(channel_norms(module, context.options.norm) for module in group)
-            channels.prune_group(group, scores, count, context.couplings)
+            scores = sum(channel_norms(module, context.options.norm) for module in channel_set)
+            channels.prune_channel_set(channel_set, scores, count, context.couplings)
 
 
 class GlobalStructuredMethod(PruningMethod):
@@ -37,25 +37,25 @@ class GlobalStructuredMethod(PruningMethod):
     """
 
     def apply(self, model, targets, amount, context):
-        groups = channels.groups(targets, context.couplings)
+        channel_sets = channels.channel_sets(targets, context.couplings)
         candidates, scores, live_left = [], [], []
-        for position, group in enumerate(groups):
-            live = channels.live_channels(group[0])
-            norms = sum(channel_norms(module, context.options.norm) for module in group)
+        for position, channel_set in enumerate(channel_sets):
+            live = channels.live_channels(channel_set[0])
+            norms = sum(channel_norms(module, context.options.norm) for module in channel_set)
             scores.append(norms / norms[live].mean().clamp_min(1e-12))
-            # One transfer per group: on a GPU, a float() per channel would sync each time.
+            # One transfer per channel set: on a GPU, a float() per channel would sync each time.
             candidates += [(score, position, channel) for score, channel in
                            zip(scores[position][live].tolist(), live.tolist())]
             live_left.append(len(live))
-        budget = round(amount * len(candidates))
-        chosen = [0] * len(groups)
+        to_remove = round(amount * len(candidates))
+        chosen = [0] * len(channel_sets)
         for _, position, _ in sorted(candidates):
-            if budget == 0:
+            if to_remove == 0:
                 break
             if live_left[position] - chosen[position] > 1:
                 chosen[position] += 1
-                budget -= 1
-        for position, group in enumerate(groups):
+                to_remove -= 1
+        for position, channel_set in enumerate(channel_sets):
             count = channels.rounded(live_left[position], chosen[position],
                                      context.options.round_to)
-            channels.prune_group(group, scores[position], count, context.couplings)
+            channels.prune_channel_set(channel_set, scores[position], count, context.couplings)

@@ -62,8 +62,8 @@ class TaylorStructuredMethod(PruningMethod):
                        for module, _ in targets}
         batches = context.batches(context.options.ranking_batches)
         scores = taylor_scores(model, list(activations.values()), batches)
-        for group in channels.groups(targets, context.couplings):
-            count = channels.capped_count(len(channels.live_channels(group[0])), amount,
+        for channel_set in channels.channel_sets(targets, context.couplings):
+            count = channels.capped_count(len(channels.live_channels(channel_set[0])), amount,
                                           context.options.round_to)
-            group_scores = sum(scores[activations[module]] for module in group)
-            channels.prune_group(group, group_scores, count, context.couplings)
+            set_scores = sum(scores[activations[module]] for module in channel_set)
+            channels.prune_channel_set(channel_set, set_scores, count, context.couplings)
