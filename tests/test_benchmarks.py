@@ -92,18 +92,29 @@ def test_search_benchmark_runs_every_way(tmp_path):
 
 
 @pytest.mark.slow
-def test_latency_cost_benchmark_runs_both_ways():
-    out = smoke("latency_cost")
-    assert "timed / not timed" in out
+def test_latency_benchmark_runs_every_section():
+    out = smoke("latency")
+    sections = dict(re.findall(r"^== (\w+)\n(.*?)(?=^== |\Z)", out, re.M | re.S))
+    assert list(sections) == ["cost", "pruned", "noise", "deployed"]
+    assert "timed / not timed" in sections["cost"]
 
-
-@pytest.mark.slow
-def test_pruned_latency_benchmark_times_each_finished_trial():
-    out = smoke("pruned_latency")
-    line = out.splitlines()[-1].split()
-    assert line[0] == "0" and line[1] == "l1_unstructured"  # trial 0's row
+    line = sections["pruned"].splitlines()[-1].split()  # trial 0's row
+    assert line[0] == "0" and line[1] == "l1_unstructured"
     speedups = [float(cell.split("x+-")[0]) for cell in line if "x+-" in cell]
     assert len(speedups) == 2 and all(positive(x) for x in speedups)  # at batch 1 and 64
+
+    assert sections["noise"].count("median of paired rounds within") == 2
+    assert sections["noise"].count("speedup_noise median") == 2
+
+    rows = [line.split() for line in sections["deployed"].splitlines()[2:]]
+    assert [(row[0], row[1], row[2]) for row in rows] == [("cifar_cnn", "50%", "1"),
+                                                          ("cifar_cnn", "50%", "8")]
+    reductions = [float(row[3].rstrip("x")) for row in rows]
+    assert reductions[0] > 3  # half the channels: about a quarter of the MACs
+    assert 1 < reductions[1] < reductions[0]  # width 8: round_to 8 leaves the first layers
+    for row in rows:
+        speedups = [float(cell.rstrip("x")) for cell in row[4:] if cell.endswith("x")]
+        assert len(speedups) == 4 and all(positive(x) for x in speedups)
 
 
 @pytest.mark.slow
@@ -116,11 +127,6 @@ def test_networks_benchmark_times_each_part_of_a_trials_overhead(tmp_path):
                                                   "epoch_s"))
         assert 0.1 < row["macs_reduction"] < 1  # 30% of the channels: about half the MACs
 
-
-def test_timing_noise_benchmark_runs_at_both_batch_sizes():
-    out = smoke("timing_noise")
-    assert out.count("median of paired rounds within") == 2
-    assert out.count("speedup_noise median") == 2
 
 
 def test_search_benchmark_times_each_way_to_the_hypervolume_tpe_reached():
@@ -195,19 +201,6 @@ def test_search_benchmark_counts_each_iteration_from_when_it_was_logged(cifar_di
     times = [at for at, _ in every]
     # Logged as each iteration ended: in order, the last about when the trial ended.
     assert 0 < times[0] < times[1] < times[2] <= ended + 0.01
-
-
-@pytest.mark.slow
-def test_deployed_speed_benchmark_times_eager_and_onnx_runtime_with_and_without_rounding():
-    rows = [line.split() for line in smoke("deployed_speed").splitlines()[2:]]
-    assert [(row[0], row[1], row[2]) for row in rows] == [("cifar_cnn", "50%", "1"),
-                                                          ("cifar_cnn", "50%", "8")]
-    reductions = [float(row[3].rstrip("x")) for row in rows]
-    assert reductions[0] > 3  # half the channels: about a quarter of the MACs
-    assert 1 < reductions[1] < reductions[0]  # width 8: round_to 8 leaves the first layers
-    for row in rows:
-        speedups = [float(cell.rstrip("x")) for cell in row[4:] if cell.endswith("x")]
-        assert len(speedups) == 4 and all(positive(x) for x in speedups)
 
 
 @pytest.mark.slow

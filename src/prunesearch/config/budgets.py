@@ -62,7 +62,7 @@ KEYS = {"accuracy_floor": ("val_accuracy", "min"),
         "max_speedup_noise": ("speedup_noise", "max")}
 DEFAULT_SPEEDUP_NOISE = 0.5
 """max_speedup_noise of a study with the speedup objective that sets none. Measured on an idle
-2-core CPU, a network timed against its own copy (benchmarks.timing_noise, docs/performance.md)
+2-core CPU, a network timed against its own copy (benchmarks.latency noise, docs/performance.md)
 comes to a median of 0.10-0.15 and at most 0.27 (CIFAR CNN, ConvNeXt-T; batch 1 and 64); the
 erratic timings on record are near 1.0 (a DenseNet timed while the machine was disturbed, ONNX
 Runtime with thread spinning on). Half way between: honest timings pass, erratic ones not."""

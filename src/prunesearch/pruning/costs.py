@@ -20,7 +20,7 @@
   per-round ratios dense / this (each round's two blocks run back to back, so drift cancels;
   timing a model against an identical copy on an idle 2-core machine, it fell within 0.9-1.1
   in 92% of 25 tries at batch 64, the ratio of the fastest blocks in 76%:
-  benchmarks/timing_noise.py), its spread their interquartile range. With latency_device
+  benchmarks/latency.py (noise)), its spread their interquartile range. With latency_device
   NOT_TIMED nothing is timed and these figures are NaN (MLflow leaves them out).
 """
 
