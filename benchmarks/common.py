@@ -20,6 +20,7 @@ from torch import nn
 from torchvision import transforms
 
 from prunesearch.config import preflight
+from prunesearch.search import data as study_data
 from prunesearch.search import optimize
 from prunesearch.pruning.schedule import Fixed
 from prunesearch.testing import data as testing_data
@@ -28,10 +29,9 @@ from prunesearch.training import data as data_module
 BATCH = 128
 
 
-def load_data(spec, data_dir: Path) -> data_module.CifarData:
+def load_data(spec, data_dir: Path) -> data_module.ImageData:
     """The data a study's trials see."""
-    return data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
-                            train_subset=spec.data.train_subset, seed=spec.seed)
+    return study_data.read(spec, data_dir=data_dir, cache_dir=None)
 
 
 # -- --smoke ----------------------------------------------------------------------------------

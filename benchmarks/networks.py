@@ -43,7 +43,7 @@ def measure(name: str, split: data_module.Split, scale: Scale) -> dict:
     """Seconds of each part for network `name`, pruned by ln_structured at 30%."""
     model = models.build(name)
     classifier = custom.classifier_name(model, None) if models.is_custom(name) else "classifier"
-    example = data_module.normalize(split.images[:1])
+    example = split.inputs(slice(1))
     start = time.perf_counter()
     targets = prunable_targets(model, include_classifier=False, classifier=classifier)
     found = channels.couplings(model, targets, example)

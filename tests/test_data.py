@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from prunesearch.training import data
+from prunesearch.training.sources import cifar
 from prunesearch.errors import DataError
 
 
 def test_reads_the_original_format_from_the_parent_or_the_folder_itself(cifar_dir):
     by_parent = data.load(data_dir=cifar_dir, val_size=50, train_subset=None, seed=0)
-    by_folder = data.load(data_dir=cifar_dir / data.BATCHES_DIR, val_size=50,
+    by_folder = data.load(data_dir=cifar_dir / cifar.BATCHES_DIR, val_size=50,
                           train_subset=None, seed=0)
     assert by_parent.fingerprint == by_folder.fingerprint
     assert by_parent.train.images.dtype == torch.uint8
@@ -56,14 +57,14 @@ def test_no_data_and_no_network_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(DataError) as error:
         data.load(data_dir=tmp_path, val_size=10, train_subset=None, seed=0)
     message = str(error.value)
-    assert str(tmp_path / data.BATCHES_DIR) in message and "--data-dir" in message
+    assert str(tmp_path / cifar.BATCHES_DIR) in message and "--data-dir" in message
     assert "\n" not in message
 
 
 def test_corrupt_batch_file_is_named(cifar_dir, tmp_path):
-    broken = tmp_path / data.BATCHES_DIR
+    broken = tmp_path / cifar.BATCHES_DIR
     broken.mkdir()
-    for source in (cifar_dir / data.BATCHES_DIR).iterdir():
+    for source in (cifar_dir / cifar.BATCHES_DIR).iterdir():
         (broken / source.name).write_bytes(source.read_bytes())
     (broken / "data_batch_3").write_bytes(source.read_bytes()[:100])
     with pytest.raises(DataError, match="data_batch_3"):
@@ -71,9 +72,9 @@ def test_corrupt_batch_file_is_named(cifar_dir, tmp_path):
 
 
 def test_labels_out_of_range_are_refused(tmp_path):
-    folder = tmp_path / data.BATCHES_DIR
+    folder = tmp_path / cifar.BATCHES_DIR
     folder.mkdir()
     (folder / "test_batch").write_bytes(pickle.dumps(
         {"data": torch.zeros(2, 3072, dtype=torch.uint8).numpy(), "labels": [0, 12]}))
     with pytest.raises(DataError, match="labels outside"):
-        data.read_batch(folder / "test_batch")
+        cifar.read_batch(folder / "test_batch")

@@ -67,3 +67,42 @@ def test_a_damaged_dense_cache_is_trained_again_never_loaded(tiny_study, cifar_d
     assert f"dense cache {first.path} fails its checksum" in caplog.text
     assert dense._read(first.path) is not None  # whole again
     assert all(torch.equal(again.trained_state[k], v) for k, v in first.trained_state.items())
+
+
+def _another(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, (tuple, list)):
+        return (*value, 0)
+    return "another" if value is None else f"{value}x"
+
+
+def test_every_setting_the_dense_model_depends_on_is_in_its_cache_key_and_the_fingerprint(
+        tiny_study, tmp_path):
+    """Both are made from studyfile.dense_identity: a setting added to the data, model or dense
+    section joins the cache key and the study's fingerprint without anyone listing it."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    spec = studyfile.load(tiny_study)
+    data = SimpleNamespace(fingerprint="abc")
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"a checkpoint")
+    for section in studyfile.SECTIONS:
+        for field in dataclasses.fields(getattr(spec, section)):
+            value = str(weights) if field.name == "checkpoint" else \
+                _another(getattr(getattr(spec, section), field.name))
+            changed = dataclasses.replace(spec, **{section: dataclasses.replace(
+                getattr(spec, section), **{field.name: value})})
+            assert dense.cache_key(changed, data) != dense.cache_key(spec, data), field.name
+            assert studyfile.fingerprint(changed) != studyfile.fingerprint(spec), field.name
+    with_checkpoint = dataclasses.replace(spec, dense=dataclasses.replace(
+        spec.dense, checkpoint=str(weights)))
+    before = dense.cache_key(with_checkpoint, data)
+    weights.write_bytes(b"the same file retrained")  # its content, not only its name, counts
+    assert dense.cache_key(with_checkpoint, data) != before
+    reseeded = dataclasses.replace(spec, seed=spec.seed + 1)
+    assert dense.cache_key(reseeded, data) != dense.cache_key(spec, data)
+    assert studyfile.fingerprint(reseeded) != studyfile.fingerprint(spec)

@@ -14,7 +14,7 @@ from prunesearch.pruning import gradual, loop
 from prunesearch.pruning.schedule import Schedule
 from prunesearch.pruning.trial import Latency, TrialSettings
 from prunesearch.training import models
-from prunesearch.training.data import CifarData, Split
+from prunesearch.training.data import ImageData, Split
 from prunesearch.training.train import OptimizerSettings
 
 STORAGE = "sqlite:///prunesearch.db"
@@ -41,14 +41,14 @@ def test_the_ramp_is_the_cubic_of_zhu_and_gupta_and_reaches_the_final_sparsity(
         assert 1 - remaining == pytest.approx(now, abs=1e-6)
 
 
-def tiny_data(seed: int = 0) -> CifarData:
+def tiny_data(seed: int = 0) -> ImageData:
     generator = torch.Generator().manual_seed(seed)
 
     def split(size):
         return Split(torch.randint(0, 256, (size, 3, 32, 32), generator=generator,
                                    dtype=torch.uint8),
                      torch.randint(0, 10, (size,), generator=generator))
-    return CifarData(train=split(64), val=split(32), test=split(32), fingerprint="tiny")
+    return ImageData(train=split(64), val=split(32), test=split(32), fingerprint="tiny")
 
 
 def test_weights_follow_the_ramp_epoch_by_epoch_and_pruned_ones_stay_zero():

@@ -209,7 +209,7 @@ def test_a_stop_request_while_a_trial_run_opens_lets_it_open_whole(sigterm_handl
     schedule = {"method": "l1_unstructured", "amount": 0.5, "iterations": 2,
                 "reinit": "rewind"}
     run_id = tracker.start_trial(study_name="s", trial_number=0, params=schedule,
-                                 described="l1_unstructured 50% x2 rewind")
+                                 described="l1_unstructured 50% x2 rewind", timed_on="cpu")
     assert interrupts.requested()
     assert tracker.client.get_run(run_id).data.params == {k: str(v) for k, v in schedule.items()}
     tracker.end_trial(run_id, state="INTERRUPTED", reason="test")

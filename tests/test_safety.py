@@ -12,6 +12,7 @@ import pytest
 
 from prunesearch.errors import DataError
 from prunesearch.training import data
+from prunesearch.training.sources import cifar
 from prunesearch.testing import data as testing_data
 
 SOURCE = Path(__file__).parents[1] / "src" / "prunesearch"
@@ -30,7 +31,7 @@ class _WritesAFile:
 def test_a_crafted_data_batch_is_refused_in_one_line_and_runs_nothing(tmp_path):
     folder = testing_data.cifar_folder(tmp_path / "data")
     marker = tmp_path / "code-ran"
-    batch = folder / data.BATCHES_DIR / "data_batch_1"
+    batch = folder / cifar.BATCHES_DIR / "data_batch_1"
     batch.write_bytes(pickle.dumps({"data": _WritesAFile(marker), "labels": [0]}))
 
     with pytest.raises(DataError) as refused:
@@ -46,7 +47,7 @@ def test_a_crafted_data_batch_is_refused_in_one_line_and_runs_nothing(tmp_path):
 def test_real_batches_of_every_pickle_protocol_still_load(tmp_path):
     for protocol in (2, 4, 5):
         folder = testing_data.cifar_folder(tmp_path / f"p{protocol}")
-        for path in (folder / data.BATCHES_DIR).iterdir():  # written again at `protocol`
+        for path in (folder / cifar.BATCHES_DIR).iterdir():  # written again at `protocol`
             path.write_bytes(pickle.dumps(pickle.loads(path.read_bytes()), protocol=protocol))
         loaded = data.load(data_dir=folder, val_size=50, train_subset=None, seed=0)
         assert len(loaded.train) == 200 and len(loaded.test) == 50

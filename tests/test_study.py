@@ -3,6 +3,7 @@ dense cache, resume and the Pareto output."""
 
 import json
 import math
+import platform
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def two_trials(finished_tiny_study, tiny_study, workdir):
 
 
 @pytest.mark.slow
-def test_resume_reaches_the_total_budget_and_reuses_the_dense_model(tiny_study, workdir):
+def test_resume_reaches_n_trials_in_all_and_reuses_the_dense_model(tiny_study, workdir):
     # A run of its own: resuming writes to the study's MLflow artifacts, which the copies
     # made by `two_trials` share with the module's run.
     first = invoke("optimize", "--study", str(tiny_study))
@@ -118,6 +119,8 @@ def test_mlflow_parent_child_runs_step_metrics_and_pareto_artifacts(two_trials, 
         assert child.info.status == "FINISHED"
         assert child.data.tags["prunesearch.state"] == "COMPLETE"
         assert child.data.tags["prunesearch.study"] == "tiny"
+        assert child.data.tags["prunesearch.timed_on"] == f"cpu ({platform.machine()}, " \
+            f"{torch.get_num_threads()} threads)"  # this process's, which ran the trials
         assert child.data.params["method"] == "l1_unstructured"
         assert float(child.data.params["amount"]) == pytest.approx(trial.params["amount"])
         history = client.get_metric_history(child.info.run_id, "val_accuracy")
@@ -154,7 +157,7 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
         half_sparse, default=None)
     for run in runs:
         assert [i.dataset.name for i in run.inputs.dataset_inputs] == [
-            f"CIFAR-10 ({cifar_dir.name})"]
+            "CIFAR-10 (cifar-10-batches-py)"]
         if run.data.tags.get("prunesearch.role") == "trial":
             trial = study.trials[int(run.data.tags["prunesearch.trial"])]
             assert run.info.run_name == (f"trial {trial.number}: l1_unstructured "
@@ -163,7 +166,7 @@ def test_the_study_run_tells_the_story_and_trial_runs_say_what_they_are(two_tria
 
 
 @pytest.mark.slow
-def test_the_front_is_drawn_at_most_once_per_interval_and_when_the_budget_is_met(
+def test_the_front_is_drawn_at_most_once_per_interval_and_when_n_trials_are_finished(
         workdir, monkeypatch):
     from prunesearch.search import optimize as study_module
 
@@ -224,6 +227,8 @@ def test_pareto_json_csv_and_table(two_trials, tiny_study):
         assert row["sparsity"] == point["sparsity"]
         assert row["test_accuracy"] == point["test_accuracy"]
         assert row["params"]["amount"] == trial.params["amount"]
+        assert row["timed_on"] == trial.user_attrs["timed_on"]
+        assert row["timed_on"].startswith("cpu (")  # where its speed-up was measured
 
     csv_lines = invoke("pareto", "--study", "tiny", "--format", "csv").output.splitlines()
     assert csv_lines[0].startswith(
@@ -664,3 +669,12 @@ def test_export_takes_any_iteration_of_a_trial_each_a_model_of_its_own(two_trial
     assert missing.output.strip() == (f"error: trial {trial.number} of 'tiny' has no iteration "
                                       f"9; its iterations: 1-{len(trial.user_attrs['curve'])}")
     assert not (workdir / "it9").exists()
+
+
+def test_a_study_recorded_before_n_trials_was_named_reads_its_trial_count():
+    """Studies made before 2026-12-07 stored the trial count as `budget`."""
+    from prunesearch.stores.records import StudyRecord
+
+    study = optuna.create_study()
+    study.set_user_attr("budget", 12)
+    assert StudyRecord.of(study).n_trials == 12

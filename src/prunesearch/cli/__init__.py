@@ -128,7 +128,8 @@ def device_option(purpose: str):
 CACHE_DIR_OPTION = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     envvar="PRUNESEARCH_CACHE_DIR", show_envvar=True,
-    help="where trained dense models are cached  [default: ~/.cache/prunesearch/dense]")
+    help="where trained dense models and decoded image folders are cached  [default: "
+         "~/.cache/prunesearch/dense]")
 
 
 def study_name(study: str) -> str:

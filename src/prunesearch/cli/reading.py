@@ -186,7 +186,7 @@ def compare(studies, storage, output_format, plot_path, log_run):
               help=STUDY_HELP + ", or the name of a study in the storage")
 @STORAGE_OPTION
 def status(study, storage):
-    """Show a study's progress (completed of budget, failed, running, elapsed, time left),
+    """Show a study's progress (completed of n_trials, failed, running, elapsed, time left),
     the dense model's accuracy and the current Pareto front."""
     from prunesearch.views import tables
     from prunesearch.views import study_view

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from prunesearch.cli import STORAGE_OPTION, STUDY_HELP, study_name, data_dir_option, main, \
+from prunesearch.cli import CACHE_DIR_OPTION, STORAGE_OPTION, STUDY_HELP, study_name, data_dir_option, main, \
     tracking_uri_option
 
 
@@ -34,16 +34,18 @@ from prunesearch.cli import STORAGE_OPTION, STUDY_HELP, study_name, data_dir_opt
 @STORAGE_OPTION
 @tracking_uri_option("MLflow tracking URI holding the trial's weights",
                      default="the one the study recorded")
-@data_dir_option("CIFAR-10 folder, for the test-accuracy check")
+@data_dir_option("CIFAR folder, for the test-accuracy check (other sources: where the study "
+                 "recorded)")
+@CACHE_DIR_OPTION
 @click.option("--register", "registered_name", default=None, metavar="NAME",
               help="also log the model as an MLflow PyTorch model on the trial's run and "
                    "register it as a new version of NAME in the Model Registry")
 def export(study, number, iteration, output_dir, model_format, storage, tracking_uri, data_dir,
-           registered_name):
+           cache_dir, registered_name):
     """Write trial N's pruned model (after its last iteration, or --iteration K), genuinely
     smaller when structured, loadable with plain torch; its test accuracy is checked against
     the recorded one first."""
-    from prunesearch.search import shipping
+    from prunesearch.search import dense, shipping
     from prunesearch.stores import storage as storage_module
     from prunesearch.training import data
     from prunesearch.views import tables
@@ -52,7 +54,8 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
     shipped = shipping.ship(
         storage_module.open_study(name, storage), number, iteration=iteration,
         output_dir=output_dir, model_format=model_format, tracking_uri=tracking_uri,
-        data_dir=data_dir or data.default_data_dir(), registered_name=registered_name)
+        data_dir=data_dir or data.default_data_dir(),
+        cache_dir=cache_dir or dense.default_cache_dir(), registered_name=registered_name)
     summary = shipped.summary
     layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
     click.echo(f"trial {number} iteration {shipped.iteration} of {name}: test accuracy "

@@ -13,10 +13,13 @@ from prunesearch.pruning.loop import prunable_targets
 from prunesearch.pruning.graph import channels
 from prunesearch.pruning.schedule import Choice, Fixed, structured_methods
 
-EXAMPLE = torch.zeros(1, 3, 32, 32)
+def example(image_size: int) -> torch.Tensor:
+    """One input of the study's image size: what the network is traced and costed on."""
+    return torch.zeros(1, 3, image_size, image_size)
 
 
-def unprunable_layers(model, classifier: str) -> tuple[int, dict[str, str]]:
+def unprunable_layers(model, classifier: str, image_size: int = 32
+                      ) -> tuple[int, dict[str, str]]:
     """(conv and linear layers a structured method could prune at most, the output layer
     `classifier` aside; layer name -> why no structured method can prune its channels), from
     one trace of `model` (in eval mode). Raises tracing.Untraceable for a network
@@ -24,13 +27,13 @@ def unprunable_layers(model, classifier: str) -> tuple[int, dict[str, str]]:
     targets = prunable_targets(model, include_classifier=False, classifier=classifier)
     names = {module: name for name, module in model.named_modules()}
     return len(targets), {names[module]: reason for module, reason in
-                          channels.unprunable(model, targets, EXAMPLE).items()}
+                          channels.unprunable(model, targets, example(image_size)).items()}
 
 
-def dense_costs(model) -> tuple[int, int]:
+def dense_costs(model, image_size: int = 32) -> tuple[int, int]:
     """(MACs per image, parameters) of the study's network unpruned: what relative budgets
     are fractions of, and what an absolute budget must be below to constrain anything."""
-    return costs.macs(model, EXAMPLE), costs.params_remaining(model)
+    return costs.macs(model, example(image_size)), costs.params_remaining(model)
 
 
 def weights_left_at_least(model, space: dict) -> int | None:

@@ -5,7 +5,9 @@ StudyFileError naming the file, the key, the value and what is allowed.
 """
 
 import dataclasses
+import hashlib
 import sys
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ EARLY_STOPPING_RULES = ("none", "mo-asha")  # see search.early_stopping
 RUNG_POINTS = ("planned", "current")
 LATENCY_DEVICES = ("cpu", "cuda", "onnxruntime", "none")  # see pruning.costs
 PRECISIONS = ("auto", "bf16", "fp32")  # see training.train.resolve_precision
+DATA_SOURCES = ("cifar10", "cifar100", "imagefolder")  # see training.data.load
+CIFAR_SIZE = 32
 MAX_BATCH_SIZES, MAX_LATENCY_BATCH = 4, 4096  # each size is timed every iteration
 SHIPPED_DIR = Path(__file__).parents[1] / "studies"
 
@@ -45,7 +49,41 @@ class DataSpec:
         default=None, help="train on a stratified subset of this many images (leave out: all)",
         allowed="an integer >= 1", check=lambda v: v >= 1)
     augment: bool = setting(
-        default=True, help="random crop (4 px padding) and horizontal flip while training",
+        default=True, help="random crop (zero padding of an eighth of the image size: 4 px "
+                           "at 32) and horizontal flip while training",
+        allowed="true or false")
+    source: str = setting(
+        default="cifar10", added=True,
+        help="where the images come from: cifar10 or cifar100 (torchvision's format, in "
+             "--data-dir or data.path), imagefolder (data.path: train/ and val/ and/or test/, "
+             "each with a folder per class), or your own data set, module:callable or "
+             "file.py:callable returning (train, test, class names)",
+        allowed=f"one of {list(DATA_SOURCES)}, module:callable or file.py:callable",
+        check=lambda v: v in DATA_SOURCES or ":" in v)
+    path: str | None = setting(
+        default=None, added=True,
+        help="imagefolder: its folder; cifar10/cifar100: the folder holding the batches "
+             "(default: --data-dir); relative to the study file",
+        allowed="an existing folder")
+    image_size: int | None = setting(
+        default=None, added=True,
+        help="pixels: every image's shorter side resized to it and its centre cropped, once, "
+             "when first read; leave out for CIFAR's own 32 (required for imagefolder and "
+             "your own data set)",
+        allowed="an integer >= 8", check=lambda v: v >= 8)
+    mean: tuple[float, ...] | None = setting(
+        default=None, added=True,
+        help="per-channel mean (R, G, B) in [0, 1] units that inputs are normalised with; "
+             "leave out: CIFAR-10's for cifar10, else the training images' own",
+        allowed="three numbers in [0, 1]",
+        check=lambda v: len(v) == 3 and all(0 <= x <= 1 for x in v))
+    std: tuple[float, ...] | None = setting(
+        default=None, added=True, help="per-channel standard deviation, as mean",
+        allowed="three numbers > 0", check=lambda v: len(v) == 3 and all(x > 0 for x in v))
+    skip_unreadable: bool = setting(
+        default=False, added=True,
+        help="imagefolder: leave out files that cannot be decoded (counted in the study's "
+             "record) rather than refuse the folder",
         allowed="true or false")
 
 
@@ -72,15 +110,25 @@ class ModelSpec:
         allowed="the name of a linear or conv layer of the model")
     cifar_stem: bool = setting(
         default=True, help="torchvision models with conv1 and maxpool (ResNets): a 3x3 "
-                           "stride-1 first convolution and no max-pooling, for 32x32 images",
+                           "stride-1 first convolution and no max-pooling, for 32x32 images; "
+                           "set false from about 96 px up and with pretrained weights",
         allowed="true or false")
+    weights: str | None = setting(
+        default=None, added=True,
+        help="torchvision models: torchvision's pretrained weights (DEFAULT, or a name such as "
+             "IMAGENET1K_V1), downloaded to torch's cache on first use",
+        allowed="DEFAULT or a weights name of the torchvision model")
     options: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class DenseSpec:
-    epochs: int = setting(default=15, help="epochs of dense training (once, then cached)",
-                          allowed="an integer >= 1", check=lambda v: v >= 1)
+    epochs: int = setting(
+        default=15, help="epochs of dense training (once, then cached); with a checkpoint, "
+                         "0 (its default then) evaluates it as the dense model and more "
+                         "fine-tune it",
+        allowed="an integer >= 1, or 0 with dense.checkpoint or model.weights",
+        check=lambda v: v >= 0)
     lr: float = setting(default=0.05, help="peak learning rate (cosine decay)",
                         allowed="a number > 0", check=lambda v: v > 0)
     batch_size: int = setting(default=128, help="images per training step (also retraining)",
@@ -96,6 +144,17 @@ class DenseSpec:
         default="auto", help="training precision (also retraining): auto = bf16 autocast on a "
                              "GPU that supports it, fp32 on a CPU; evaluation is always fp32",
         allowed=f"one of {list(PRECISIONS)}", check=lambda v: v in PRECISIONS)
+    checkpoint: str | None = setting(
+        default=None, added=True,
+        help="your trained model as the dense model: a state dict of exactly the [model] "
+             "(torch.save(model.state_dict(), path)), relative to the study file; loaded with "
+             "weights_only, so it runs no code",
+        allowed="an existing file")
+    reset_classifier: bool = setting(
+        default=False, added=True,
+        help="the checkpoint's (or weights') output layer is for other classes: a new one "
+             "is made for the data's, trained in the dense epochs",
+        allowed="true or false (true needs dense.epochs >= 1)")
 
 
 @dataclass(frozen=True)
@@ -242,12 +301,12 @@ def parse(raw: dict, path: Path) -> StudySpec:
         if section == "model":
             values[section] = _parse_model(table, path)
             continue
-        values[section] = cls(**_parse_fields(cls, dataclasses.fields(cls), table, path,
-                                              prefix=f"{section}."))
-    dense = values["dense"]
-    if dense.rewind_epoch > dense.epochs:
-        raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
-                                       f"must be <= dense.epochs ({dense.epochs})")
+        parsed = _parse_fields(cls, dataclasses.fields(cls), table, path, prefix=f"{section}.")
+        if section == "dense" and "checkpoint" in parsed and "epochs" not in parsed:
+            parsed["epochs"] = 0  # a trained model is evaluated, not trained again
+        values[section] = cls(**parsed)
+    values["data"] = _resolved_data(values["data"], path)
+    values["dense"] = _resolved_dense(values["dense"], values["model"], path)
     if values.get("latency_device") == "none" and "speedup" in values.get("objectives", ()):
         raise StudyFileError.bad_value(path, "latency_device", "none",
                                        "the speedup objective needs cpu, cuda or onnxruntime")
@@ -278,6 +337,55 @@ def _check_timing_budgets(spec: StudySpec) -> None:
                                            "cuda or onnxruntime, not none")
 
 
+def _resolved_data(data: DataSpec, path: Path) -> DataSpec:
+    """[data] with its folder made absolute (it must exist) and a data set file's path too."""
+    if data.source not in DATA_SOURCES:
+        data = dataclasses.replace(data, source=_user_model_file(data.source, path))
+    if data.source == "imagefolder" and data.path is None:
+        raise StudyFileError.bad_value(path, "data.path", MISSING,
+                                       "required with source imagefolder: the folder holding "
+                                       "train/ and val/ and/or test/")
+    if data.image_size is None and data.source not in ("cifar10", "cifar100"):
+        raise StudyFileError.bad_value(path, "data.image_size", MISSING,
+                                       f"required with source {data.source}: the pixels every "
+                                       "image is resized and cropped to, e.g. 64")
+    if (data.mean is None) != (data.std is None):
+        given = "mean" if data.std is None else "std"
+        raise StudyFileError.bad_value(path, f"data.{given}", getattr(data, given),
+                                       "give data.mean and data.std together")
+    if data.path is not None:
+        folder = (path.parent / data.path).resolve()
+        if not folder.is_dir():
+            raise StudyFileError.bad_value(path, "data.path", data.path,
+                                           f"an existing folder; {folder} is none")
+        data = dataclasses.replace(data, path=str(folder))
+    return data
+
+
+def _resolved_dense(dense: DenseSpec, model: ModelSpec, path: Path) -> DenseSpec:
+    """[dense] checked against itself and the model: a checkpoint made absolute (it must
+    exist), no epoch-free training of an untrained model."""
+    if dense.checkpoint is not None:
+        file = (path.parent / dense.checkpoint).resolve()
+        if not file.is_file():
+            raise StudyFileError.bad_value(path, "dense.checkpoint", dense.checkpoint,
+                                           f"an existing file; {file} is none")
+        dense = dataclasses.replace(dense, checkpoint=str(file))
+    trained = dense.checkpoint is not None or model.weights is not None
+    if dense.epochs == 0 and not trained:
+        raise StudyFileError.bad_value(path, "dense.epochs", 0,
+                                       "an integer >= 1: 0 needs dense.checkpoint or "
+                                       "model.weights, a model already trained")
+    if dense.reset_classifier and (not trained or dense.epochs == 0):
+        raise StudyFileError.bad_value(path, "dense.reset_classifier", True,
+                                       "needs dense.checkpoint or model.weights, and "
+                                       "dense.epochs >= 1 to train the new output layer")
+    if dense.rewind_epoch > dense.epochs:
+        raise StudyFileError.bad_value(path, "dense.rewind_epoch", dense.rewind_epoch,
+                                       f"must be <= dense.epochs ({dense.epochs})")
+    return dense
+
+
 def _parse_model(table: dict, path: Path) -> ModelSpec:
     """[model], resolved as far as reading can: a registry model's width, a model file's
     absolute path. A custom model's output layer is found by preflight, which builds it."""
@@ -289,6 +397,10 @@ def _parse_model(table: dict, path: Path) -> ModelSpec:
     known = {k: v for k, v in table.items() if k not in options}
     spec = ModelSpec(**_parse_fields(ModelSpec, fields, known, path, prefix="model."),
                      options=options)
+    if spec.weights is not None and not spec.name.startswith(models.TORCHVISION):
+        raise StudyFileError.bad_value(path, "model.weights", spec.weights,
+                                       "only for torchvision:NAME models; give your own "
+                                       "model's weights as dense.checkpoint")
     if custom:
         return dataclasses.replace(spec, name=_user_model_file(spec.name, path))
     if spec.classifier not in (None, "classifier"):
@@ -360,6 +472,9 @@ def _parse_fields(cls, fields, table: dict, path: Path, *, prefix: str) -> dict:
 
 def _checked_value(field, type_, value, path: Path, key: str):
     allowed = field.metadata["allowed"]
+    if typing.get_origin(type_) in (typing.Union, types.UnionType) and \
+            any(typing.get_origin(option) is tuple for option in typing.get_args(type_)):
+        type_ = next(o for o in typing.get_args(type_) if typing.get_origin(o) is tuple)
     if type_ is tuple or typing.get_origin(type_) is tuple:  # a TOML list of strings, or ints
         item_type = typing.get_args(type_)[0] if typing.get_args(type_) else str
         items = [coerce(item, item_type) for item in value] if isinstance(value, list) else []
@@ -474,17 +589,33 @@ def _parse_range(field, type_, table: dict, path: Path, key: str) -> Range:
     return Range(low, high, integer=type_ is int, log=log, step=step)
 
 
+def dense_identity(spec: StudySpec) -> dict:
+    """What the dense model depends on: the data, model and dense sections, every field (one
+    `added` later, only when set), the seed and the checkpoint's content. The dense cache key
+    and the study's fingerprint are both made from it, so a setting added to a section joins
+    both by construction."""
+    identity = {section: {field.name: getattr(getattr(spec, section), field.name)
+                          for field in dataclasses.fields(getattr(spec, section))
+                          if not field.metadata.get("added")
+                          or getattr(getattr(spec, section), field.name) != field.default}
+                for section in SECTIONS}
+    if spec.dense.checkpoint is not None:
+        identity["dense"]["checkpoint_sha256"] = hashlib.sha256(
+            Path(spec.dense.checkpoint).read_bytes()).hexdigest()
+    return {**identity, "seed": spec.seed}
+
+
 def fingerprint(spec: StudySpec) -> dict[str, str]:
     """What a study must keep to be resumed: every setting that changes what its trials mean
-    (search space, objectives, budgets, data, model, dense training, seed, repeats), as
-    the study file spells it. Name, description, budget, sampler and early stopping may
-    change."""
+    (search space, objectives, budgets, repeats and the dense identity), as the study file
+    spells it. Name, description, n_trials, sampler and early stopping may change."""
+    dense = dense_identity(spec)
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
                 "latency_batch_sizes": format_value(list(spec.latency_batch_sizes)),
                 **{key: format_value(getattr(spec, key)) for key in budgets.KEYS},
-                "seed": str(spec.seed), "repeats": str(spec.repeats)}
-    for section in SECTIONS:
-        for key, value in dataclasses.asdict(getattr(spec, section)).items():
+                "seed": str(dense.pop("seed")), "repeats": str(spec.repeats)}
+    for section, values in dense.items():
+        for key, value in values.items():
             settings[f"{section}.{key}"] = format_value(value)
     for name, described in describe_space(spec).items():
         settings[f"space.{name}"] = " ".join(described.split())

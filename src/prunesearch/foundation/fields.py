@@ -14,10 +14,12 @@ from prunesearch.errors import MISSING
 
 
 def setting(*, help: str, allowed: str, check: Callable[[typing.Any], bool] = lambda v: True,
-            default=MISSING):
+            default=MISSING, added: bool = False):
     """A dataclass field with `help` (what it means, with units), `allowed` (what values are
-    valid, in words) and `check` (the same as a predicate)."""
-    metadata = {"help": help, "allowed": allowed, "check": check}
+    valid, in words) and `check` (the same as a predicate). `added`: a setting that came after
+    studies were stored; at its default it is left out of identities (a study's fingerprint,
+    the dense cache key), so that those stay what they were."""
+    metadata = {"help": help, "allowed": allowed, "check": check, "added": added}
     if default is MISSING:
         return dataclasses.field(metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from prunesearch.training.data import Split, normalize
+from prunesearch.training.data import Split
 from prunesearch.errors import ExportError
 from prunesearch.pruning import onnx_runtime, timing
 from prunesearch.pruning.figures import BATCH_SIZES
@@ -130,7 +130,7 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
         staged = Path(tmp)
         if onnx_dense is None:
             batch = torch.export.Dim("batch")
-            program = torch.export.export(slim, (normalize(test.images[:2]),),
+            program = torch.export.export(slim, (test.inputs(slice(2)),),
                                           dynamic_shapes=({0: batch},))
             torch.export.save(program, staged / "model.pt2")
             summary["load"] = ("torch.export.load('model.pt2').module()(images), images "
@@ -159,7 +159,7 @@ def onnx_summary(slim: nn.Module, dense: nn.Module, test: Split, path: Path, *,
     and ONNX Runtime latency at each of `batch_sizes`, timed against the dense one in paired
     rounds (timing.time_against).
     A structured model whose file is no smaller than the dense one's is an ExportError."""
-    images = normalize(test.images[:64])
+    images = test.inputs(slice(64))
     deployed = onnx_runtime.OnnxModel(onnx_runtime.write(slim, images, path))
     difference = onnx_runtime.check_matches(deployed, slim, images)
     accuracy = evaluate(deployed, test)

@@ -15,7 +15,7 @@ from prunesearch.pruning import costs
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import methods
 from prunesearch.pruning import gradual, reinit, seeds
-from prunesearch.training.data import CifarData, generator_on, normalize, train_batches
+from prunesearch.training.data import ImageData, generator_on, train_batches
 from prunesearch.pruning.methods.base import Context, Target
 from prunesearch.pruning.graph.channels import couplings
 from prunesearch.pruning.schedule import Schedule
@@ -82,7 +82,7 @@ def run(
     an exception raised by `on_iteration` ends the run.
     """
     data, optimizer, augmented = settings.data, settings.optimizer, settings.augmented
-    example_input = normalize(data.val.images[:1])
+    example_input = data.val.inputs(slice(1))
     latency = settings.latency
     shipping = dict(latency_device=latency.device, classifier=settings.classifier)
     measure = partial(costs.measure, example_input=example_input,
@@ -134,7 +134,7 @@ def run(
     return Result(dense, tuple(history))
 
 
-def _gradual(schedule: Schedule, runs: list["_Repeat"], data: CifarData,
+def _gradual(schedule: Schedule, runs: list["_Repeat"], data: ImageData,
              retrain: OptimizerSettings, augmented: bool, distillation, figures,
              on_iteration, on_epoch) -> list[IterationResult]:
     """The gradual family: each repeat trains `gradual_epochs` epochs in one phase (one
@@ -168,7 +168,7 @@ def _gradual(schedule: Schedule, runs: list["_Repeat"], data: CifarData,
 class _Repeat:
     """One of a trial's repeats: its model, what it prunes and its random numbers."""
 
-    def __init__(self, model: nn.Module, schedule: Schedule, data: CifarData,
+    def __init__(self, model: nn.Module, schedule: Schedule, data: ImageData,
                  optimizer: OptimizerSettings, seed: int, example_input: torch.Tensor,
                  classifier: str):
         self.model, self.seed = model, seed
@@ -211,7 +211,7 @@ class _Repeat:
         return after_step
 
 
-def ranking_batches(data: CifarData, batch_size: int, generator: torch.Generator, count: int):
+def ranking_batches(data: ImageData, batch_size: int, generator: torch.Generator, count: int):
     """`count` shuffled, unaugmented training batches for rankings that need the loss
     (Taylor importance)."""
     batches = train_batches(data.train, batch_size=batch_size, generator=generator,

@@ -2,13 +2,14 @@
 from, the optimiser, the seed, the repeats, where latency is timed and the output layer. It is
 built in one place from a study (search.trials.settings); the loop takes it and a Schedule."""
 
+import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from prunesearch.pruning.figures import BATCH_SIZES, NOT_TIMED
-from prunesearch.training.data import CifarData
+from prunesearch.training.data import ImageData
 from prunesearch.training.train import OptimizerSettings
 
 StateDict = Mapping[str, torch.Tensor]
@@ -26,10 +27,24 @@ class Latency:
     def timed(self) -> bool:
         return self.device != NOT_TIMED
 
+    def where(self) -> str:
+        """The machine this process times on, in words: what a trial records with its timed
+        figures, so that a speed-up says where it was measured."""
+        if not self.timed:
+            return NOT_TIMED
+        if self.device.startswith("cuda"):
+            return f"cuda ({torch.cuda.get_device_name(torch.device(self.device))})"
+        cpu = f"{platform.machine()}, {torch.get_num_threads()} threads"
+        if self.device == "onnxruntime":
+            import onnxruntime
+
+            return f"onnxruntime {onnxruntime.__version__} (CPUExecutionProvider, {cpu})"
+        return f"cpu ({cpu})"
+
 
 @dataclass(frozen=True)
 class TrialSettings:
-    data: CifarData  # on the device the trials train on
+    data: ImageData  # on the device the trials train on
     dense_accuracy: tuple[float, float]  # the dense model's (validation, test) accuracy
     rewind_state: StateDict  # what `rewind` restores
     fresh_state: Callable[[int], StateDict]  # a fresh initialisation's weights, for a seed

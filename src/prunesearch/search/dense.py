@@ -1,11 +1,11 @@
 """The dense model, trained once per distinct setting and cached on disk.
 
-The cache key covers everything dense training depends on: model, dense-training settings,
-data split settings, the data's own fingerprint and the seed. A file lock makes concurrent
-workers wait for the one that trains; the file is written to a temporary name and renamed, so
-nobody reads a half-written checkpoint. Its first line is the SHA-256 of the rest: a file cut
-short or damaged later (an interrupted copy, a disk error) fails the check and the dense model
-is trained again, never loaded.
+The cache key covers everything dense training depends on (studyfile.dense_identity: model,
+dense-training and data settings, the seed) and the data's own fingerprint. A file lock makes
+concurrent workers wait for the one that trains; the file is written to a temporary name and
+renamed, so nobody reads a half-written checkpoint. Its first line is the SHA-256 of the rest:
+a file cut short or damaged later (an interrupted copy, a disk error) fails the check and the
+dense model is trained again, never loaded.
 """
 
 import contextlib
@@ -23,10 +23,12 @@ import torch
 from filelock import FileLock, Timeout
 
 from prunesearch.training import models
-from prunesearch.training.data import CifarData, generator_on
+from prunesearch.training.models import checkpoints, custom
+from prunesearch.training.data import ImageData, generator_on
 from prunesearch.foundation import interrupts
 from prunesearch.foundation.diskspace import writing
 from prunesearch.errors import DiskFull, StudyFileError
+from prunesearch.config import studyfile
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.training.train import OptimizerSettings, resolve_precision, TrainingDiverged, evaluate, train_epochs
 
@@ -58,27 +60,42 @@ def optimizer_settings(spec: StudySpec, device: torch.device) -> OptimizerSettin
                              precision=resolve_precision(dense.precision, device))
 
 
-def initial_state(spec: StudySpec, seed: int) -> dict:
+def initial_state(spec: StudySpec, num_classes: int, seed: int) -> dict:
     """A freshly initialised model's weights; the same `seed` gives the same weights."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = models.from_spec(dataclasses.asdict(spec.model))
+        model = models.from_spec(dataclasses.asdict(spec.model), num_classes=num_classes)
     return _cpu_copy(model.state_dict())
 
 
-def cache_key(spec: StudySpec, data: CifarData) -> str:
-    identity = {
-        "version": CACHE_VERSION,
-        "model": dataclasses.asdict(spec.model),
-        "dense": dataclasses.asdict(spec.dense),
-        "data": dataclasses.asdict(spec.data),
-        "data_fingerprint": data.fingerprint,
-        "seed": spec.seed,
-    }
+def start_state(spec: StudySpec, num_classes: int) -> dict:
+    """What dense training starts from: a fresh initialisation (seeded by the study), or with
+    dense.checkpoint or model.weights those weights, the output layer new with
+    reset_classifier. `rewind` to epoch 0 restores it."""
+    state = initial_state(spec, num_classes, spec.seed)
+    if spec.dense.checkpoint is None and spec.model.weights is None:
+        return state
+    model = models.from_spec(dataclasses.asdict(spec.model), num_classes=num_classes)
+    model.load_state_dict(state)
+    try:
+        given = checkpoints.read(Path(spec.dense.checkpoint)) if spec.dense.checkpoint else \
+            checkpoints.pretrained(spec.model.name, spec.model.weights)
+        checkpoints.put(model, given, classifier=spec.model.classifier or "classifier",
+                        reset_classifier=spec.dense.reset_classifier)
+    except custom.ModelError as error:
+        key = "dense.checkpoint" if spec.dense.checkpoint else "model.weights"
+        raise StudyFileError.bad_value(spec.path, key, spec.dense.checkpoint or
+                                       spec.model.weights, str(error)) from None
+    return _cpu_copy(model.state_dict())
+
+
+def cache_key(spec: StudySpec, data: ImageData) -> str:
+    identity = {"version": CACHE_VERSION, **studyfile.dense_identity(spec),
+                "data_fingerprint": data.fingerprint}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def load_or_train(spec: StudySpec, data: CifarData, *, cache_dir: Path,
+def load_or_train(spec: StudySpec, data: ImageData, *, cache_dir: Path,
                   device: torch.device) -> DenseCheckpoint:
     """The cached dense checkpoint for `spec`, training and caching it first if needed."""
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -145,10 +162,10 @@ def _read(path: Path) -> dict | None:
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
-def _train(spec: StudySpec, data: CifarData, device: torch.device) -> dict:
+def _train(spec: StudySpec, data: ImageData, device: torch.device) -> dict:
     torch.manual_seed(spec.seed)
-    init_state = initial_state(spec, spec.seed)
-    model = models.from_spec(dataclasses.asdict(spec.model))
+    init_state = start_state(spec, data.num_classes)
+    model = models.from_spec(dataclasses.asdict(spec.model), num_classes=data.num_classes)
     model.load_state_dict(init_state)
     model.to(device)
     snapshots = {0: init_state}
@@ -163,7 +180,8 @@ def _train(spec: StudySpec, data: CifarData, device: torch.device) -> dict:
                  generator=generator_on(data.train.labels.device, spec.seed),
                  augmented=spec.data.augment, on_epoch=on_epoch)
     val_accuracy, test_accuracy = evaluate(model, data.val), evaluate(model, data.test)
-    log.info("dense model trained: val %.1f%%, test %.1f%%", 100 * val_accuracy,
+    log.info("dense model %s: val %.1f%%, test %.1f%%",
+             "trained" if spec.dense.epochs else "as given", 100 * val_accuracy,
              100 * test_accuracy)
     return {"init_state": init_state, "rewind_state": snapshots[spec.dense.rewind_epoch],
             "trained_state": _cpu_copy(model.state_dict()),

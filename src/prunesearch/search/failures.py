@@ -38,7 +38,7 @@ ONE_LINE_TRIAL_FAILURES = _OneLineTrialFailures()  # one instance: added once ho
 
 class FailureGuard:
     """Stops this worker when MAX_FAILURES_IN_A_ROW of its trials fail in a row: by then it is
-    not bad luck but a setting (or a bug) that would fail every trial, forever, as the budget
+    not bad luck but a setting (or a bug) that would fail every trial, forever, as n_trials
     counts only finished ones."""
 
     def __init__(self):

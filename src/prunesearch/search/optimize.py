@@ -31,6 +31,7 @@ from prunesearch.pruning import export, loop
 from prunesearch.pruning.figures import IterationResult
 from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
+from prunesearch.search import data as study_data
 from prunesearch.search import early_stopping, recovery, trials, workers
 from prunesearch.stores import outages, records
 from prunesearch.stores import storage as storage_module
@@ -48,6 +49,7 @@ from prunesearch.training.train import resolve_device
 log = logging.getLogger(__name__)
 FRONT_DRAWN_EVERY_S = 30.0  # at most this often the front's plots are redrawn, and at the end
 CONSTRAINT_NAMES = {"accuracy_floor": "val_accuracy_floor"}  # Optuna's names, where they differ
+SOURCE_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagefolder": "images"}
 BROKEN_BEYOND_MEASURE = 1e6  # the constraint of a budget on a figure that was not measured
 
 
@@ -89,8 +91,7 @@ def optimize(flight: Preflight, settings: RunSettings, *, jobs: int = 1) -> optu
     workers.limit_threads()
     logging.getLogger("optuna.study._optimize").addFilter(ONE_LINE_TRIAL_FAILURES)
     # Everything that can fail on user input is checked before any store is written.
-    data = data_module.load(data_dir=settings.data_dir, val_size=spec.data.val_size,
-                            train_subset=spec.data.train_subset, seed=spec.seed)
+    data = study_data.read(spec, data_dir=settings.data_dir, cache_dir=settings.cache_dir)
     # A worker of --jobs joins services its starter reached: it waits out an outage from the
     # first call. Any other process refuses at once a service that never answered it.
     reached_before = workers.worker_label() is not None
@@ -110,8 +111,10 @@ def optimize(flight: Preflight, settings: RunSettings, *, jobs: int = 1) -> optu
         parent = tracker.open_study(study_name=spec.name, description=spec.description,
                                     parent_run_id=StudyRecord.of(study).mlflow_parent_run_id)
         records.save_study(study, mlflow_parent_run_id=parent,
-                           mlflow_tracking_uri=settings.tracking_uri, budget=settings.n_trials,
-                           model=dataclasses.asdict(spec.model),
+                           mlflow_tracking_uri=settings.tracking_uri, n_trials=settings.n_trials,
+                           model={**dataclasses.asdict(spec.model),
+                                  "num_classes": data.num_classes},
+                           data=study_data.described(spec, data),
                            spec=studyfile.fingerprint(spec))
         tracker.share_view(tracker.experiment_id, mlflow_pages.VIEW_TAG, mlflow_pages.runs_view(
             parent_run_id=parent, objectives=list(spec.objectives),
@@ -173,7 +176,7 @@ def _check_unchanged(study: optuna.Study, spec: StudySpec, storage_url: str, *,
 
 
 def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyTracker,
-                data: data_module.CifarData, checkpoint: dense_module.DenseCheckpoint,
+                data: data_module.ImageData, checkpoint: dense_module.DenseCheckpoint,
                 settings: RunSettings, device: torch.device) -> None:
     spec = flight.spec
     recovery.reap_dead_local_trials(study, storage, tracker)
@@ -190,6 +193,9 @@ def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyT
     tracker.log_study_params({"layers_left_unpruned": tables.unpruned_text(flight.unpruned)
                               or "none",
                               "dense_cache": checkpoint.path.name,
+                              "dense_checkpoint": spec.dense.checkpoint or "none (trained)",
+                              "data": f"{spec.data.source}: {data.where}, "
+                                      f"{data.num_classes} classes, {data.image_size} px",
                               "dense_val_accuracy": checkpoint.val_accuracy,
                               "dense_test_accuracy": checkpoint.test_accuracy,
                               "study_file": str(spec.path), "seed": spec.seed,
@@ -217,11 +223,15 @@ def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyT
                     StudyRecord.of(study))
 
 
-def _dataset(data: data_module.CifarData, data_dir: Path, spec: StudySpec) -> dict:
-    """The data as MLflow records a dataset input: name, fingerprint, folder, split sizes."""
-    return {"name": f"CIFAR-10 ({data_dir.name})", "digest": data.fingerprint[:16],
-            "source": str(data_dir),
-            "profile": {"train": len(data.train), "val": len(data.val), "test": len(data.test),
+def _dataset(data: data_module.ImageData, data_dir: Path, spec: StudySpec) -> dict:
+    """The data as MLflow records a dataset input: name, fingerprint, where it was read, split
+    sizes, class count and image size."""
+    where = Path(data.where)
+    return {"name": f"{SOURCE_NAMES.get(spec.data.source, spec.data.source)} ({where.name})",
+            "digest": data.fingerprint[:16], "source": str(where),
+            "profile": {"source": spec.data.source, "train": len(data.train),
+                        "val": len(data.val), "test": len(data.test),
+                        "classes": data.num_classes, "image_size": data.image_size,
                         "augment": spec.data.augment}}
 
 
@@ -242,17 +252,20 @@ class _Objective:
         self.spec, self.checkpoint = spec, checkpoint
         self.tracker, self.device, self.dataset = tracker, device, dataset
         self.trials = trials.settings(spec, data, checkpoint, device)
+        self.timed_on = self.trials.latency.where()
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         run_id = None
         try:
             schedule = space.suggest(trial, self.spec.space)
             records.save_trial(trial, schedule=schedule.as_dict(),
-                               worker={"host": socket.gethostname(), "pid": os.getpid()})
+                               worker={"host": socket.gethostname(), "pid": os.getpid()},
+                               timed_on=self.timed_on)
             run_id = self.tracker.start_trial(study_name=self.spec.name,
                                               trial_number=trial.number,
                                               params=schedule.as_dict(),
-                                              described=tables.run_name(schedule.as_dict()))
+                                              described=tables.run_name(schedule.as_dict()),
+                                              timed_on=self.timed_on)
             records.save_trial(trial, mlflow_run_id=run_id)
             self.tracker.log_dataset(run_id, **self.dataset)
             log.info("trial %d: %s", trial.number, schedule.as_dict())
@@ -297,7 +310,8 @@ class _Objective:
         spec = self.spec
         rule = early_stopping.rule_of(spec)
         curve, each_curve, dense = [], [], []
-        model = models.from_spec(dataclasses.asdict(spec.model))
+        model = models.from_spec(dataclasses.asdict(spec.model),
+                                 num_classes=self.trials.data.num_classes)
 
         def on_iteration(result: IterationResult, each) -> None:
             self.tracker.log_iteration(run_id, result.as_dict())
@@ -357,15 +371,15 @@ class _Objective:
 
 
 def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudySpec,
-                 budget: int) -> None:
+                 n_trials: int) -> None:
     """After every trial: the study run's overview and progress metrics; after a finished one,
     the front's plots and table too, unless drawn less than FRONT_DRAWN_EVERY_S ago (with many
-    workers, every trial would redraw it) and the budget is not met."""
+    workers, every trial would redraw it) and n_trials are not yet finished."""
     done = study_view.finished(study)
     failed = TrialRecord.of(trial).fail_reason if trial.state == TrialState.FAIL else None
     log.info("trial %d %s%s; %d of %d trials finished", trial.number,
              "STOPPED" if study_view.is_stopped(trial) else trial.state.name,
-             f" ({failed.splitlines()[0]})" if failed else "", len(done), budget)
+             f" ({failed.splitlines()[0]})" if failed else "", len(done), n_trials)
     models = study_view.every_model(study)  # read once: the front, counts and budgets share it
     rows = study_view.candidates(study, models)
     front = study_view.pareto_rows(study, models=models)
@@ -375,14 +389,14 @@ def _after_trial(study: optuna.Study, trial, tracker: StudyTracker, spec: StudyS
     feasibility = study_view.feasibility(study, models)
     tracker.update_story(
         overview=overview.overview(name=spec.name, description=spec.description,
-                                   settings=_overview_settings(spec, budget),
+                                   settings=_overview_settings(spec, n_trials),
                                    dense=record.dense, front=front, counts=counts, axis=axis,
                                    feasibility=feasibility),
         metrics=overview.search_metrics(rows, front, counts, axis, feasibility),
         step=len(done))
     drawn = record.pareto_drawn_at
     due = drawn is None or time.time() - drawn >= FRONT_DRAWN_EVERY_S
-    if trial.state in study_view.FINISHED and (due or len(done) >= budget):
+    if trial.state in study_view.FINISHED and (due or len(done) >= n_trials):
         _draw_front(study, tracker, rows, front, record)
 
 
@@ -413,13 +427,17 @@ def _front_outdated(study: optuna.Study) -> bool:
     return bool(ends) and (drawn is None or max(ends) > drawn)
 
 
-def _overview_settings(spec: StudySpec, budget: int) -> dict[str, str]:
+def _overview_settings(spec: StudySpec, n_trials: int) -> dict[str, str]:
     """What the overview says was searched: the study file's main settings, the space's
     main parameters as `prunesearch validate` describes them."""
     space = studyfile.describe_space(spec)
     shown = ["method", "schedule", *(key for keys in FAMILY_KEYS.values() for key in keys
                                      if key in spec.space), "reinit"]
-    return {"objectives": ", ".join(spec.objectives), "trials": str(budget),
+    return {"objectives": ", ".join(spec.objectives), "trials": str(n_trials),
             "sampler": spec.sampler, "seed": str(spec.seed),
             "model": f"{spec.model.name} (width {spec.model.width})",
+            "data": spec.data.source + (f" {spec.data.path}" if spec.data.path else "")
+            + (f", {spec.data.image_size} px" if spec.data.image_size else ""),
+            "dense model": f"from {spec.dense.checkpoint}" if spec.dense.checkpoint else
+            f"torchvision {spec.model.weights} weights" if spec.model.weights else "trained",
             **{name: space[name] for name in shown}}

@@ -1,5 +1,5 @@
 """Trials whose work stopped before it was recorded: failed, their parameters queued again, their
-MLflow run ended KILLED, so that no trial and no run stays RUNNING and the budget is met.
+MLflow run ended KILLED, so that no trial and no run stays RUNNING and n_trials are reached.
 
 - Ctrl-C or SIGTERM: the interrupted process itself calls `requeue`, before it exits;
 - a crashed worker on this host (SIGKILL, power loss of the process): the next worker to start

@@ -13,6 +13,7 @@ import torch
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.pruning import loop, methods, sensitivity
 from prunesearch.pruning.schedule import Fixed
+from prunesearch.search import data as study_data
 from prunesearch.search import dense as dense_module
 from prunesearch.stores.tracking import StudyTracker
 from prunesearch.training import data as data_module
@@ -35,10 +36,9 @@ def run(spec: StudySpec, *, method: str, amounts, data_dir: Path, cache_dir: Pat
     write the table, JSON and plots to `output_dir` and log them as a run of the study's
     experiment."""
     tracker = StudyTracker(tracking_uri)  # an unreachable store fails before any training
-    data = data_module.load(data_dir=data_dir, val_size=spec.data.val_size,
-                            train_subset=spec.data.train_subset, seed=spec.seed).to(device)
+    data = study_data.read(spec, data_dir=data_dir, cache_dir=cache_dir).to(device)
     checkpoint = dense_module.load_or_train(spec, data, cache_dir=cache_dir, device=device)
-    model = models.from_spec(dataclasses.asdict(spec.model))
+    model = models.from_spec(dataclasses.asdict(spec.model), num_classes=data.num_classes)
     model.load_state_dict(checkpoint.trained_state)
     model.to(device)
     fields = {field.name for field in dataclasses.fields(methods.get(method).Options)}
@@ -47,7 +47,7 @@ def run(spec: StudySpec, *, method: str, amounts, data_dir: Path, cache_dir: Pat
         if name in fields and isinstance(param, Fixed)})
     generator = data_module.generator_on(data.train.labels.device, spec.seed)
     units = sensitivity.scan(
-        model, method, options, example_input=data_module.normalize(data.val.images[:1]),
+        model, method, options, example_input=data.val.inputs(slice(1)),
         evaluate=lambda pruned: evaluate(pruned, data.val),
         batches=lambda count: loop.ranking_batches(data, spec.dense.batch_size, generator,
                                                    count),

@@ -11,7 +11,8 @@ from prunesearch.pruning import export, methods, onnx_runtime
 from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.stores import tracking
 from prunesearch.stores.records import StudyRecord
-from prunesearch.training import data, models
+from prunesearch.search import data as study_data
+from prunesearch.training import models
 from prunesearch.views import study_view
 
 
@@ -24,7 +25,7 @@ class Shipped:
 
 def ship(study: optuna.Study, number: int, *, iteration: int | None, output_dir: Path,
          model_format: str, tracking_uri: str | None, data_dir: Path,
-         registered_name: str | None) -> Shipped:
+         cache_dir: Path | None = None, registered_name: str | None) -> Shipped:
     """Trial `number`'s model after `iteration` (None: its last) written to `output_dir` as
     model.pt2 or model.onnx, state_dict.pt and trial.json; and registered as a new version of
     `registered_name` when given."""
@@ -32,16 +33,17 @@ def ship(study: optuna.Study, number: int, *, iteration: int | None, output_dir:
         onnx_runtime.require("export --format onnx")
     model, row = study_view.trial_model(study, number, iteration=iteration,
                                         tracking_uri=tracking_uri)
-    test = data.load_test(data_dir)
     record = StudyRecord.of(study)
+    test = study_data.test_split(record.data, data_dir=data_dir, cache_dir=cache_dir)
     shown = row.as_dict()  # unmeasured figures null, as in pareto.json
     figures = {key: shown[key] for key in row.figures.names()}
     slim, summary = export.write_package(
-        model, data.normalize(test.images[:1]), test,
+        model, test.inputs(slice(1)), test,
         recorded_test_accuracy=study_view.kept_test_accuracy(study, number, row.iteration),
         output_dir=output_dir,
         info={"study": study.study_name, "trial": number, "iteration": row.iteration,
-              "model": record.model, "schedule": row.schedule, "figures": figures},
+              "model": record.model, "data": record.data or study_data.CIFAR10_RECORD,
+              "schedule": row.schedule, "figures": figures},
         classifier=record.model.get("classifier", "classifier"),
         onnx_dense=models.from_spec(record.model) if model_format == "onnx" else None,
         structured=methods.get(row.schedule["method"]).structured,
@@ -51,7 +53,7 @@ def ship(study: optuna.Study, number: int, *, iteration: int | None, output_dir:
     deployed = summary.get("onnx") or {}
     tracker = tracking.StudyTracker(tracking_uri or record.mlflow_tracking_uri)
     version = tracker.register_model(
-        row.mlflow_run_id, slim, data.normalize(test.images[:2]), name=registered_name,
+        row.mlflow_run_id, slim, test.inputs(slice(2)), name=registered_name,
         tags={"prunesearch.study": study.study_name, "prunesearch.trial": str(number),
               "prunesearch.iteration": str(row.iteration),
               **{f"prunesearch.{key}": str(value) for key, value in figures.items()},

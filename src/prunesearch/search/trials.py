@@ -9,17 +9,17 @@ import torch
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.pruning.trial import Latency, TrialSettings
 from prunesearch.search import dense
-from prunesearch.training.data import CifarData
+from prunesearch.training.data import ImageData
 
 
-def settings(spec: StudySpec, data: CifarData, checkpoint: dense.DenseCheckpoint,
+def settings(spec: StudySpec, data: ImageData, checkpoint: dense.DenseCheckpoint,
              device: torch.device) -> TrialSettings:
     """What every trial of `spec` shares, with `data` on `device` and its dense model
     `checkpoint` (search.dense.load_or_train)."""
     return TrialSettings(
         data=data, dense_accuracy=(checkpoint.val_accuracy, checkpoint.test_accuracy),
         rewind_state=checkpoint.rewind_state,
-        fresh_state=functools.partial(dense.initial_state, spec),
+        fresh_state=functools.partial(dense.initial_state, spec, data.num_classes),
         optimizer=dense.optimizer_settings(spec, device), augmented=spec.data.augment,
         seed=spec.seed, repeats=spec.repeats,
         latency=Latency(spec.latency_device, spec.latency_batch_sizes),

@@ -15,8 +15,9 @@ class StudyRecord:
 
     mlflow_parent_run_id: str | None = None  # the study's MLflow run
     mlflow_tracking_uri: str | None = None
-    budget: int | None = None  # completed trials the last `optimize` aimed for
-    model: dict | None = None  # ModelSpec as a dict: what `export` rebuilds
+    n_trials: int | None = None  # completed trials the last `optimize` aimed for
+    model: dict | None = None  # ModelSpec as a dict, with num_classes: what `export` rebuilds
+    data: dict | None = None  # search.data.described: source, image size, mean, std, classes
     spec: dict | None = None  # studyfile.fingerprint: refuses a changed study file
     dense: dict | None = None  # the dense model's IterationResult (iteration 0) as a dict
     pareto_run_ids: tuple = ()  # MLflow runs tagged as on the front
@@ -24,7 +25,10 @@ class StudyRecord:
 
     @classmethod
     def of(cls, study) -> "StudyRecord":
-        return _read(cls, study.user_attrs)
+        attrs = dict(study.user_attrs)
+        if "budget" in attrs:  # the trial count's name before 2026-12-07
+            attrs.setdefault("n_trials", attrs.pop("budget"))
+        return _read(cls, attrs)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class TrialRecord:
     schedule: dict | None = None  # Schedule.as_dict()
     worker: dict | None = None  # {"host", "pid"}: finds trials whose process died
     mlflow_run_id: str | None = None
+    timed_on: str | None = None  # trial.Latency.where(): where its latency figures were timed
     final: dict | None = None  # the last IterationResult as a dict
     curve: tuple = ()  # every IterationResult (iteration >= 1) as dicts, kept as they come
     repeat_curves: tuple = ()  # with repeats > 1: each repeat's curve (curve holds the means)

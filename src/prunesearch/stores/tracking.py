@@ -161,16 +161,16 @@ class StudyTracker:
             self.client.log_batch(self.parent_run_id, params=new)
 
     def start_trial(self, *, study_name: str, trial_number: int, params: dict,
-                    described: str) -> str:
+                    described: str, timed_on: str) -> str:
         """A child run for one trial, named by its number and `described` (its schedule in
-        short), with its schedule as params."""
+        short), with its schedule as params and where its latency is timed as a tag."""
         from mlflow.entities import Param
 
         run_id = self._create_run_once(
             run_name=f"trial {trial_number}: {described}",
             tags={"mlflow.parentRunId": self.parent_run_id, "prunesearch.study": study_name,
                   "prunesearch.trial": str(trial_number), "prunesearch.state": "RUNNING",
-                  "prunesearch.role": "trial"})
+                  "prunesearch.role": "trial", "prunesearch.timed_on": timed_on})
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run_id
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunesearch.training import data as data_module
+from prunesearch.training.sources import cifar
 
 
 def cifar_folder(folder: Path, *, per_batch: int = 50, test: int = 50, seed: int = 0) -> Path:
@@ -14,7 +14,7 @@ def cifar_folder(folder: Path, *, per_batch: int = 50, test: int = 50, seed: int
     images, whose classes differ in mean colour so that they are learnable. Returns `folder`."""
     rng = np.random.default_rng(seed)
     colours = rng.uniform(40, 215, size=(10, 3)).astype(np.float32)
-    batches = folder / data_module.BATCHES_DIR
+    batches = folder / cifar.BATCHES_DIR
     batches.mkdir(parents=True, exist_ok=True)
 
     def batch(n: int) -> dict:
@@ -24,9 +24,9 @@ def cifar_folder(folder: Path, *, per_batch: int = 50, test: int = 50, seed: int
         return {"data": np.clip(images, 0, 255).astype(np.uint8).reshape(n, 3072),
                 "labels": labels.tolist()}
 
-    for name in data_module.TRAIN_FILES:
+    for name in cifar.TRAIN_FILES:
         (batches / name).write_bytes(pickle.dumps(batch(per_batch)))
-    (batches / data_module.TEST_FILE).write_bytes(pickle.dumps(batch(test)))
+    (batches / cifar.TEST_FILE).write_bytes(pickle.dumps(batch(test)))
     (batches / "batches.meta").write_bytes(
         pickle.dumps({"label_names": [str(i) for i in range(10)]}))
     return folder
@@ -36,12 +36,47 @@ def random_cifar_folder(folder: Path, *, train: int, test: int = 10_000) -> Path
     """A cifar-10-batches-py folder of `train` + `test` uniformly random images, for timing and
     memory only (nothing learns from it). Returns `folder`."""
     rng = np.random.default_rng(0)
-    batches = folder / data_module.BATCHES_DIR
+    batches = folder / cifar.BATCHES_DIR
     batches.mkdir(parents=True, exist_ok=True)
-    per_file = train // len(data_module.TRAIN_FILES)
-    for name, count in [(n, per_file) for n in data_module.TRAIN_FILES] + [
-            (data_module.TEST_FILE, test)]:
+    per_file = train // len(cifar.TRAIN_FILES)
+    for name, count in [(n, per_file) for n in cifar.TRAIN_FILES] + [
+            (cifar.TEST_FILE, test)]:
         images = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
         (batches / name).write_bytes(pickle.dumps({"data": images,
                                                    "labels": (np.arange(count) % 10).tolist()}))
+    return folder
+
+
+def image_folder(folder: Path, *, classes: int = 3, per_class: dict | None = None,
+                 modes: tuple[str, ...] = ("RGB", "L", "RGBA", "P"),
+                 formats: tuple[str, ...] = ("png", "jpg"), sizes: tuple = ((40, 30), (24, 48)),
+                 seed: int = 0) -> Path:
+    """An image folder in torchvision's layout in `folder`: `per_class` images per class in
+    each split ({"train": 12, "val": 4, "test": 4} unless given; a split left out is not
+    made), classes told apart by their mean colour, cycling through `modes` (RGB, grayscale,
+    RGBA, palette), `formats` and `sizes`, with a README and a .DS_Store that are not images.
+    Returns `folder`."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(40, 215, size=(classes, 3))
+    counts = per_class or {"train": 12, "val": 4, "test": 4}
+    made = 0
+    for split, count in counts.items():
+        for label in range(classes):
+            place = folder / split / f"class_{label:02d}"
+            place.mkdir(parents=True, exist_ok=True)
+            (place / ".DS_Store").write_bytes(b"\0\1not an image")
+            for k in range(count):
+                width, height = sizes[made % len(sizes)]
+                pixels = colours[label] + rng.standard_normal((height, width, 3)) * 25
+                picture = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+                mode = modes[made % len(modes)]
+                picture = picture.convert(mode) if mode != "P" else picture.quantize(16)
+                extension = formats[made % len(formats)]
+                if extension == "jpg" and mode in ("RGBA", "P"):
+                    extension = "png"  # JPEG holds neither
+                picture.save(place / f"{k:03d}.{extension}")
+                made += 1
+    (folder / "README.md").write_text("images for a test\n")
     return folder

@@ -1,17 +1,19 @@
-"""CIFAR-10 held in memory as uint8 tensors, split, and served as augmented float batches.
+"""The images a study trains on, held in memory as uint8 tensors (memory-mapped from the
+cache for image folders), split, and served as augmented, normalised float batches.
 
-The images are read once from the original `cifar-10-batches-py` format (downloaded through
-torchvision when absent). A folder that already holds that format is used as it is, even a
-subset whose checksums differ from the full set's. Augmentation (random crop with 4 pixels of
-zero padding, horizontal flip) runs on whole batches of tensors, not image by image.
+Sources (training.sources): CIFAR-10 (the default) and CIFAR-100 in their original format,
+image folders in torchvision's layout, and the user's own data sets. Every source is fitted
+once to one square image size; augmentation (random crop with zero padding of an eighth of
+the size, 4 pixels at 32, and horizontal flip) runs on whole batches of tensors, not image by
+image.
 """
 
 import functools
 import hashlib
+import logging
 import os
-import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,39 +21,59 @@ import torch.nn.functional as F
 
 from prunesearch.errors import DataError
 from prunesearch.foundation import interrupts
+from prunesearch.training.sources import cifar, folder, user
 
-BATCHES_DIR = "cifar-10-batches-py"
-TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_FILE = "test_batch"
-NUM_CLASSES = 10
+log = logging.getLogger(__name__)
+
+SOURCES = ("cifar10", "cifar100", "imagefolder")  # or a data set of the user's, module:callable
 # Per-channel mean and std of the CIFAR-10 training images, in [0, 1] units.
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
-CROP_PADDING = 4  # pixels
 
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor  # uint8, N x 3 x 32 x 32
+    images: torch.Tensor  # uint8, N x 3 x S x S
     labels: torch.Tensor  # int64, N
+    mean: tuple[float, float, float] = MEAN  # normalisation, in [0, 1] units: the data set's
+    std: tuple[float, float, float] = STD
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
     def to(self, device) -> "Split":
-        return Split(self.images.to(device), self.labels.to(device))
+        return Split(self.images.to(device), self.labels.to(device), self.mean, self.std)
+
+    def inputs(self, index) -> torch.Tensor:
+        """The images at `index` (a slice or indices) as the model reads them."""
+        return normalize(self.images[index], self.mean, self.std)
 
 
 @dataclass(frozen=True)
-class CifarData:
+class ImageData:
     train: Split
     val: Split
     test: Split
     fingerprint: str  # hash of the raw images and labels: identifies the data in cache keys
+    classes: tuple[str, ...] = field(default=tuple(str(i) for i in range(10)))
+    where: str = ""  # the folder (or callable) it was read from, as the user would find it
+    unreadable: int = 0  # image files skipped as unreadable (data.skip_unreadable)
 
-    def to(self, device) -> "CifarData":
-        return CifarData(self.train.to(device), self.val.to(device), self.test.to(device),
-                         self.fingerprint)
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return self.train.image_size
+
+    def to(self, device) -> "ImageData":
+        return ImageData(self.train.to(device), self.val.to(device), self.test.to(device),
+                         self.fingerprint, self.classes, self.where, self.unreadable)
 
 
 def default_data_dir() -> Path:
@@ -59,87 +81,13 @@ def default_data_dir() -> Path:
     return cache / "prunesearch" / "data"
 
 
-def find_batches_dir(data_dir: Path) -> Path | None:
-    """`data_dir/cifar-10-batches-py`, or `data_dir` itself if it is that folder."""
-    for candidate in (Path(data_dir) / BATCHES_DIR, Path(data_dir)):
-        if (candidate / TEST_FILE).exists() or (candidate / TRAIN_FILES[0]).exists():
-            return candidate
-    return None
-
-
-def download(data_dir: Path) -> Path:
-    """Fetch the full set through torchvision (checksum-verified) into `data_dir`."""
-    import torchvision
-
-    try:
-        for train in (True, False):
-            torchvision.datasets.CIFAR10(root=str(data_dir), train=train, download=True)
-    except Exception as error:  # URLError, socket timeouts, HTTP errors: all mean "no data"
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(
-            f"CIFAR-10 not found in {data_dir} (looked for {data_dir / BATCHES_DIR}) and "
-            f"downloading it failed ({reason}); pass --data-dir or set PRUNESEARCH_DATA_DIR "
-            f"to a folder that holds {BATCHES_DIR}, e.g. extracted from cifar-10-python.tar.gz"
-        ) from None
-    return Path(data_dir) / BATCHES_DIR
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """Builds only what a CIFAR-10 batch holds (a dict of strings, lists and numpy arrays):
-    any other global a pickle names is refused before it is called, so a crafted file in a
-    shared data folder runs no code. (torch.load's weights_only does the same for weights.)"""
-
-    ALLOWED = {(module, name)
-               for core in ("numpy.core", "numpy._core")  # numpy 1 and 2 name them so
-               for module, name in ((f"{core}.multiarray", "_reconstruct"),
-                                    (f"{core}.multiarray", "scalar"),
-                                    (f"{core}.numeric", "_frombuffer"))}
-    ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype"),
-                ("_codecs", "encode")}  # bytes, as Python 3 writes them at protocol 2
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch "
-                                         "never holds; refused without running it")
-        return super().find_class(module, name)
-
-
-def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pickled batch file -> (uint8 N x 3 x 32 x 32 images, int64 labels)."""
-    try:
-        with open(path, "rb") as f:
-            batch = _BatchUnpickler(f, encoding="latin1").load()
-        images = torch.as_tensor(batch["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32)
-        labels = torch.as_tensor(batch["labels"], dtype=torch.int64)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; a {BATCHES_DIR} folder holds "
-                        f"{', '.join(TRAIN_FILES)} and {TEST_FILE}") from None
-    except Exception as error:
-        raise DataError(f"{path}: not a CIFAR-10 batch ({type(error).__name__}: {error}); "
-                        "expected a pickled dict with 'data' (N x 3072 uint8) and 'labels'"
-                        ) from None
-    if len(images) != len(labels) or len(labels) == 0:
-        raise DataError(f"{path}: {len(images)} images but {len(labels)} labels; "
-                        "expected the same number, at least one")
-    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
-        raise DataError(f"{path}: labels outside 0..{NUM_CLASSES - 1}")
-    return images, labels
-
-
-def read_batches_dir(batches_dir: Path) -> tuple[Split, Split]:
-    """(training set, test set) from a `cifar-10-batches-py` folder."""
-    train = [read_batch(batches_dir / name) for name in TRAIN_FILES]
-    test = read_batch(batches_dir / TEST_FILE)
-    return (Split(torch.cat([x for x, _ in train]), torch.cat([y for _, y in train])),
-            Split(*test))
-
-
-def fingerprint(*splits: Split) -> str:
+def fingerprint(*splits: tuple[torch.Tensor, torch.Tensor]) -> str:
+    """Of (images, labels) pairs: the arrays' own memory, not a copy (tobytes() would briefly
+    double the data set)."""
     digest = hashlib.blake2b(digest_size=16)
-    for split in splits:
-        # The arrays' own memory, not a copy (tobytes() would briefly double the data set).
-        digest.update(split.images.contiguous().numpy())
-        digest.update(split.labels.contiguous().numpy())
+    for images, labels in splits:
+        digest.update(images.contiguous().numpy())
+        digest.update(labels.contiguous().numpy())
     return digest.hexdigest()
 
 
@@ -169,63 +117,111 @@ def holdout_count(size: int | float, total: int) -> int:
     return round(size * total) if isinstance(size, float) else size
 
 
-def load(*, data_dir: Path, val_size: int | float, train_subset: int | None,
-         seed: int) -> CifarData:
-    """Read (or download) CIFAR-10, hold out a stratified validation split from the training
-    set, then optionally keep a stratified subset of the rest for training."""
-    batches_dir, (full_train, test) = _read(data_dir)
+def load(*, data_dir: Path, val_size: int | float, train_subset: int | None, seed: int,
+         source: str = "cifar10", path: Path | None = None, image_size: int | None = None,
+         mean: tuple | None = None, std: tuple | None = None, cache_dir: Path | None = None,
+         skip_unreadable: bool = False) -> ImageData:
+    """Read `source` (CIFAR from `data_dir`; an image folder at `path`; module:callable), fit
+    it to `image_size`, take its validation split (the source's own, or held out of the
+    training set, stratified), then optionally keep a stratified subset of the rest for
+    training. `mean`/`std` default to CIFAR-10's for CIFAR-10, else the training images' own.
+    Reading writes to no store, so a stop request ends it at once."""
+    with interrupts.abortable():
+        where, classes, splits, unreadable = _read(source, data_dir=data_dir, path=path,
+                                                   image_size=image_size, cache_dir=cache_dir,
+                                                   skip_unreadable=skip_unreadable)
     generator = torch.Generator().manual_seed(seed)
-    n_val = holdout_count(val_size, len(full_train))
-    if not 1 <= n_val < len(full_train):
-        raise DataError(f"data.val_size = {val_size!r} holds out {n_val} of the "
-                        f"{len(full_train)} training images in {batches_dir}; "
-                        "it must leave at least one for training")
-    val_index, train_index = stratified_split(full_train.labels, n_val, generator)
+    full_train = splits["train"]
+    test = splits["test"] if "test" in splits else splits["val"]
+    if "val" in splits and "test" in splits:
+        val, train_index = splits["val"], torch.arange(len(full_train[1]))
+    else:  # the other split is the reported test split; validation is held out of train
+        n_val = holdout_count(val_size, len(full_train[1]))
+        if not 1 <= n_val < len(full_train[1]):
+            raise DataError(f"data.val_size = {val_size!r} holds out {n_val} of the "
+                            f"{len(full_train[1])} training images in {where}; "
+                            "it must leave at least one for training")
+        val_index, train_index = stratified_split(full_train[1], n_val, generator)
+        val = full_train[0][val_index], full_train[1][val_index]
     if train_subset is not None:
         if train_subset > len(train_index):
             raise DataError(f"data.train_subset = {train_subset} but only {len(train_index)} "
-                            f"training images remain in {batches_dir} after validation")
-        keep, _ = stratified_split(full_train.labels[train_index], train_subset, generator)
+                            f"training images remain in {where} after validation")
+        keep, _ = stratified_split(full_train[1][train_index], train_subset, generator)
         train_index = train_index[keep]
-    return CifarData(
-        train=Split(full_train.images[train_index], full_train.labels[train_index]),
-        val=Split(full_train.images[val_index], full_train.labels[val_index]),
-        test=test,
-        fingerprint=fingerprint(full_train, test),
-    )
+    train = full_train[0][train_index], full_train[1][train_index]
+    if mean is None or std is None:
+        own_mean, own_std = (MEAN, STD) if source == "cifar10" else channel_stats(train[0])
+        mean, std = mean or own_mean, std or own_std
+    made = {name: Split(*pair, tuple(mean), tuple(std))
+            for name, pair in (("train", train), ("val", val), ("test", test))}
+    return ImageData(**made, fingerprint=fingerprint(*splits.values()), classes=classes,
+                     where=str(where), unreadable=unreadable)
 
 
-def load_test(data_dir: Path) -> Split:
-    """Only the test batch: what exporting a trial checks its accuracy on."""
-    return _read(data_dir)[1][1]
+def _read(source: str, *, data_dir: Path, path: Path | None, image_size: int | None,
+          cache_dir: Path | None, skip_unreadable: bool):
+    """(where, classes, {split: (images, labels)}, unreadable count) of `source`."""
+    if source in ("cifar10", "cifar100"):
+        where, train, test, classes = getattr(cifar, source)(path or data_dir)
+        splits = {"train": train, "test": test}
+        if image_size not in (None, 32):
+            splits = {name: (resized(images, image_size), labels)
+                      for name, (images, labels) in splits.items()}
+        return where, classes, splits, 0
+    if source == "imagefolder":
+        classes, splits, unreadable = folder.read(path, image_size=image_size,
+                                                  cache_dir=cache_dir,
+                                                  skip_unreadable=skip_unreadable)
+        return path, classes, splits, unreadable
+    classes, splits = user.read(source, image_size=image_size)
+    return source, classes, splits, 0
 
 
-def _read(data_dir: Path) -> tuple[Path, tuple[Split, Split]]:
-    """The batches folder, and (training set, test set) read from it, downloaded first if
-    needed. This writes to no store, so a stop request ends it at once (a download takes
-    minutes)."""
-    with interrupts.abortable():
-        batches_dir = find_batches_dir(data_dir) or download(data_dir)
-        return batches_dir, read_batches_dir(batches_dir)
+def resized(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images resized (bilinear, antialiased) to `size` x `size`, a chunk at a time."""
+    return torch.cat([F.interpolate(images[start:start + 1024].float(), size=(size, size),
+                                    mode="bilinear", antialias=True, align_corners=False
+                                    ).round_().clamp_(0, 255).to(torch.uint8)
+                      for start in range(0, len(images), 1024)])
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
+def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units, a chunk at a time."""
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(images), 1024):
+        chunk = images[start:start + 1024].double() / 255
+        total += chunk.sum(dim=(0, 2, 3))
+        squares += chunk.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+def load_test(data_dir: Path, **source) -> Split:
+    """Only the test split: what exporting a trial checks its accuracy on."""
+    return load(data_dir=data_dir, val_size=1, train_subset=None, seed=0, **source).test
+
+
+def normalize(images: torch.Tensor, mean: tuple = MEAN, std: tuple = STD) -> torch.Tensor:
     """uint8 images -> float, zero mean and unit variance per channel, channels_last.
 
     channels_last inputs make the convolutions run in that layout (weights stay NCHW, as
     torch.nn.utils.prune needs): faster on CPU, see benchmarks/speed.py (h) and the README's
     Performance section.
     """
-    mean, std = _mean_std(images.device)
+    mean, std = _mean_std(images.device, tuple(mean), tuple(std))
     return ((images.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 @functools.cache
-def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """MEAN and STD in uint8 units on `device`, made once: a tensor built from Python numbers
-    for every batch would be a host-to-GPU copy at every step."""
-    return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255,
-            torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255)
+def _mean_std(device: torch.device, mean: tuple, std: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mean` and `std` in uint8 units on `device`, made once: a tensor built from Python
+    numbers for every batch would be a host-to-GPU copy at every step."""
+    return (torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255,
+            torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
 
 
 def generator_on(device: torch.device | str, seed: int) -> torch.Generator:
@@ -234,11 +230,16 @@ def generator_on(device: torch.device | str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def crop_padding(image_size: int) -> int:
+    """The random crop's zero padding: an eighth of the size (4 pixels at 32, CIFAR's)."""
+    return max(1, round(image_size / 8))
+
+
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random crop with zero padding and random horizontal flip, a whole batch at once; the
     random numbers are drawn on the images' device, with `generator` (on that device)."""
     n, c, h, w = images.shape
-    pad = CROP_PADDING
+    pad = crop_padding(w)
     device = images.device
     padded = F.pad(images, (pad, pad, pad, pad))
     shift_y = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
@@ -261,10 +262,9 @@ def train_batches(split: Split, *, batch_size: int, generator: torch.Generator,
         images = split.images[index]
         if augmented:
             images = augment(images, generator)
-        yield normalize(images), split.labels[index]
+        yield normalize(images, split.mean, split.std), split.labels[index]
 
 
 def eval_batches(split: Split, *, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for start in range(0, len(split), batch_size):
-        yield (normalize(split.images[start:start + batch_size]),
-               split.labels[start:start + batch_size])
+        yield split.inputs(slice(start, start + batch_size)), split.labels[start:start + batch_size]

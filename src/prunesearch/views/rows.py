@@ -21,6 +21,7 @@ class ModelRow:
     figures: IterationResult
     mlflow_run_id: str | None
     stopped: bool  # early stopping ended the trial (its iterations so far are models)
+    timed_on: str | None = None  # where its latency was timed (None: recorded before 2026-12)
     over_budget: dict = field(default_factory=dict)  # budget key -> excess (config.budgets)
 
     @property
@@ -37,7 +38,8 @@ class ModelRow:
         return {"study": self.study, "trial": self.trial, "iteration": self.iteration,
                 "params": self.schedule,
                 **{name: _strict(self.figure(name)) for name in self.figures.names()},
-                "mlflow_run_id": self.mlflow_run_id, "stopped": self.stopped,
+                "timed_on": self.timed_on, "mlflow_run_id": self.mlflow_run_id,
+                "stopped": self.stopped,
                 "over_budget": {key: _strict(excess) for key, excess in self.over_budget.items()}}
 
 
@@ -56,7 +58,8 @@ def last_model(study_name: str, trial) -> ModelRow:
 def _row(study_name: str, trial, record: TrialRecord, figures: dict) -> ModelRow:
     return ModelRow(study=study_name, trial=trial.number, iteration=figures["iteration"],
                     schedule=record.schedule, figures=IterationResult.from_dict(figures),
-                    mlflow_run_id=record.mlflow_run_id, stopped=record.stopped is not None)
+                    mlflow_run_id=record.mlflow_run_id, stopped=record.stopped is not None,
+                    timed_on=record.timed_on)
 
 
 def scale(name: str) -> float:

@@ -19,7 +19,7 @@ from prunesearch.views.rows import ModelRow, last_model, models_of
 
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-"""What a study's budget counts: trials run to the end of their schedule, or stopped early.
+"""What a study's n_trials counts: trials run to the end of their schedule, or stopped early.
 A trial early stopping ends is COMPLETE with the objectives of its last iteration, not
 PRUNED: Optuna's TPE (5.0, `_split_trials`) fills the good tenth of a multi-objective study's
 trials from complete ones first, so it would learn a stopped schedule as the worst, though its
@@ -146,7 +146,7 @@ def progress(storage: optuna.storages.BaseStorage) -> list[dict]:
 class Status:
     """Where a study stands, read from its storage alone."""
 
-    budget: int | None  # finished trials the last `optimize` aimed for
+    n_trials: int | None  # finished trials the last `optimize` aimed for
     counts: dict  # trials per outcome (see `counts`)
     elapsed_s: float  # first trial's start to the last trial's end (or now, if running)
     left_s: float | None  # mean finished-trial time x trials left / workers running (>= 1)
@@ -166,10 +166,10 @@ def status(study: optuna.Study) -> Status:
     elapsed = (last - min(starts)).total_seconds() if starts else 0.0
     durations = [t.duration.total_seconds() for t in finished(study)]
     left = None
-    if record.budget is not None and durations:
-        remaining = max(record.budget - len(durations), 0)
+    if record.n_trials is not None and durations:
+        remaining = max(record.n_trials - len(durations), 0)
         left = sum(durations) / len(durations) * remaining / max(running, 1)
-    return Status(budget=record.budget, counts=outcomes, elapsed_s=elapsed, left_s=left,
+    return Status(n_trials=record.n_trials, counts=outcomes, elapsed_s=elapsed, left_s=left,
                   dense=record.dense, front=pareto_rows(study), feasibility=feasibility(study))
 
 

@@ -213,7 +213,7 @@ def status_text(name: str, status) -> str:
     """`prunesearch status`: progress, time, dense accuracy, then the front as a table."""
     counts = status.counts
     complete, stopped = counts.get("COMPLETE", 0), counts.get("STOPPED", 0)
-    of = f" of {status.budget}" if status.budget is not None else ""
+    of = f" of {status.n_trials}" if status.n_trials is not None else ""
     lines = [f"study {name}: {complete + stopped}{of} trials finished ({complete} complete, "
              f"{stopped} stopped early), {counts.get('FAIL', 0)} failed, "
              f"{counts.get('RUNNING', 0)} running, {counts.get('WAITING', 0)} queued",

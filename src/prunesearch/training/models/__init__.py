@@ -60,8 +60,9 @@ def build(name: str, *, width: int | None = None, num_classes: int = 10,
                      num_classes=num_classes)
 
 
-def from_spec(model: dict):
-    """The model (an nn.Module) a study's `[model]` (a ModelSpec as a dict, as studies store
-    it) describes."""
+def from_spec(model: dict, num_classes: int | None = None):
+    """The model (an nn.Module, untrained) a study's `[model]` (a ModelSpec as a dict, as
+    studies store it, with the data's `num_classes`, 10 when not recorded) describes."""
     return build(model["name"], width=model.get("width"),
+                 num_classes=num_classes or model.get("num_classes", 10),
                  cifar_stem=model.get("cifar_stem", True), options=model.get("options"))

@@ -90,27 +90,28 @@ def use_cifar_stem(model: nn.Module) -> None:
     model.maxpool = nn.Identity()
 
 
-def check_output(model: nn.Module, num_classes: int) -> None:
-    """The model maps a batch of CIFAR images to one score per class, in evaluation mode and
-    in training mode (where some return auxiliary heads' outputs too, which prunesearch's loss
-    would not know what to do with)."""
+def check_output(model: nn.Module, num_classes: int, image_size: int = 32) -> None:
+    """The model maps a batch of the study's images to one score per class, in evaluation mode
+    and in training mode (where some return auxiliary heads' outputs too, which prunesearch's
+    loss would not know what to do with)."""
+    shape = f"2 x 3 x {image_size} x {image_size}"
     for training in (False, True):
         model.train(training)
         mode = "training" if training else "evaluation"
         try:
             with torch.no_grad():
-                output = model(torch.zeros(2, 3, 32, 32))
+                output = model(torch.zeros(2, 3, image_size, image_size))
         except Exception as error:
-            raise ModelError(f"it fails on a batch of 2 CIFAR images, 2 x 3 x 32 x 32, in "
-                             f"{mode} mode ({type(error).__name__}: {error})") from None
+            raise ModelError(f"it fails on a batch of 2 images, {shape}, in {mode} mode "
+                             f"({type(error).__name__}: {error})") from None
         if not isinstance(output, torch.Tensor):
             hint = ("; build it without its auxiliary heads (e.g. aux_logits = false under "
                     "[model])" if hasattr(output, "_fields") or isinstance(output, tuple) else "")
             raise ModelError(f"in {mode} mode it returns a {type(output).__name__}, not a "
                              f"tensor of class scores{hint}")
         if tuple(output.shape) != (2, num_classes):
-            raise ModelError(f"on a batch of 2 CIFAR images it returns {tuple(output.shape)}, "
-                             f"not 2 x {num_classes} class scores")
+            raise ModelError(f"on a batch of 2 images ({shape}) it returns "
+                             f"{tuple(output.shape)}, not 2 x {num_classes} class scores")
     model.eval()
 
 
