@@ -118,6 +118,15 @@ def test_latency_benchmark_runs_every_section():
 
 
 @pytest.mark.slow
+def test_images_benchmark_reads_caches_and_trains_both_ways():
+    row = smoke("images").splitlines()[-1].strip("|").split("|")
+    cells = [cell.strip().rstrip("x").replace(",", "") for cell in row]
+    assert cells[0] == "40" and int(cells[1]) == 300  # the tiny CIFAR folder's 250 + 50
+    assert all(positive(float(cell)) for cell in cells[2:5] + cells[6:])
+    assert float(cells[5]) >= 0  # the memory it gained over the decoded size
+
+
+@pytest.mark.slow
 def test_networks_benchmark_times_each_part_of_a_trials_overhead(tmp_path):
     smoke("networks", "--json", str(tmp_path / "n.json"))
     rows = json.loads((tmp_path / "n.json").read_text())["networks"]

@@ -134,7 +134,7 @@ def load(*, data_dir: Path, val_size: int | float, train_subset: int | None, see
     full_train = splits["train"]
     test = splits["test"] if "test" in splits else splits["val"]
     if "val" in splits and "test" in splits:
-        val, train_index = splits["val"], torch.arange(len(full_train[1]))
+        val, train_index = splits["val"], None
     else:  # the other split is the reported test split; validation is held out of train
         n_val = holdout_count(val_size, len(full_train[1]))
         if not 1 <= n_val < len(full_train[1]):
@@ -144,12 +144,15 @@ def load(*, data_dir: Path, val_size: int | float, train_subset: int | None, see
         val_index, train_index = stratified_split(full_train[1], n_val, generator)
         val = full_train[0][val_index], full_train[1][val_index]
     if train_subset is not None:
+        train_index = torch.arange(len(full_train[1])) if train_index is None else train_index
         if train_subset > len(train_index):
             raise DataError(f"data.train_subset = {train_subset} but only {len(train_index)} "
                             f"training images remain in {where} after validation")
         keep, _ = stratified_split(full_train[1][train_index], train_subset, generator)
         train_index = train_index[keep]
-    train = full_train[0][train_index], full_train[1][train_index]
+    # The whole training folder stays as it was read: memory-mapped from the cache, not copied.
+    train = full_train if train_index is None else (full_train[0][train_index],
+                                                    full_train[1][train_index])
     if mean is None or std is None:
         own_mean, own_std = (MEAN, STD) if source == "cifar10" else channel_stats(train[0])
         mean, std = mean or own_mean, std or own_std
