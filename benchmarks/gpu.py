@@ -35,6 +35,7 @@ from prunesearch.config import studyfile
 from prunesearch.pruning import costs, loop
 from prunesearch.training import data as data_module
 from prunesearch.training import models, train
+from prunesearch.training.sources import cifar
 from prunesearch.views import study_view
 from prunesearch.testing import data as testing_data
 from prunesearch.testing import studies
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--device cuda: no CUDA device here (--device cpu runs the same steps)")
     scale = SMOKE if args.smoke else Scale(rounds=args.rounds)
     with common.data_dir_for(args) as data_dir, tempfile.TemporaryDirectory() as scratch:
-        if data_module.find_batches_dir(data_dir) is None:
+        if cifar.find_batches_dir(data_dir) is None:
             data_dir = testing_data.random_cifar_folder(Path(scratch), train=args.gpu_images)
         figures = measure(torch.device(args.device), data_dir, scale)
     common.write_json(args.json, figures)

@@ -2,7 +2,8 @@
 uint8 tensors with batched augmentation, against torchvision's ImageFolder + DataLoader.
 
 CIFAR-10 (--data-dir) is written out as image folders of JPEGs (quality 90) at each --sizes,
-upscaled (bicubic), its training images --copies times over. Then, per size:
+upscaled (bicubic), its training images --copies times over, every tenth in val/ (so that the
+training folder is used whole, as a folder with its own validation split is). Then, per size:
 
 - reading: the first read (decode, convert, resize, crop, a thread per core, written to the
   cache) and a cached read (memory-mapped), in images per second; the cached read's seconds;
@@ -110,7 +111,8 @@ def measure(data_dir: Path, work: Path, sizes: list[int], copies: int, images: i
     rows = []
     for size in sizes:
         folder = testing_data.cifar_as_image_folder(data_dir, work / f"jpeg{size}", size=size,
-                                                    extension="jpg", copies=copies)
+                                                    extension="jpg", copies=copies,
+                                                    val_every=10)
         cache = work / f"cache{size}"
         count = sum(1 for _ in folder.rglob("*.jpg"))
         start = time.perf_counter()

@@ -44,7 +44,7 @@ else
 fi
 
 echo "== CUDA tests"
-"$python" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/tests.log"
+"$python" -m pytest -q -n 0 -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/tests.log"
 
 echo "== GPU benchmark"
 "$python" -m benchmarks.gpu --device "$device" "${scale[@]}" --data-dir "$data" \

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from prunesearch.config import studyfile
 from prunesearch.cli import main
 
-from conftest import PortTaken, on_a_free_port, write_study
+from conftest import contents, PortTaken, on_a_free_port, write_study
 
 
 def invoke(*args):
@@ -189,12 +189,12 @@ if not torch.cuda.is_available():
 @pytest.mark.parametrize("options, code, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
 def test_bad_option_or_store_is_one_line_and_writes_nothing(workdir, options, code, message):
     write_study(workdir)
-    before = sorted(p.name for p in workdir.iterdir())
+    before = contents(workdir)
     result = invoke("optimize", "--study", "tiny.toml", *options)
     assert result.exit_code == code, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
-    assert sorted(p.name for p in workdir.iterdir()) == before
+    assert contents(workdir) == before
 
 
 def broken_copy(cifar_dir, target, *, drop=None, replace=None):
@@ -225,12 +225,12 @@ def test_bad_data_folder_is_one_line_and_writes_nothing(workdir, cifar_dir, tmp_
                                                         damage, message):
     data_dir = broken_copy(cifar_dir, tmp_path_factory.mktemp("broken"), **damage)
     write_study(workdir)
-    before = sorted(p.name for p in workdir.iterdir())
+    before = contents(workdir)
     result = invoke("optimize", "--study", "tiny.toml", "--data-dir", str(data_dir))
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
-    assert sorted(p.name for p in workdir.iterdir()) == before
+    assert contents(workdir) == before
 
 
 def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path):
@@ -257,13 +257,13 @@ def test_latency_on_a_gpu_without_one_is_one_line_and_writes_nothing(workdir):
     path = write_study(workdir)
     path.write_text(path.read_text().replace('sampler = "tpe"',
                                              'sampler = "tpe"\nlatency_device = "cuda"'))
-    before = sorted(p.name for p in workdir.iterdir())
+    before = contents(workdir)
     result = invoke("optimize", "--study", str(path))
     assert result.exit_code == 2
     assert result.output.strip() == (f"error: {path}: latency_device = 'cuda' but no CUDA "
                                      "device is available; use 'cpu' or run on a machine with "
                                      "a GPU")
-    assert sorted(p.name for p in workdir.iterdir()) == before
+    assert contents(workdir) == before
 
 
 @pytest.mark.slow

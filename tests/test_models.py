@@ -15,6 +15,8 @@ from prunesearch.training import models
 from prunesearch.config import preflight, studyfile
 from prunesearch.pruning.export import shrink
 from prunesearch.pruning.graph.channels import couplings, channel_sets, live_channels
+
+from conftest import contents
 from test_pruning import EXAMPLE, pruner
 
 # (parameters, MACs per 32x32 image) as published: He et al. 2016 / Torch-Pruning's CIFAR
@@ -236,10 +238,10 @@ def test_a_model_that_cannot_be_used_is_one_line_exit_2_and_writes_nothing(workd
 
     (workdir / "nets.py").write_text(OWN_MODEL)
     (workdir / "bad.toml").write_text(OWN_STUDY.format(model=model))
-    before = sorted(p.name for p in workdir.iterdir())
+    before = contents(workdir)
     result = CliRunner().invoke(main, ["optimize", "--study", "bad.toml"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: bad.toml: " + key), lines
     assert message in lines[0]
-    assert sorted(p.name for p in workdir.iterdir() if p.name != "__pycache__") == before
+    assert contents(workdir) == before

@@ -6,7 +6,7 @@ from prunesearch.cli import main
 from prunesearch.errors import StudyFileError
 from prunesearch.pruning.schedule import REQUIRED_KEYS, Choice, Fixed, Range
 
-from conftest import write_study
+from conftest import contents, write_study
 
 
 @pytest.mark.parametrize("path", studyfile.available(), ids=lambda p: p.stem)
@@ -136,7 +136,7 @@ def test_bad_study_file_is_one_line_exit_2_and_writes_nothing(workdir, edit):
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-    before = sorted(p.name for p in workdir.iterdir())
+    before = contents(workdir)
 
     result = CliRunner().invoke(main, ["optimize", "--study", str(path)])
 
@@ -144,4 +144,4 @@ def test_bad_study_file_is_one_line_exit_2_and_writes_nothing(workdir, edit):
     message = result.output.strip()
     assert "\n" not in message and "Traceback" not in message
     assert str(path) in message and key in message and allowed in message
-    assert sorted(p.name for p in workdir.iterdir()) == before  # no store created
+    assert contents(workdir) == before  # no store created

@@ -21,6 +21,8 @@ from prunesearch.pruning.graph.channels import (couplings, channel_sets, live_ch
                                                   mask_dependents, prune_channels, unprunable)
 from prunesearch.training import models
 from prunesearch.training.models import custom
+
+from conftest import contents
 from test_pruning import EXAMPLE, pruner
 
 STRUCTURED = sorted(name for name, method in methods.REGISTRY.items() if method.structured)
@@ -282,14 +284,14 @@ def test_a_network_a_study_cannot_use_is_refused_when_the_file_is_read(workdir, 
                                                                        message):
     (workdir / "dwnet.py").write_text(DEPTHWISE_NET)
     (workdir / "bad.toml").write_text(STUDY.format(name="bad", model=model, method=method))
-    before = sorted(p.name for p in workdir.iterdir())
+    before = contents(workdir)
     result = CliRunner().invoke(main, ["optimize", "--study", "bad.toml"])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.strip().splitlines()
              if not line.lstrip().startswith(("warnings.warn", "/"))]  # torchvision's own
     assert len(lines) == 1 and lines[0].startswith("error: bad.toml: "), lines
     assert message in lines[0] and "Traceback" not in result.output
-    assert sorted(p.name for p in workdir.iterdir() if p.name != "__pycache__") == before
+    assert contents(workdir) == before
 
 
 def test_stems_and_output_layers_of_other_shapes_are_found_without_a_traceback(tmp_path):

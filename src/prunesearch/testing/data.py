@@ -83,22 +83,26 @@ def image_folder(folder: Path, *, classes: int = 3, per_class: dict | None = Non
 
 
 def cifar_as_image_folder(cifar_dir: Path, folder: Path, *, size: int = 32,
-                          extension: str = "png", copies: int = 1) -> Path:
-    """A CIFAR-10 folder written out as an image folder in `folder`: train/ and test/, a folder
-    per class, each image upscaled to `size` pixels (bicubic) and saved as `extension` (png or
+                          extension: str = "png", copies: int = 1, val_every: int = 0) -> Path:
+    """A CIFAR-10 folder written out as an image folder in `folder`: train/ and test/ (and with
+    `val_every` = k, val/ holding every k-th training image instead of train/), a folder per
+    class, each image upscaled to `size` pixels (bicubic) and saved as `extension` (png or
     jpg), the training images `copies` times over (for a larger set). Returns `folder`."""
     from PIL import Image
 
     _, train, test, classes = cifar.cifar10(cifar_dir)
     for split, (images, labels) in (("train", train), ("test", test)):
         for name in classes:
-            (folder / split / name).mkdir(parents=True, exist_ok=True)
+            for made in ((split, "val") if split == "train" and val_every else (split,)):
+                (folder / made / name).mkdir(parents=True, exist_ok=True)
         pixels = images.permute(0, 2, 3, 1).numpy()
         for copy in range(copies if split == "train" else 1):
             for index, (picture, label) in enumerate(zip(pixels, labels.tolist())):
                 made = Image.fromarray(picture)
                 if size != 32:
                     made = made.resize((size, size), Image.BICUBIC)
-                made.save(folder / split / classes[label] / f"{copy}_{index:05d}.{extension}",
+                into = "val" if split == "train" and val_every and index % val_every == 0 \
+                    else split
+                made.save(folder / into / classes[label] / f"{copy}_{index:05d}.{extension}",
                           quality=90)
     return folder
