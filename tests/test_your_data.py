@@ -353,6 +353,12 @@ def test_a_structured_study_on_an_image_folder_exports_and_checks_onnx_at_its_si
     session = onnxruntime.InferenceSession(str(tmp_path / "t0" / "model.onnx"))
     assert session.get_inputs()[0].shape[1:] == [3, 40, 40]
 
+    scanned = invoke("sensitivity", "--study", str(study), "--amounts", "0.5", "--output",
+                     "scan", "--cache-dir", str(tmp_path / "cache"))
+    assert scanned.exit_code == 0, scanned.output
+    units = json.loads((tmp_path / "scan" / "sensitivity.json").read_text())["units"]
+    assert units and all(0 <= unit["val_accuracy"][0] <= 1 for unit in units)
+
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

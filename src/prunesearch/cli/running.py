@@ -25,7 +25,8 @@ from prunesearch.stores import outages
               help="stop starting new trials after this many seconds")
 @STORAGE_OPTION
 @tracking_uri_option()
-@data_dir_option("folder holding (or receiving) cifar-10-batches-py")
+@data_dir_option("folder holding (or receiving) cifar-10-batches-py or cifar-100-python; "
+                 "image folders are where the study file says")
 @CACHE_DIR_OPTION
 @device_option("where to train")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -93,7 +94,8 @@ def run_settings(spec, *, n_trials, timeout, storage, tracking_uri, data_dir, ca
               default=None, help="folder for sensitivity.txt, .json, .png and .html  "
                                  "[default: sensitivity-STUDY]")
 @tracking_uri_option()
-@data_dir_option("folder holding (or receiving) cifar-10-batches-py")
+@data_dir_option("folder holding (or receiving) cifar-10-batches-py or cifar-100-python; "
+                 "image folders are where the study file says")
 @CACHE_DIR_OPTION
 @device_option("where to evaluate")
 def sensitivity(study, method, amounts, output_dir, tracking_uri, data_dir, cache_dir, device):
