@@ -195,8 +195,8 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
     pixel, not 8)."""
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
-    for start in range(0, len(images), 64):
-        chunk = images[start:start + 64].float().div_(255)
+    for start in range(0, len(images), 256):
+        chunk = images[start:start + 256].float().div_(255)
         total += chunk.sum(dim=(0, 2, 3), dtype=torch.float64)
         squares += chunk.square_().sum(dim=(0, 2, 3), dtype=torch.float64)
     count = images.shape[0] * images.shape[2] * images.shape[3]
