@@ -59,8 +59,9 @@ def pytest_runtest_protocol(item, nextitem):
             fcntl.flock(room, fcntl.LOCK_UN)
             fcntl.flock(turnstile, fcntl.LOCK_UN)
 
-TINY_STUDY = {
+TINY_STUDY = {  # times no latency (3-4x the CPU of a tiny trial): tests about timing ask for it
     "name": "tiny", "description": "a test study", "seed": 0, "n_trials": 2, "sampler": "tpe",
+    "latency_device": "none",
     "data": {"val_size": 50}, "model": {"width": 4}, "dense": {"epochs": 3, "batch_size": 32},
     "space": {"method": "l1_unstructured", "amount": {"low": 0.2, "high": 0.5},
               "iterations": {"low": 1, "high": 2}, "reinit": ["finetune", "rewind", "random"]},

@@ -139,7 +139,7 @@ def test_a_speedup_that_did_not_repeat_is_over_the_noise_budget():
 
 
 def test_the_speedup_objective_brings_the_noise_budget_unless_the_file_sets_one(workdir):
-    speedup = 'objectives = ["val_accuracy", "speedup"]'
+    speedup = 'objectives = ["val_accuracy", "speedup"]\nlatency_device = "cpu"'
     assert studyfile.load(str(write_study(workdir, settings=speedup))).max_speedup_noise == \
         budgets.DEFAULT_SPEEDUP_NOISE
     assert studyfile.load(str(write_study(

@@ -17,7 +17,7 @@ from conftest import write_study
 
 @pytest.mark.slow
 def test_a_repeated_trial_reports_means_and_spread_and_exports_its_first_repeat(workdir):
-    study_file = write_study(workdir, retrain_epochs="1", settings="repeats = 2")
+    study_file = write_study(workdir, retrain_epochs="1", settings='repeats = 2\nlatency_device = "cpu"')
     study_file.write_text(study_file.read_text().replace("n_trials = 2", "n_trials = 1"))
     run = CliRunner().invoke(main, ["optimize", "--study", str(study_file)])
     assert run.exit_code == 0, run.output

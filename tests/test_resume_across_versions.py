@@ -54,7 +54,7 @@ def test_a_study_begun_before_the_packages_resumes_after_them(workdir, earlier_v
 
     assert earlier("-c", "import prunesearch.study as m; print(m.__file__)").startswith(
         str(earlier_version))  # the flat layout, from the archive
-    study_file = write_study(workdir, retrain_epochs="1")
+    study_file = write_study(workdir, retrain_epochs="1", settings='latency_device = "cpu"')
     earlier("-m", "prunesearch", "optimize", "--study", str(study_file), "--n-trials", "1")
     dense_files = sorted((workdir / "cache").glob("*"))
     written_at = [path.stat().st_mtime_ns for path in dense_files]

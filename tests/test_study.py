@@ -48,7 +48,8 @@ def finished_tiny_study(tmp_path_factory, cifar_dir):
     """The tiny study run to its two trials once for this module, in a folder of its own."""
     folder = tmp_path_factory.mktemp("two-trials")
     with working_in(folder, cifar_dir):
-        output = invoke("optimize", "--study", str(write_study(folder))).output
+        output = invoke("optimize", "--study", str(write_study(
+            folder, settings='latency_device = "cpu"'))).output
     return folder, output
 
 
