@@ -255,8 +255,8 @@ def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path)
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the study would run")
 def test_latency_on_a_gpu_without_one_is_one_line_and_writes_nothing(workdir):
     path = write_study(workdir)
-    path.write_text(path.read_text().replace('sampler = "tpe"',
-                                             'sampler = "tpe"\nlatency_device = "cuda"'))
+    path.write_text(path.read_text().replace('latency_device = "none"',
+                                             'latency_device = "cuda"'))
     before = contents(workdir)
     result = invoke("optimize", "--study", str(path))
     assert result.exit_code == 2

@@ -83,15 +83,15 @@ BAD_EDITS = {
                                "accuracy_floor", "[0, 1]"),
     "unknown objective": (("n_trials = 2", 'n_trials = 2\nobjectives = ["val_accuracy", "flops"]'),
                           "objectives", "macs_reduction"),
-    "speedup without timing": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"\n'
+    "speedup without timing": (('latency_device = "none"', 'latency_device = "none"\n'
                                'objectives = ["val_accuracy", "speedup"]'),
                                "latency_device", "speedup objective needs cpu, cuda or onnxruntime"),
     "grid over a range": (('sampler = "tpe"', 'sampler = "grid"'), "space.amount",
                           "needs a list of values"),
-    "latency budget, nothing timed": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"'
+    "latency budget, nothing timed": (('latency_device = "none"', 'latency_device = "none"'
                                       "\nmax_latency_ms = 5"), "max_latency_ms",
                                      "needs latency_device cpu, cuda or onnxruntime"),
-    "noise budget, nothing timed": (("n_trials = 2", 'n_trials = 2\nlatency_device = "none"'
+    "noise budget, nothing timed": (('latency_device = "none"', 'latency_device = "none"'
                                     "\nmax_speedup_noise = 0.2"), "max_speedup_noise",
                                    "needs latency_device cpu, cuda or onnxruntime"),
     "batch sizes out of order": (("n_trials = 2", "n_trials = 2\nlatency_batch_sizes = [64, 1]"),
