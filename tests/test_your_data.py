@@ -122,6 +122,14 @@ def test_cifar100_reads_its_fine_labels_and_class_names(tmp_path):
     assert loaded.val.labels.bincount().tolist() == [1] * 100  # stratified over 100 classes
 
 
+def test_validate_says_the_classes_and_the_input_size_the_network_is_built_for(photos,
+                                                                              tmp_path):
+    shutil.copytree(photos, tmp_path / "photos")
+    shown = invoke("validate", "--study", str(folder_study(tmp_path)))
+    assert shown.exit_code == 0, shown.output
+    assert "network: 3 classes, input 3 x 24 x 24, " in shown.output
+
+
 def test_a_data_set_of_your_own_is_read_from_its_callable(tmp_path):
     (tmp_path / "mine.py").write_text(
         "import torch\n"

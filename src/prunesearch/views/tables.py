@@ -41,6 +41,9 @@ def study_summary(flight) -> str:
         values = dataclasses.asdict(getattr(spec, section))
         lines.append(f"{section}: " + ", ".join(f"{key} {format_value(value)}"
                                                  for key, value in values.items()))
+    lines.append(f"network: {flight.num_classes} classes, input 3 x {flight.image_size} x "
+                 f"{flight.image_size}, {flight.dense_macs:,} MACs and {flight.dense_params:,} "
+                 "parameters dense")
     structured = structured_methods(spec.space)
     if structured:
         unpruned = flight.unpruned
