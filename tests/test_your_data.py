@@ -3,7 +3,6 @@ palette images of mixed sizes; several class counts), CIFAR-100, a data set of y
 checkpoint or torchvision's weights as the dense model; and every way these can be wrong,
 refused in one line before anything is written."""
 
-import dataclasses
 import json
 import math
 import pickle
@@ -377,4 +376,3 @@ def test_a_structured_study_on_an_image_folder_exports_and_checks_onnx_at_its_si
     assert (profile["classes"], profile["image_size"], profile["source"]) == (
         3, 40, "imagefolder")
     assert "data: imagefolder" in parent.data.tags["mlflow.note.content"]
-    assert dataclasses.is_dataclass(studyfile.load(study).data)

@@ -354,23 +354,25 @@ def _resolved_data(data: DataSpec, path: Path) -> DataSpec:
         raise StudyFileError.bad_value(path, f"data.{given}", getattr(data, given),
                                        "give data.mean and data.std together")
     if data.path is not None:
-        folder = (path.parent / data.path).resolve()
-        if not folder.is_dir():
-            raise StudyFileError.bad_value(path, "data.path", data.path,
-                                           f"an existing folder; {folder} is none")
-        data = dataclasses.replace(data, path=str(folder))
+        data = dataclasses.replace(data, path=_existing(path, "data.path", data.path, "folder"))
     return data
+
+
+def _existing(path: Path, key: str, value: str, kind: str) -> str:
+    """`value`, a path relative to the study file, made absolute; refused unless it is an
+    existing `kind` ("folder" or "file")."""
+    found = (path.parent / value).resolve()
+    if not (found.is_dir() if kind == "folder" else found.is_file()):
+        raise StudyFileError.bad_value(path, key, value, f"an existing {kind}; {found} is none")
+    return str(found)
 
 
 def _resolved_dense(dense: DenseSpec, model: ModelSpec, path: Path) -> DenseSpec:
     """[dense] checked against itself and the model: a checkpoint made absolute (it must
     exist), no epoch-free training of an untrained model."""
     if dense.checkpoint is not None:
-        file = (path.parent / dense.checkpoint).resolve()
-        if not file.is_file():
-            raise StudyFileError.bad_value(path, "dense.checkpoint", dense.checkpoint,
-                                           f"an existing file; {file} is none")
-        dense = dataclasses.replace(dense, checkpoint=str(file))
+        dense = dataclasses.replace(dense, checkpoint=_existing(
+            path, "dense.checkpoint", dense.checkpoint, "file"))
     trained = dense.checkpoint is not None or model.weights is not None
     if dense.epochs == 0 and not trained:
         raise StudyFileError.bad_value(path, "dense.epochs", 0,
