@@ -156,7 +156,7 @@ def test_a_study_timed_on_onnx_runtime_exports_a_smaller_onnx_model_that_proves_
     assert onnx["batch_sizes"] == [2, 8]
     assert onnx["latency_b2_ms"] > 0 and onnx["dense_latency_b8_ms"] > 0
     assert f"{onnx['bytes']:,} bytes (dense {onnx['dense_bytes']:,})" in printed
-    assert all(shape[0] % 4 == 0 for name, shape in summary["layers"].items()
+    assert all(shape[0] % 4 == 0 for name, shape in summary["shapes"].items()
                if name != "classifier")  # round_to
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     test = data_module.load_test(cifar_dir)

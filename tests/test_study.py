@@ -419,7 +419,7 @@ def test_structured_study_optimises_macs_and_speedup_of_the_smaller_model(workdi
     summary = json.loads((out / "trial.json").read_text())
     assert summary["test_accuracy_measured"] == pytest.approx(
         trial.user_attrs["final"]["test_accuracy"], abs=1 / 50 + 1e-9)  # one image
-    convs = [shape for name, shape in summary["layers"].items() if name != "classifier"]
+    convs = [shape for name, shape in summary["shapes"].items() if name != "classifier"]
     assert [shape[0] for shape in convs] == [2, 2, 4, 4, 8, 8]  # half of 4, 4, 8, 8, 16, 16
     program = torch.export.load(str(out / "model.pt2")).module()
     images = torch.randn(3, 3, 32, 32)

@@ -234,3 +234,39 @@ def studies(storage):
     click.echo(tables.columns([h.lower() for h in header],
                               [[str(row[key]) for key in header] for row in rows], indent=2)
                if rows else "  none")
+
+
+@main.command(epilog="""examples:
+
+\b
+  prunesearch layers --study structured-filters --trial 7
+  prunesearch layers --study structured-filters --trial 7 --iteration 2 --format json
+""")
+@click.option("--study", "study", required=True,
+              help=STUDY_HELP + ", or the name of a study in the storage")
+@STORAGE_OPTION
+@click.option("--trial", "number", type=int, required=True, help="the trial's number")
+@click.option("--iteration", type=int, default=None,
+              help="the model after this iteration  [default: the trial's last]")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+def layers(study, storage, number, iteration, output_format):
+    """What one model is made of: per unit (a layer, or the layers added together in a
+    residual sum), the channels (structured methods) or weights it kept of its total, and
+    the share of it its trial's allocation planned to prune by the schedule's end."""
+    from prunesearch.errors import ExportError
+    from prunesearch.stores import storage as storage_module
+    from prunesearch.stores.records import TrialRecord
+    from prunesearch.views import layers as view
+    from prunesearch.views import study_view
+
+    loaded = storage_module.open_study(study_name(study), storage)
+    trial, iteration = study_view.finished_model(loaded, number, iteration)
+    record = TrialRecord.of(trial)
+    found = view.rows(record, iteration)
+    if found is None:
+        raise ExportError(f"trial {number} was run before prunesearch recorded what each "
+                          "unit kept; `prunesearch export` writes its layers' shapes to "
+                          "trial.json (shapes)")
+    click.echo(view.to_json(found) if output_format == "json"
+               else view.to_table(found, factor=record.allocation["factor"]))

@@ -57,7 +57,7 @@ def export(study, number, iteration, output_dir, model_format, storage, tracking
         data_dir=data_dir or data.default_data_dir(),
         cache_dir=cache_dir or dense.default_cache_dir(), registered_name=registered_name)
     summary = shipped.summary
-    layers = ", ".join(str(shape[0]) for shape in summary["layers"].values())
+    layers = ", ".join(str(shape[0]) for shape in summary["shapes"].values())
     click.echo(f"trial {number} iteration {shipped.iteration} of {name}: test accuracy "
                f"{summary['test_accuracy_measured']:.2%} (recorded "
                f"{summary['test_accuracy_recorded']:.2%}); output channels per layer {layers}; "

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from prunesearch.config import coverage
-from prunesearch.config.studyfile import CIFAR_SIZE, StudySpec, module_file, study_budgets
+from prunesearch.config.studyfile import (CIFAR_SIZE, StudySpec, allocations, module_file,
+                                         study_budgets)
 from prunesearch.errors import DataError, StudyFileError
 from prunesearch.pruning import onnx_runtime
 from prunesearch.pruning.graph import tracing
@@ -33,6 +34,7 @@ class Preflight:
     dense_params: int
     num_classes: int  # the data's
     image_size: int  # what every image is fitted to: the network's input is 3 x this x this
+    stages: int = 0  # allocation stages: how many (each a factor to sample); 0 without
 
 
 def run(spec: StudySpec) -> Preflight:
@@ -50,7 +52,28 @@ def run(spec: StudySpec) -> Preflight:
     _check_budgets(spec, model, dense_macs, dense_params)
     layers, unpruned = _coverage(spec, model, image_size)
     return Preflight(spec=spec, layers=layers, unpruned=unpruned, dense_macs=dense_macs,
-                     dense_params=dense_params, num_classes=num_classes, image_size=image_size)
+                     dense_params=dense_params, num_classes=num_classes, image_size=image_size,
+                     stages=_stage_count(spec, model, image_size))
+
+
+def _stage_count(spec: StudySpec, model, image_size: int) -> int:
+    """How many stages allocation `stages` finds in the network (0: the study never
+    allocates by stages); a prefix of `stages` that names no layer is refused."""
+    from prunesearch.pruning import allocation
+
+    if "stages" not in allocations(spec):
+        return 0
+    found = allocation.stages(model, coverage.example(image_size), spec.stages)
+    if spec.stages:
+        names = [name for name, _ in model.named_modules()]
+        unmatched = allocation.unmatched_prefixes(names, spec.stages)
+        if unmatched:
+            raise StudyFileError.bad_value(
+                spec.path, "stages", [list(stage) for stage in spec.stages],
+                f"{unmatched[0]!r} names no module of {spec.model.name}; prefixes are module "
+                "names such as stages.0 or layer1 (prunesearch validate lists the layers)")
+        return len(spec.stages)
+    return len(set(found.values()))
 
 
 def _class_count(spec: StudySpec) -> int:

@@ -23,8 +23,9 @@ from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.config import budgets
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
-from prunesearch.pruning.schedule import (FAMILY_KEYS, REQUIRED_KEYS, SPACE_FIELDS, SPACE_TYPES,
-                                          Choice, Fixed, ParamSpec, Range)
+from prunesearch.pruning.schedule import (DEFAULT_STAGE_FACTORS, FAMILY_KEYS, REQUIRED_KEYS,
+                                          SPACE_FIELDS, SPACE_TYPES, STAGE_FACTOR, Choice, Fixed,
+                                          ParamSpec, Range)
 from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
                                   valid)
 
@@ -238,6 +239,24 @@ class StudySpec:
         default=1, help="train each schedule this many times from the same dense model with "
                         "different retraining seeds; the objectives are the means",
         allowed="an integer >= 1", check=lambda v: v >= 1)
+    project_to_budget: bool = setting(
+        default=False, added=True,
+        help="scale each trial's amounts by one factor, found by bisection on the masked "
+             "model's real costs, so that its last model lands on max_macs or max_params: "
+             "every trial meets the size budget by construction",
+        allowed="true or false (true needs max_macs or max_params)")
+    stages: tuple[tuple[str, ...], ...] = setting(
+        default=(), added=True,
+        help="allocation stages: the stages by module-name prefix, each a prefix or a list "
+             "of them (a layer is in the first stage one of whose prefixes it starts with; "
+             "in none, its factor is 1); leave out: one stage per spatial resolution",
+        allowed="a list of module-name prefixes or lists of them, each naming a layer")
+    min_kept: float = setting(
+        default=0.0, added=True,
+        help="where an allocation or a projection shares the amount unevenly: the fraction "
+             "of each unit's channels (or weights) it keeps at least (a unit always keeps "
+             "one channel, and 1% of its weights)",
+        allowed="a number in [0, 1)", check=lambda v: 0 <= v < 1)
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     dense: DenseSpec = DenseSpec()
@@ -294,8 +313,11 @@ def parse(raw: dict, path: Path) -> StudySpec:
         if key not in allowed_keys:
             raise StudyFileError.bad_value(path, key, raw[key],
                                            f"unknown key; allowed: {', '.join(allowed_keys)}")
-    scalars = {key: value for key, value in raw.items() if key in TOP_LEVEL}
-    values = _parse_fields(StudySpec, TOP_LEVEL.values(), scalars, path, prefix="")
+    scalars = {key: value for key, value in raw.items() if key in TOP_LEVEL and key != "stages"}
+    values = _parse_fields(StudySpec, [f for f in TOP_LEVEL.values() if f.name != "stages"],
+                           scalars, path, prefix="")
+    if "stages" in raw:
+        values["stages"] = _parse_stages(raw["stages"], path)
     for section, cls in SECTIONS.items():
         table = _table(raw, section, path)
         if section == "model":
@@ -317,7 +339,58 @@ def parse(raw: dict, path: Path) -> StudySpec:
         _check_grid(values["space"], _table(raw, "space", path), path)
     spec = StudySpec(**values, path=path)
     _check_timing_budgets(spec)
+    _check_allocation(spec, raw)
     return spec
+
+
+def _parse_stages(value, path: Path) -> tuple[tuple[str, ...], ...]:
+    allowed = StudySpec.__dataclass_fields__["stages"].metadata["allowed"]
+    stages = []
+    for item in value if isinstance(value, list) and value else [None]:
+        prefixes = [item] if isinstance(item, str) else item
+        if not isinstance(prefixes, list) or not prefixes or \
+                not all(isinstance(p, str) and p.strip() for p in prefixes):
+            raise StudyFileError.bad_value(path, "stages", value, allowed)
+        stages.append(tuple(prefixes))
+    return tuple(stages)
+
+
+def allocations(spec: StudySpec) -> tuple[str, ...]:
+    """The allocations the study's space may sample."""
+    param = spec.space.get("allocation", Fixed("uniform"))
+    return param.choices if isinstance(param, Choice) else (param.value,)
+
+
+def _check_allocation(spec: StudySpec, raw: dict) -> None:
+    """Refuse what an allocation cannot do or would silently ignore: a global ranking shared
+    out, a stage key without stages, a projection without a size budget."""
+    sampled = set(allocations(spec))
+    method = spec.space["method"]
+    named = method.choices if isinstance(method, Choice) else (method.value,)
+    global_methods = [name for name in named if methods.get(name).ranks_globally]
+    table = raw.get("space", {})
+    if sampled - {"uniform"} and global_methods:
+        raise StudyFileError.bad_value(
+            spec.path, "space.allocation", table["allocation"],
+            f"uniform with {', '.join(global_methods)}, whose one ranking across layers "
+            "decides each layer's amount; give such a method a study of its own")
+    for key, needs in (("stage_factor", "stages"), ("sensitivity_weight", "sensitivity")):
+        if key in table and needs not in sampled:
+            raise StudyFileError.bad_value(spec.path, f"space.{key}", table[key],
+                                           f"only read by allocation {needs}, and "
+                                           f"space.allocation has no {needs}")
+    if spec.stages and "stages" not in sampled:
+        raise StudyFileError.bad_value(spec.path, "stages", raw["stages"],
+                                       "only read by allocation stages, and space.allocation "
+                                       "has no stages")
+    if spec.project_to_budget and spec.max_macs is None and spec.max_params is None:
+        raise StudyFileError.bad_value(spec.path, "project_to_budget", True,
+                                       "needs a size budget to land on: max_macs or "
+                                       "max_params")
+    if "min_kept" in raw and sampled == {"uniform"} and not spec.project_to_budget:
+        raise StudyFileError.bad_value(spec.path, "min_kept", raw["min_kept"],
+                                       "only read where amounts are shared unevenly: an "
+                                       "allocation other than uniform, or project_to_budget")
 
 
 def study_budgets(spec: StudySpec) -> list[budgets.Budget]:
@@ -436,7 +509,13 @@ def module_file(name: str) -> str:
 
 def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
     """A grid is a product of lists: no ranges, and no lists of options only some methods
-    read (a method that ignores one would run once per value)."""
+    read (a method that ignores one would run once per value); and no stages, whose factors
+    are as many as the network has."""
+    allocation = space.get("allocation", Fixed("uniform"))
+    if "stages" in (allocation.choices if isinstance(allocation, Choice) else (allocation.value,)):
+        raise StudyFileError.bad_value(path, "space.allocation", table["allocation"],
+                                       "sampler grid cannot search stages, whose factors are "
+                                       "as many as the network's stages; use tpe or random")
     for name, param in space.items():
         if isinstance(param, Range):
             raise StudyFileError.bad_value(path, f"space.{name}", table[name],
@@ -514,6 +593,10 @@ def _parse_space(table: dict, path: Path) -> dict[str, ParamSpec]:
         space[name] = _parse_param(field, types[name], table[name], path, f"space.{name}")
     _check_families(space, families, table, path)
     _check_method_options(space, table, path)
+    allocation = space.get("allocation", Fixed("uniform"))
+    sampled = allocation.choices if isinstance(allocation, Choice) else (allocation.value,)
+    if "stages" in sampled and STAGE_FACTOR not in space:
+        space[STAGE_FACTOR] = DEFAULT_STAGE_FACTORS
     alpha = space.get("distill_alpha", Fixed(0.0))
     if "distill_temperature" in space and isinstance(alpha, Fixed) and alpha.value == 0:
         raise StudyFileError.bad_value(path, "space.distill_temperature",
@@ -615,7 +698,9 @@ def fingerprint(spec: StudySpec) -> dict[str, str]:
     settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
                 "latency_batch_sizes": format_value(list(spec.latency_batch_sizes)),
                 **{key: format_value(getattr(spec, key)) for key in budgets.KEYS},
-                "seed": str(dense.pop("seed")), "repeats": str(spec.repeats)}
+                "seed": str(dense.pop("seed")), "repeats": str(spec.repeats),
+                **{name: format_value(getattr(spec, name)) for name, field in TOP_LEVEL.items()
+                   if field.metadata.get("added") and getattr(spec, name) != field.default}}
     for section, values in dense.items():
         for key, value in values.items():
             settings[f"{section}.{key}"] = format_value(value)
@@ -625,7 +710,9 @@ def fingerprint(spec: StudySpec) -> dict[str, str]:
 
 
 def describe_space(spec: StudySpec) -> dict[str, str]:
-    """Every Schedule field: how the study searches it, or the default it takes."""
+    """Every Schedule field: how the study searches it, or the default it takes (a key added
+    later only where the study sets it)."""
     return {name: spec.space[name].describe() if name in spec.space
             else f"{'default':<12} {format_value(field.default)}"
-            for name, field in SPACE_FIELDS.items()}
+            for name, field in SPACE_FIELDS.items()
+            if name in spec.space or not field.metadata.get("added")}

@@ -76,18 +76,25 @@ def params_remaining(model: nn.Module) -> int:
 
 def macs(model: nn.Module, example_input: torch.Tensor) -> int:
     """Multiply-accumulates of the conv and linear layers for one image, nonzero weights only."""
-    positions = {}
+    found = positions(model, example_input)
+    return sum(int(module.weight.count_nonzero()) * found[module]
+               for _, module in prunable_modules(model))
+
+
+def positions(model: nn.Module, example_input: torch.Tensor) -> dict[nn.Module, int]:
+    """For each conv and linear layer, the positions it computes each output at for one image:
+    each of its weights does one multiply-accumulate per position."""
+    found = {}
 
     def record(module, _, output):
         # A conv computes each output channel at every position of its map; a linear layer at
         # every position its input has besides the features (ConvNeXt applies them per pixel).
-        positions[module] = (output[0, 0].numel() if isinstance(module, nn.Conv2d)
-                             else output[0].numel() // output.shape[-1])
+        found[module] = (output[0, 0].numel() if isinstance(module, nn.Conv2d)
+                         else output[0].numel() // output.shape[-1])
 
     watched_forward(model, example_input[:1],
                     [module.register_forward_hook(record) for _, module in prunable_modules(model)])
-    return sum(int(module.weight.count_nonzero()) * positions[module]
-               for _, module in prunable_modules(model))
+    return found
 
 
 def deployed(model: nn.Module, example_input: torch.Tensor, *,

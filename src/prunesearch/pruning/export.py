@@ -111,7 +111,8 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
       or, given `onnx_dense` (the unpruned network, any weights), model.onnx instead, checked
       under ONNX Runtime (see `onnx_summary`, timed at `batch_sizes`);
     - state_dict.pt: the smaller model's weights;
-    - trial.json: `info` plus the layer shapes and both accuracies.
+    - trial.json: `info` plus the smaller model's weight shapes (`shapes`) and both
+      accuracies.
 
     Nothing is written to `output_dir` unless every check passed.
     """
@@ -124,7 +125,7 @@ def write_package(model: nn.Module, example_input: torch.Tensor, test: Split, *,
             "ran on?")
     summary = {**info, "test_accuracy_recorded": recorded_test_accuracy,
                "test_accuracy_measured": measured,
-               "layers": {name: list(module.weight.shape) for name, module in slim.named_modules()
+               "shapes": {name: list(module.weight.shape) for name, module in slim.named_modules()
                           if isinstance(module, PRUNABLE_TYPES)}}
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp)

@@ -14,9 +14,10 @@ from torch import nn
 from prunesearch.pruning import costs
 from prunesearch.foundation import interrupts
 from prunesearch.pruning import methods
-from prunesearch.pruning import gradual, reinit, seeds
+from prunesearch.pruning import allocation, gradual, projection, reinit, seeds
 from prunesearch.training.data import ImageData, generator_on, train_batches
-from prunesearch.pruning.methods.base import Context, Target
+from prunesearch.pruning.methods.base import Amounts, Context, Target
+from prunesearch.pruning.rehearsal import Rehearsal
 from prunesearch.pruning.graph.channels import couplings
 from prunesearch.pruning.schedule import Schedule
 from prunesearch.pruning.figures import IterationResult, mean
@@ -60,6 +61,7 @@ def run(
     on_iteration: Callable[[IterationResult, tuple[IterationResult, ...]], None]
     = lambda result, each: None,
     on_epoch: Callable[[int, int, float], None] = lambda iteration, epoch, loss: None,
+    on_plan: Callable[[allocation.Plan], None] = lambda plan: None,
 ) -> Result:
     """Prune `model` (trained, dense, on the data's device) in place following `schedule`,
     with what every trial of the study shares (`settings`).
@@ -68,7 +70,8 @@ def run(
     from dense training; its speed-up, about 1, shows how steady the timing is); every later
     timing runs against a copy of it, block for block. Then each iteration prunes
     `schedule.amount` of what is still unpruned (weights, or channels for a structured
-    method), applies the re-init option (`random` restores a fresh initialisation, seeded by
+    method; per unit as the schedule's allocation and the study's projection share it out,
+    `on_plan(plan)` told how, before the first), applies the re-init option (`random` restores a fresh initialisation, seeded by
     seeds.fresh_init), retrains with the masks in place, measures the costs and evaluates on
     the validation and test splits. With `schedule.distill_alpha` > 0, retraining distils a
     frozen copy of the dense model (training.distill).
@@ -100,6 +103,10 @@ def run(
     runs = [_Repeat(model if r == 0 else copy.deepcopy(model), schedule, data, optimizer,
                     seeds.repeat(settings.seed, r), example_input, settings.classifier)
             for r in range(settings.repeats)]
+    plan = _plan(settings, schedule, runs[0], example_input, dense_costs)
+    on_plan(plan)
+    for repeat in runs:
+        repeat.follow(plan, uneven=schedule.allocation != "uniform" or plan.factor != 1.0)
 
     def fresh_state(iteration: int) -> StateDict:
         return settings.fresh_state(seeds.fresh_init(settings.seed, iteration))
@@ -149,7 +156,7 @@ def _gradual(schedule: Schedule, runs: list["_Repeat"], data: ImageData,
         trainers.append(Trainer(repeat.model, data.train, epochs=schedule.gradual_epochs,
                                 settings=retrain, generator=repeat.generator,
                                 augmented=augmented, distillation=distillation,
-                                on_step=repeat.pruning_at(events, schedule.final_sparsity)))
+                                on_step=repeat.pruning_at(events)))
     history = []
     for epoch in range(1, schedule.gradual_epochs + 1):
         each = []
@@ -171,44 +178,122 @@ class _Repeat:
     def __init__(self, model: nn.Module, schedule: Schedule, data: ImageData,
                  optimizer: OptimizerSettings, seed: int, example_input: torch.Tensor,
                  classifier: str):
-        self.model, self.seed = model, seed
+        self.model, self.seed, self.schedule = model, seed, schedule
         self.generator = generator_on(data.train.labels.device, seed)
         self.method = methods.get(schedule.method)
-        options = schedule.method_options()
-        self.amount, self.reinit = schedule.amount, schedule.reinit
+        self.options = schedule.method_options()
+        self.reinit = schedule.reinit
         self.targets = prunable_targets(
-            model, include_classifier=self.method.prunes_classifier(options),
+            model, include_classifier=self.method.prunes_classifier(self.options),
             classifier=classifier)
-        found = couplings(model, self.targets, example_input) if self.method.structured else {}
+        self.found = couplings(model, self.targets, example_input) \
+            if self.method.structured else {}
         if self.method.structured:  # layers it cannot prune stay whole (validate lists them)
-            self.targets = [target for target in self.targets if target[0] in found]
+            self.targets = [target for target in self.targets if target[0] in self.found]
+        self.units = allocation.unit_modules(self.targets, self.found, self.method.structured)
         self.context = Context(
-            options=options,
-            couplings=found,
+            options=self.options,
+            couplings=self.found,
             batches=lambda count: ranking_batches(data, optimizer.batch_size, self.generator,
                                                    count))
+        self.shares: list[float] | None = None  # per unit, when shared unevenly (follow)
+        self.overall = _overall_share(schedule)
+
+    def follow(self, plan: allocation.Plan, *, uneven: bool) -> None:
+        """Prune each unit by its share of `plan` (`uneven`), else the schedule's amount."""
+        if uneven:
+            self.shares = list(plan.shares)
+            self.overall = min(self.overall * plan.factor, allocation.MAX_SHARE)
 
     def prune(self, iteration: int, rewind_state: StateDict,
               fresh_state: Callable[[int], StateDict]) -> None:
-        self.method.apply(self.model, self.targets, self.amount, self.context)
+        rounds = self.schedule.iterations
+        amounts = Amounts(self.schedule.amount) if self.shares is None else _amounts(
+            self.units, self.shares, self.overall,
+            lambda share: allocation.per_round(share, rounds))
+        self.method.apply(self.model, self.targets, amounts, self.context)
         reinit.apply(self.reinit, self.model, rewind_state=rewind_state,
                      fresh_state=lambda: fresh_state(iteration))
 
-    def pruning_at(self, events: list[int], final: float) -> Callable[[int], None]:
+    def pruning_at(self, events: list[int]) -> Callable[[int], None]:
         """What a gradual schedule does after each training step: at an event, prune what
-        takes the model from the ramp's last target to this one (a fraction of what remains,
-        as methods prune)."""
+        takes each unit from the ramp's last target to this one (a fraction of what
+        remains, as methods prune)."""
         at = set(events)
-        reached = [0.0]
+        finals = self.shares or [self.overall] * len(self.units)
+        reached = [0.0] * (len(finals) + 1)  # each unit's, then the overall
 
         def after_step(step: int) -> None:
             if step not in at:
                 return
-            now = gradual.target(step, events[-1], final)
-            self.method.apply(self.model, self.targets,
-                              gradual.amount_between(reached[0], now), self.context)
-            reached[0] = now
+            now = [gradual.target(step, events[-1], final) for final in (*finals, self.overall)]
+            between = [gradual.amount_between(before, after)
+                       for before, after in zip(reached, now)]
+            per_module = {module: amount for members, amount in zip(self.units, between)
+                          for module in members} if self.shares is not None else {}
+            self.method.apply(self.model, self.targets, Amounts(between[-1], per_module),
+                              self.context)
+            reached[:] = now
         return after_step
+
+
+def _overall_share(schedule: Schedule) -> float:
+    """The fraction of the network a schedule prunes by its end."""
+    if schedule.schedule == "gradual":
+        return schedule.final_sparsity
+    return allocation.overall_share(schedule.amount, schedule.iterations)
+
+
+def _amounts(units, shares, overall: float, each: Callable[[float], float]) -> Amounts:
+    return Amounts(each(overall), {module: each(share)
+                                   for members, share in zip(units, shares)
+                                   for module in members})
+
+
+def _plan(settings: TrialSettings, schedule: Schedule, repeat: _Repeat,
+          example_input: torch.Tensor, dense_costs: costs.Costs) -> allocation.Plan:
+    """Each unit's share of the pruning: the schedule's allocation of its overall share, then
+    (with a projection) all scaled by the one factor that lands the last model on the size
+    budgets (pruning.projection)."""
+    sharing = settings.sharing
+    structured = repeat.method.structured
+    stage_of = allocation.stages(repeat.model, example_input, sharing.stages) \
+        if schedule.allocation == "stages" else {}
+    units = allocation.describe(repeat.model, repeat.units, structured, stage_of)
+    cap = min(1 - sharing.min_kept, allocation.MAX_SHARE)
+    overall = _overall_share(schedule)
+    curves = [sharing.curves[schedule.method][unit.name] for unit in units] \
+        if schedule.allocation == "sensitivity" else ()
+    shares = allocation.shares(schedule.allocation, overall, units, cap=cap,
+                               factors=schedule.stage_factors, curves=curves,
+                               weight=schedule.sensitivity_weight) \
+        if schedule.allocation != "uniform" else [overall] * len(units)
+    if not sharing.projection:
+        return allocation.Plan(tuple(units), tuple(shares))
+    rounds = schedule.iterations if schedule.schedule == "iterative" else 1
+    counted = not structured and not repeat.method.ranks_globally
+    rehearsal = None if counted else Rehearsal(repeat.model, repeat.targets, repeat.found)
+    tally = projection.Counted(repeat.model, repeat.targets, example_input) if counted else None
+
+    def keeps(factor: float) -> bool:
+        scaled = allocation.scaled(shares, factor, cap)
+        top_overall = min(overall * factor, allocation.MAX_SHARE)
+
+        def amounts_of(twin: dict) -> Amounts:
+            return _amounts([[twin[m] for m in members] for members in repeat.units], scaled,
+                            top_overall, lambda share: allocation.per_round(share, rounds))
+
+        if counted:
+            figures = tally.figures([amounts_of({m: m for m, _ in repeat.targets})] * rounds)
+        else:
+            with rehearsal.attempt():
+                figures = projection.measured(
+                    projection.played(rehearsal, schedule.method, repeat.options,
+                                      [amounts_of] * rounds), example_input)
+        return projection.keeps_budgets(figures, sharing.projection, dense_costs)
+
+    factor = projection.land(keeps, top=cap / min([s for s in shares if s > 0] or [cap]))
+    return allocation.Plan(tuple(units), tuple(allocation.scaled(shares, factor, cap)), factor)
 
 
 def ranking_batches(data: ImageData, batch_size: int, generator: torch.Generator, count: int):

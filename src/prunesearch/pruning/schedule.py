@@ -10,6 +10,8 @@ from prunesearch.foundation.fields import field_types, format_value, setting
 
 FAMILIES = ("iterative", "gradual")
 REINIT_OPTIONS = ("finetune", "rewind", "random")  # carried out by pruning.reinit
+ALLOCATIONS = ("uniform", "stages", "sensitivity")  # carried out by pruning.allocation
+STAGE_FACTOR = "stage_factor"  # stage i's factor is the parameter stage_factor_<i+1>
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +69,21 @@ class Schedule:
     distill_temperature: float = setting(
         default=4.0, help="softmax temperature of distillation (read when distill_alpha > 0)",
         allowed="a number > 0", check=lambda v: v > 0)
+    allocation: str = setting(
+        default="uniform", added=True,
+        help="how a per-layer method shares the amount among its units (layers, or layers "
+             "added together): uniform (each the same), stages (each stage of units its own "
+             "factor on it, space.stage_factor) or sensitivity (equal predicted accuracy "
+             "losses, from the study's sensitivity scan of the dense model)",
+        allowed=f"one of {list(ALLOCATIONS)}", check=lambda v: v in ALLOCATIONS)
+    sensitivity_weight: float = setting(
+        default=1.0, added=True,
+        help="allocation sensitivity: 0 is uniform, 1 equalises the predicted losses fully, "
+             "between them a blend",
+        allowed="a number in [0, 1]", check=lambda v: 0 <= v <= 1)
+    stage_factors: tuple[float, ...] = dataclasses.field(default=())
+    """allocation stages: each stage's factor on the amount (the space's stage_factor drawn
+    once per stage, parameters stage_factor_1, stage_factor_2, ...)."""
     options: dict = dataclasses.field(default_factory=dict)
     """Values of the method's own options (its `Options` dataclass); unset ones default."""
 
@@ -75,13 +92,20 @@ class Schedule:
         return methods.get(self.method).Options(**self.options)
 
     def as_dict(self) -> dict:
-        """Every field of this schedule's family (none of the other family's), and every
-        option of its method (none of other methods'), in one flat dict: a trial's
+        """Every field of this schedule's family (none of the other family's), every option
+        of its method (none of other methods'), and the allocation's keys where it is not
+        uniform (stage factors as stage_factor_1, ...), in one flat dict: a trial's
         parameters as logged and stored."""
         other = FAMILY_KEYS[FAMILIES[1 - FAMILIES.index(self.schedule)]]
+        unread = {"sensitivity_weight"} if self.allocation != "sensitivity" else set()
+        if self.allocation == "uniform":
+            unread.add("allocation")
         plain = {name: value for name, value in dataclasses.asdict(self).items()
-                 if name != "options" and name not in other}
-        return {**plain, **dataclasses.asdict(self.method_options())}
+                 if name not in ("options", "stage_factors") and name not in other
+                 and name not in unread}
+        stages = {f"{STAGE_FACTOR}_{i + 1}": factor
+                  for i, factor in enumerate(self.stage_factors)}
+        return {**plain, **stages, **dataclasses.asdict(self.method_options())}
 
     @property
     def rounds(self) -> int:
@@ -106,7 +130,12 @@ class Schedule:
     def from_dict(cls, values: dict) -> "Schedule":
         """The inverse of `as_dict`."""
         fields = {name: values[name] for name in SCHEDULE_FIELDS if name in values}
-        return cls(**fields, options={k: v for k, v in values.items() if k not in fields})
+        stages = {key: value for key, value in values.items()
+                  if key.startswith(STAGE_FACTOR + "_")}
+        factors = tuple(stages[f"{STAGE_FACTOR}_{i + 1}"] for i in range(len(stages)))
+        return cls(**fields, stage_factors=factors,
+                   options={k: v for k, v in values.items()
+                            if k not in fields and k not in stages})
 
 
 def _unset_allowed(type_):
@@ -123,12 +152,27 @@ REQUIRED_KEYS = {"iterative": ("amount", "iterations", "retrain_epochs"),
                  "gradual": ("final_sparsity", "gradual_epochs")}
 """The keys a study must set for each family it may sample."""
 SCHEDULE_FIELDS = {field.name: field for field in dataclasses.fields(Schedule)
-                   if field.name != "options"}
+                   if field.name not in ("options", "stage_factors")}
 """The fields every schedule has; methods' options (methods.OPTION_FIELDS) come beside them."""
-SPACE_FIELDS = {**SCHEDULE_FIELDS, **methods.OPTION_FIELDS}
-"""What a study file's [space] may set: the schedule's fields and every method's options."""
+
+
+@dataclass(frozen=True)
+class StageFactor:
+    """The space key that gives each stage's factor (Schedule.stage_factors)."""
+
+    stage_factor: float = setting(
+        default=1.0, added=True,
+        help="allocation stages: the factor on the amount each stage's units get, drawn once "
+             "per stage (a range or list; leave out: { low = 0.5, high = 1.5 })",
+        allowed="a number in (0, 4]", check=lambda v: 0 < v <= 4)
+
+
+SPACE_FIELDS = {**SCHEDULE_FIELDS, **methods.OPTION_FIELDS,
+                **{field.name: field for field in dataclasses.fields(StageFactor)}}
+"""What a study file's [space] may set: the schedule's fields, every method's options and the
+stages' factor."""
 SPACE_TYPES = {name: _unset_allowed(type_)
-               for cls in (Schedule, *(m.Options for m in methods.REGISTRY.values()))
+               for cls in (Schedule, StageFactor, *(m.Options for m in methods.REGISTRY.values()))
                for name, type_ in field_types(cls).items() if name in SPACE_FIELDS}
 
 
@@ -169,6 +213,8 @@ class Range:
 
 
 ParamSpec = Fixed | Choice | Range
+DEFAULT_STAGE_FACTORS = Range(0.5, 1.5, integer=False)
+"""space.stage_factor where a study that may allocate by stages leaves it out."""
 
 
 def structured_methods(space: dict[str, ParamSpec]) -> list[str]:

@@ -1,13 +1,13 @@
 """Which parts of a trained network tolerate pruning: each unit pruned alone, without
 retraining, at several amounts, and the validation accuracy that is left.
 
-A unit is what a method prunes as one: for a structured method, a group of layers whose
-channels are one (channels.groups: a residual stage's layers, added together, count once;
-scanning them layer by layer gives wrong answers on residual networks, fasterai PR #40); for
-an unstructured method, a layer.
+A unit is what a method prunes as one (pruning.allocation): for a structured method, a group
+of layers whose channels are one (channels.channel_sets: a residual stage's layers, added
+together, count once; scanning them layer by layer gives wrong answers on residual networks,
+fasterai PR #40); for an unstructured method, a layer. Allocation `sensitivity` shares a
+trial's amount out by these scans (`curves`).
 """
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from prunesearch.foundation import interrupts
-from prunesearch.pruning import methods
+from prunesearch.pruning import allocation, methods
 from prunesearch.pruning.loop import prunable_targets
 from prunesearch.pruning.methods.base import Context
-from prunesearch.pruning.graph.channels import couplings, channel_sets
+from prunesearch.pruning.graph.channels import couplings
+from prunesearch.pruning.rehearsal import Rehearsal
 
 AMOUNTS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -47,26 +48,29 @@ def scan(model: nn.Module, method_name: str, options, *, example_input: torch.Te
     targets = prunable_targets(model, include_classifier=method.prunes_classifier(options),
                                classifier=classifier)
     found = couplings(model, targets, example_input) if method.structured else {}
-    names = {module: name for name, module in model.named_modules()}
     if method.structured:
         targets = [target for target in targets if target[0] in found]
-        units = channel_sets(targets, found)
-    else:
-        units = [[module] for module, _ in targets]
+    units = allocation.unit_modules(targets, found, method.structured)
     dense_accuracy = evaluate(model)
+    rehearsal = Rehearsal(model, targets, found)
+    context = Context(options=options, couplings=rehearsal.found, batches=batches)
     results = []
-    for members in units:
+    for members, unit in zip(units, allocation.describe(model, units, method.structured)):
         scores = []
         for amount in amounts:
             interrupts.check()
-            # A copy of the model with its couplings, so that they name the copy's layers.
-            pruned, pruned_found, pruned_members = copy.deepcopy((model, found, members))
-            method.apply(pruned, [(module, "weight") for module in pruned_members], amount,
-                         Context(options=options, couplings=pruned_found, batches=batches))
-            scores.append(evaluate(pruned))
-        layers = tuple(names[module] for module in members)
-        results.append(Unit(
-            name=layers[0] + (f" +{len(layers) - 1}" if len(layers) > 1 else ""),
-            layers=layers, weights=sum(module.weight.numel() for module in members),
-            accuracy=tuple(scores)))
+            with rehearsal.attempt():
+                method.apply(rehearsal.model,
+                             [(rehearsal.twin[module], "weight") for module in members],
+                             amount, context)
+                scores.append(evaluate(rehearsal.model))
+        results.append(Unit(name=unit.name, layers=unit.layers, weights=unit.size,
+                            accuracy=tuple(scores)))
     return sorted(results, key=lambda unit: -unit.drop(dense_accuracy))
+
+
+def curves(units: list[Unit], amounts, dense_accuracy: float) -> dict[str, allocation.Curve]:
+    """Each unit's scan as allocation `sensitivity` reads it: losses from the dense accuracy."""
+    return {unit.name: allocation.Curve(tuple(amounts),
+                                        tuple(dense_accuracy - a for a in unit.accuracy))
+            for unit in units}

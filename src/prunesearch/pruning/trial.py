@@ -1,10 +1,11 @@
 """What every trial of a study shares, as one frozen value: the data, the dense model it starts
-from, the optimiser, the seed, the repeats, where latency is timed and the output layer. It is
+from, the optimiser, the seed, the repeats, where latency is timed, the output layer and how
+amounts are shared among units. It is
 built in one place from a study (search.trials.settings); the loop takes it and a Schedule."""
 
 import platform
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -43,6 +44,32 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class SizeBudget:
+    """A budget a projected trial lands on: `column` (macs or params_remaining) at most
+    `limit`, or `limit` x the dense model's figure when `relative`."""
+
+    column: str
+    limit: float
+    relative: bool = False
+
+    def bound(self, dense_figure: float) -> float:
+        return self.limit * dense_figure if self.relative else self.limit
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """How the trials share their amounts among units (pruning.allocation): the stages the
+    study names by prefix (none: by resolution), the fraction every unit keeps at least, the
+    sensitivity scan's curves (method -> unit name -> Curve) and the size budgets a trial's
+    amounts are projected onto (none: no projection)."""
+
+    stages: tuple[tuple[str, ...], ...] = ()
+    min_kept: float = 0.0
+    curves: Mapping[str, Mapping] = field(default_factory=dict)
+    projection: tuple[SizeBudget, ...] = ()
+
+
+@dataclass(frozen=True)
 class TrialSettings:
     data: ImageData  # on the device the trials train on
     dense_accuracy: tuple[float, float]  # the dense model's (validation, test) accuracy
@@ -54,3 +81,4 @@ class TrialSettings:
     repeats: int = 1
     latency: Latency = Latency()
     classifier: str = "classifier"  # the output layer's module name
+    sharing: Sharing = Sharing()

@@ -27,17 +27,19 @@ from prunesearch.config import space, studyfile
 from prunesearch.config.preflight import Preflight
 from prunesearch.errors import DiskFull, PrunesearchError, UsageError
 from prunesearch.foundation import diskspace, interrupts
-from prunesearch.pruning import export, loop
+from prunesearch.pruning import allocation, export, loop, methods
 from prunesearch.pruning.figures import IterationResult
 from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
 from prunesearch.search import data as study_data
 from prunesearch.search import early_stopping, recovery, trials, workers
+from prunesearch.search import sensitivity as study_sensitivity
 from prunesearch.stores import outages, records
 from prunesearch.stores import storage as storage_module
 from prunesearch.training import data as data_module
 from prunesearch.training import models
 from prunesearch.views import mlflow_pages, overview, plots, study_view, tables
+from prunesearch.views import layers as layer_view
 from prunesearch.search.failures import (ONE_LINE_TRIAL_FAILURES, FailureGuard, TrialAbandoned,
                                   TrialFailed, release_memory)
 from prunesearch.config.objectives import OBJECTIVES, joined, plot_axis
@@ -122,10 +124,13 @@ def optimize(flight: Preflight, settings: RunSettings, *, jobs: int = 1) -> optu
         data = data.to(device)
         checkpoint = dense_module.load_or_train(spec, data, cache_dir=settings.cache_dir,
                                                 device=device)
+        # Before the workers start: they read the scans back rather than each scanning.
+        curves = study_sensitivity.study_curves(study, spec, data, checkpoint, device, tracker)
         if jobs > 1:  # the dense model is cached now: no worker waits for another to train it
             workers.run(settings.to_argv(), jobs)
         else:
-            _run_trials(flight, study, storage, tracker, data, checkpoint, settings, device)
+            _run_trials(flight, study, storage, tracker, data, checkpoint, curves, settings,
+                        device)
     except KeyboardInterrupt:
         if owner:
             tracker.end_study("KILLED")
@@ -177,7 +182,7 @@ def _check_unchanged(study: optuna.Study, spec: StudySpec, storage_url: str, *,
 
 def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyTracker,
                 data: data_module.ImageData, checkpoint: dense_module.DenseCheckpoint,
-                settings: RunSettings, device: torch.device) -> None:
+                curves: dict, settings: RunSettings, device: torch.device) -> None:
     spec = flight.spec
     recovery.reap_dead_local_trials(study, storage, tracker)
     tracker.end_orphan_trial_runs({t.number for t in study.get_trials(
@@ -209,7 +214,8 @@ def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyT
     interrupts.check()
     try:
         study.optimize(
-            _Objective(spec, data, checkpoint, tracker, device, dataset), n_trials=None,
+            _Objective(flight, data, checkpoint, curves, tracker, device, dataset),
+            n_trials=None,
             timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
             callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
                                                       states=study_view.FINISHED),
@@ -248,16 +254,17 @@ class _Objective:
     full disk stops the worker, the trial queued again (see _stopping).
     """
 
-    def __init__(self, spec, data, checkpoint, tracker, device, dataset: dict):
-        self.spec, self.checkpoint = spec, checkpoint
+    def __init__(self, flight: Preflight, data, checkpoint, curves: dict, tracker, device,
+                 dataset: dict):
+        self.spec, self.stages, self.checkpoint = flight.spec, flight.stages, checkpoint
         self.tracker, self.device, self.dataset = tracker, device, dataset
-        self.trials = trials.settings(spec, data, checkpoint, device)
+        self.trials = trials.settings(self.spec, data, checkpoint, device, curves=curves)
         self.timed_on = self.trials.latency.where()
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         run_id = None
         try:
-            schedule = space.suggest(trial, self.spec.space)
+            schedule = space.suggest(trial, self.spec.space, self.stages)
             records.save_trial(trial, schedule=schedule.as_dict(),
                                worker={"host": socket.gethostname(), "pid": os.getpid()},
                                timed_on=self.timed_on)
@@ -309,7 +316,8 @@ class _Objective:
         iteration's and why early stopping ended the trial there (None: it ran to the end)."""
         spec = self.spec
         rule = early_stopping.rule_of(spec)
-        curve, each_curve, dense = [], [], []
+        curve, each_curve, dense, kept = [], [], [], []
+        structured = methods.get(schedule.method).structured
         model = models.from_spec(dataclasses.asdict(spec.model),
                                  num_classes=self.trials.data.num_classes)
 
@@ -330,12 +338,21 @@ class _Objective:
                     weights = export.save_weights(model, Path(folder) / "weights.pt")
                 self.tracker.log_weights(run_id, weights, iteration=result.iteration)
             curve.append(result.as_dict())
+            kept.append(allocation.kept(model, plans[0].units, structured))
             each_curve.append([r.as_dict() for r in each])
-            records.save_trial(trial, curve=curve,
+            records.save_trial(trial, curve=curve, kept=kept,
                                repeat_curves=[list(c) for c in zip(*each_curve)]
                                if len(each) > 1 else [])
             if rule is not None:
                 early_stopping.check(trial, result, schedule, spec.objectives, rule)
+
+        plans = []
+
+        def on_plan(plan: allocation.Plan) -> None:
+            plans.append(plan)
+            records.save_trial(trial, allocation=plan.as_dict())
+            if schedule.allocation != "uniform" or self.trials.sharing.projection:
+                self.tracker.log_plan(run_id, plan.as_dict())
 
         def on_epoch(iteration: int, epoch: int, loss: float) -> None:
             log.info("trial %d iteration %d/%d: retraining epoch %d/%d  loss %.3f",
@@ -346,7 +363,7 @@ class _Objective:
         model.to(self.device)
         try:
             final = loop.run(self.trials, schedule, model, on_iteration=on_iteration,
-                             on_epoch=on_epoch).final
+                             on_epoch=on_epoch, on_plan=on_plan).final
             return dense[0], final, None
         except early_stopping.StoppedEarly as stopped:
             records.save_trial(trial, stopped=str(stopped))
@@ -410,6 +427,7 @@ def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list, front: l
         plots.draw(folder / "pareto.png", {"Pareto front": front}, plot_axis(objectives),
                    models=rows, joined=joined(objectives),
                    dense=IterationResult.from_dict(record.dense) if record.dense else None)
+        _draw_layers(study, front, folder / "layers.png")
         (folder / "pareto.json").write_text(tables.to_json(front))
         (folder / "pareto.csv").write_text(tables.to_csv(front))
         tracker.upload_front(folder, front=[(row.trial, row.mlflow_run_id) for row in front],
@@ -418,6 +436,20 @@ def _draw_front(study: optuna.Study, tracker: StudyTracker, rows: list, front: l
                           key=mlflow_pages.FRONT_IMAGE_KEY, step=0)
     records.save_study(study, pareto_run_ids=[row.mlflow_run_id for row in front],
                        pareto_drawn_at=time.time())
+
+
+def _draw_layers(study: optuna.Study, front: list, path: Path) -> None:
+    """The keep ratio of every unit of the front's models (those with the first one's units:
+    a front may mix methods), a line each."""
+    trials = {trial.number: trial for trial in study.get_trials(deepcopy=False)}
+    found = {f"trial {row.trial}.{row.iteration}": rows for row in front
+             for rows in [layer_view.rows(TrialRecord.of(trials[row.trial]), row.iteration)]
+             if rows}
+    units = [row["name"] for row in next(iter(found.values()), [])]
+    alike = {label: rows for label, rows in found.items()
+             if [row["name"] for row in rows] == units}
+    if alike:
+        layer_view.draw(path, alike, title=f"{study.study_name}: what the front's models kept")
 
 
 def _front_outdated(study: optuna.Study) -> bool:

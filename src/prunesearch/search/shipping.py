@@ -10,16 +10,16 @@ import optuna
 from prunesearch.pruning import export, methods, onnx_runtime
 from prunesearch.pruning.figures import BATCH_SIZES
 from prunesearch.stores import tracking
-from prunesearch.stores.records import StudyRecord
+from prunesearch.stores.records import StudyRecord, TrialRecord
 from prunesearch.search import data as study_data
 from prunesearch.training import models
-from prunesearch.views import study_view
+from prunesearch.views import layers, study_view
 
 
 @dataclass(frozen=True)
 class Shipped:
     iteration: int
-    summary: dict  # write_package's: test accuracies, layers, the ONNX check if any
+    summary: dict  # write_package's: test accuracies, layers and shapes, the ONNX check if any
     registered: tuple[str, str] | None  # (tracking URI, version) when registered
 
 
@@ -34,6 +34,7 @@ def ship(study: optuna.Study, number: int, *, iteration: int | None, output_dir:
     model, row = study_view.trial_model(study, number, iteration=iteration,
                                         tracking_uri=tracking_uri)
     record = StudyRecord.of(study)
+    trial, _ = study_view.finished_model(study, number, row.iteration)
     test = study_data.test_split(record.data, data_dir=data_dir, cache_dir=cache_dir)
     shown = row.as_dict()  # unmeasured figures null, as in pareto.json
     figures = {key: shown[key] for key in row.figures.names()}
@@ -43,7 +44,8 @@ def ship(study: optuna.Study, number: int, *, iteration: int | None, output_dir:
         output_dir=output_dir,
         info={"study": study.study_name, "trial": number, "iteration": row.iteration,
               "model": record.model, "data": record.data or study_data.CIFAR10_RECORD,
-              "schedule": row.schedule, "figures": figures},
+              "schedule": row.schedule, "figures": figures,
+              "layers": layers.rows(TrialRecord.of(trial), row.iteration)},
         classifier=record.model.get("classifier", "classifier"),
         onnx_dense=models.from_spec(record.model) if model_format == "onnx" else None,
         structured=methods.get(row.schedule["method"]).structured,

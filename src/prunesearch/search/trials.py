@@ -6,16 +6,18 @@ import functools
 
 import torch
 
+from prunesearch.config import studyfile
 from prunesearch.config.studyfile import StudySpec
-from prunesearch.pruning.trial import Latency, TrialSettings
+from prunesearch.pruning.trial import Latency, Sharing, SizeBudget, TrialSettings
 from prunesearch.search import dense
 from prunesearch.training.data import ImageData
 
 
 def settings(spec: StudySpec, data: ImageData, checkpoint: dense.DenseCheckpoint,
-             device: torch.device) -> TrialSettings:
+             device: torch.device, *, curves: dict | None = None) -> TrialSettings:
     """What every trial of `spec` shares, with `data` on `device` and its dense model
-    `checkpoint` (search.dense.load_or_train)."""
+    `checkpoint` (search.dense.load_or_train); `curves`: the study's sensitivity scans, for
+    allocation `sensitivity` (search.sensitivity.study_curves)."""
     return TrialSettings(
         data=data, dense_accuracy=(checkpoint.val_accuracy, checkpoint.test_accuracy),
         rewind_state=checkpoint.rewind_state,
@@ -23,4 +25,15 @@ def settings(spec: StudySpec, data: ImageData, checkpoint: dense.DenseCheckpoint
         optimizer=dense.optimizer_settings(spec, device), augmented=spec.data.augment,
         seed=spec.seed, repeats=spec.repeats,
         latency=Latency(spec.latency_device, spec.latency_batch_sizes),
-        classifier=spec.model.classifier or "classifier")
+        classifier=spec.model.classifier or "classifier",
+        sharing=Sharing(stages=spec.stages, min_kept=spec.min_kept, curves=curves or {},
+                        projection=_projection(spec)))
+
+
+def _projection(spec: StudySpec) -> tuple[SizeBudget, ...]:
+    """The size budgets project_to_budget lands a trial on."""
+    if not spec.project_to_budget:
+        return ()
+    return tuple(SizeBudget(budget.column, budget.limit, budget.relative)
+                 for budget in studyfile.study_budgets(spec)
+                 if budget.key in ("max_macs", "max_params"))

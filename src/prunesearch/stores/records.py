@@ -22,6 +22,7 @@ class StudyRecord:
     dense: dict | None = None  # the dense model's IterationResult (iteration 0) as a dict
     pareto_run_ids: tuple = ()  # MLflow runs tagged as on the front
     pareto_drawn_at: float | None = None  # when the front's plots and table were last drawn
+    sensitivity: dict | None = None  # method -> its scan of the dense model (allocation)
 
     @classmethod
     def of(cls, study) -> "StudyRecord":
@@ -46,6 +47,8 @@ class TrialRecord:
     stopped: str | None = None  # why early stopping ended the trial (see results.FINISHED)
     fail_reason: str | None = None
     retry_of: int | None = None  # the interrupted trial whose parameters this one re-runs
+    allocation: dict | None = None  # allocation.Plan.as_dict(): each unit's share, the factor
+    kept: tuple = ()  # per iteration (>= 1), what each unit of `allocation` has left
 
     @classmethod
     def of(cls, trial) -> "TrialRecord":

@@ -234,6 +234,16 @@ class StudyTracker:
         `model/iteration-K/<file name>`."""
         self._log_artifact(run_id, path, artifact_path=weights_folder(iteration))
 
+    def log_plan(self, run_id: str, plan: dict) -> None:
+        """How a trial shares its amount among units (allocation.Plan.as_dict()): the
+        projection's factor as a parameter, every unit's share as allocation.json."""
+        self.client.log_param(run_id, "projection_factor", f"{plan['factor']:.6g}")
+        self.client.log_dict(run_id, plan, "allocation.json")
+
+    def log_study_file(self, path: Path, *, folder: str) -> None:
+        """A file of the whole study (a sensitivity scan) in the study run's `folder`."""
+        self._log_artifact(self.parent_run_id, path, artifact_path=folder)
+
     def _log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """log_artifact; a full disk named by the run's artifact folder (MLflow's own error
         names no file)."""

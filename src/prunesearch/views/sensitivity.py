@@ -8,11 +8,19 @@ from prunesearch.views.plots import COLOURS
 from prunesearch.views.tables import columns
 
 
-def to_table(units, amounts, dense_accuracy: float) -> str:
-    """Most sensitive first: per unit, its weights, accuracy at each amount, mean drop."""
+def to_table(units, amounts, dense_accuracy: float, *, shares=None, overall: float = 0.5) -> str:
+    """Most sensitive first: per unit, its weights, accuracy at each amount, mean drop; and
+    with `shares`, what allocation `sensitivity` would prune of it where the network loses
+    `overall`, the most and least pruned units marked."""
     header = ["unit", "weights", *(f"{amount:.0%}" for amount in amounts), "mean drop"]
     body = [[unit.name, f"{unit.weights:,}", *(f"{100 * a:.2f}" for a in unit.accuracy),
              f"{100 * unit.drop(dense_accuracy):.2f}"] for unit in units]
+    if shares is not None:
+        header.append(f"allocated at {overall:.0%}")
+        most, least = max(shares), min(shares)
+        for row, share in zip(body, shares):
+            mark = " (most)" if share == most else " (least)" if share == least else ""
+            row.append(f"{share:.0%}{mark}")
     return columns(header, body, align=["left"] + ["right"] * (len(header) - 1))
 
 

@@ -173,6 +173,22 @@ def status(study: optuna.Study) -> Status:
                   dense=record.dense, front=pareto_rows(study), feasibility=feasibility(study))
 
 
+def finished_model(study: optuna.Study, number: int, iteration: int | None):
+    """(Finished trial `number`, `iteration` or its last), refused in one line where the
+    study has no such trial or the trial no such iteration."""
+    trial = next((t for t in finished(study) if t.number == number), None)
+    if trial is None:
+        numbers = [t.number for t in finished(study)]
+        raise ExportError(f"study {study.study_name!r} has no finished trial {number}; "
+                          f"finished trials: {ranges(numbers) or 'none'}")
+    done = [figures["iteration"] for figures in TrialRecord.of(trial).curve]
+    iteration = done[-1] if iteration is None else iteration
+    if iteration not in done:
+        raise ExportError(f"trial {number} of {study.study_name!r} has no iteration "
+                          f"{iteration}; its iterations: {ranges(done)}")
+    return trial, iteration
+
+
 def trial_model(study: optuna.Study, number: int, *, iteration: int | None = None,
                 tracking_uri: str | None = None):
     """(Finished trial `number`'s pruned model after `iteration` (default: its last), an
@@ -186,17 +202,8 @@ def trial_model(study: optuna.Study, number: int, *, iteration: int | None = Non
     from prunesearch.stores.tracking import StudyTracker
     from prunesearch.training import models
 
-    trial = next((t for t in finished(study) if t.number == number), None)
-    if trial is None:
-        numbers = [t.number for t in finished(study)]
-        raise ExportError(f"study {study.study_name!r} has no finished trial {number}; "
-                          f"finished trials: {ranges(numbers) or 'none'}")
-    curve = TrialRecord.of(trial).curve
-    done = [figures["iteration"] for figures in curve]
-    iteration = done[-1] if iteration is None else iteration
-    if iteration not in done:
-        raise ExportError(f"trial {number} of {study.study_name!r} has no iteration "
-                          f"{iteration}; its iterations: {ranges(done)}")
+    trial, iteration = finished_model(study, number, iteration)
+    done = [figures["iteration"] for figures in TrialRecord.of(trial).curve]
     record = StudyRecord.of(study)
     if record.model is None:
         raise ExportError(f"study {study.study_name!r} does not record its model; run "

@@ -23,14 +23,19 @@ class Method:
     structured: bool  # removes whole output channels (filters, neurons), not single weights
     Options: type  # a frozen dataclass of `setting` fields (methods.options)
     implementation: str  # "module:Class" within prunesearch.pruning.methods
+    ranks_globally: bool = False  # one ranking across layers decides each layer's amount
 
     @functools.cached_property
     def _implementation(self):
         module, _, cls = self.implementation.partition(":")
         return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
 
-    def apply(self, model, targets, amount: float, context) -> None:
-        self._implementation.apply(model, targets, amount, context)
+    def apply(self, model, targets, amount, context) -> None:
+        """Prune `amount` (a fraction, or per unit: base.Amounts) of `targets`."""
+        from prunesearch.pruning.methods.base import Amounts
+
+        amounts = amount if isinstance(amount, Amounts) else Amounts(float(amount))
+        self._implementation.apply(model, targets, amounts, context)
 
     def prunes_classifier(self, options) -> bool:
         return self._implementation.prunes_classifier(options)
@@ -40,11 +45,13 @@ REGISTRY: dict[str, Method] = {
     method.name: method
     for method in (
         Method("l1_unstructured", False, UnstructuredOptions, "magnitude:L1UnstructuredMethod"),
-        Method("global_l1", False, UnstructuredOptions, "magnitude:GlobalL1Method"),
+        Method("global_l1", False, UnstructuredOptions, "magnitude:GlobalL1Method",
+               ranks_globally=True),
         Method("random_unstructured", False, UnstructuredOptions,
                "random:RandomUnstructuredMethod"),
         Method("ln_structured", True, NormOptions, "structured:LnStructuredMethod"),
-        Method("global_structured", True, NormOptions, "structured:GlobalStructuredMethod"),
+        Method("global_structured", True, NormOptions, "structured:GlobalStructuredMethod",
+               ranks_globally=True),
         Method("taylor_structured", True, TaylorOptions, "taylor:TaylorStructuredMethod"),
         Method("random_structured", True, ChannelOptions, "random:RandomStructuredMethod"),
     )

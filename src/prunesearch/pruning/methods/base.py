@@ -1,6 +1,6 @@
 """The contract every pruning method keeps, and the options methods declare."""
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +13,20 @@ Target = tuple[nn.Module, str]
 """A prunable tensor: the module that owns it and its name, e.g. (conv, "weight")."""
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """How much a method prunes this time, as a fraction of what is still unpruned: `overall`,
+    or per unit where an allocation shares the trial's amount unevenly among them
+    (`per_module`, each unit's modules mapped to its amount; pruning.allocation). A global
+    method ranks across layers and reads `overall` alone."""
+
+    overall: float
+    per_module: Mapping[nn.Module, float] = field(default_factory=dict)
+
+    def of(self, module: nn.Module) -> float:
+        return self.per_module.get(module, self.overall)
 
 
 @dataclass(frozen=True)
@@ -30,17 +44,18 @@ class PruningMethod:
 
     `apply` is called by the pruning loop once per iteration, on the trained (or retrained)
     model, before the re-init option and retraining. It must only add masks through
-    `torch.nn.utils.prune` (so masks compose and only shrink), pruning `amount` of the units
-    of `targets` still unpruned: single weights, or whole output channels (filters, neurons)
-    when its registry entry says `structured`. It must not change `weight_orig` values, and
+    `torch.nn.utils.prune` (so masks compose and only shrink), pruning `amount.of(module)` of
+    each target's units still unpruned (a method whose registry entry says `ranks_globally`:
+    `amount.overall` of all of them): single weights, or whole output channels (filters,
+    neurons) when its registry entry says `structured`. It must not change `weight_orig` values, and
     never call `prune.remove`: masks must hold through retraining.
 
-    Its name, whether it is structured and its `Options` are declared in the registry
+    Its name, whether it is structured or ranks globally and its `Options` are declared in the registry
     (methods/__init__.py), readable without torch; `context.options` holds an instance of
     those options.
     """
 
-    def apply(self, model: nn.Module, targets: list[Target], amount: float,
+    def apply(self, model: nn.Module, targets: list[Target], amount: Amounts,
               context: Context) -> None:
         raise NotImplementedError
 

@@ -19,7 +19,7 @@ class L1UnstructuredMethod(UnstructuredMethod):
 
     def apply(self, model, targets, amount, context):
         for module, tensor_name in targets:
-            prune.l1_unstructured(module, tensor_name, amount=amount)
+            prune.l1_unstructured(module, tensor_name, amount=amount.of(module))
 
 
 class GlobalL1Method(UnstructuredMethod):
@@ -28,4 +28,5 @@ class GlobalL1Method(UnstructuredMethod):
     small (typically the wide late convolutions) end sparser than the others."""
 
     def apply(self, model, targets, amount, context):
-        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=amount)
+        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured,
+                                amount=amount.overall)

@@ -14,7 +14,7 @@ class RandomUnstructuredMethod(UnstructuredMethod):
 
     def apply(self, model, targets, amount, context):
         for module, tensor_name in targets:
-            prune.random_unstructured(module, tensor_name, amount=amount)
+            prune.random_unstructured(module, tensor_name, amount=amount.of(module))
 
 
 class RandomStructuredMethod(PruningMethod):
@@ -24,7 +24,7 @@ class RandomStructuredMethod(PruningMethod):
     def apply(self, model, targets, amount, context):
         for channel_set in channels.channel_sets(targets, context.couplings):
             weight = channel_set[0].weight
-            count = channels.capped_count(len(channels.live_channels(channel_set[0])), amount,
-                                          context.options.round_to)
+            count = channels.capped_count(len(channels.live_channels(channel_set[0])),
+                                          amount.of(channel_set[0]), context.options.round_to)
             scores = torch.rand(weight.shape[0], device=weight.device)
             channels.prune_channel_set(channel_set, scores, count, context.couplings)

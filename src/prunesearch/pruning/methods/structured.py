@@ -19,8 +19,8 @@ class LnStructuredMethod(PruningMethod):
 
     def apply(self, model, targets, amount, context):
         for channel_set in channels.channel_sets(targets, context.couplings):
-            count = channels.capped_count(len(channels.live_channels(channel_set[0])), amount,
-                                          context.options.round_to)
+            count = channels.capped_count(len(channels.live_channels(channel_set[0])),
+                                          amount.of(channel_set[0]), context.options.round_to)
             scores = sum(channel_norms(module, context.options.norm) for module in channel_set)
             channels.prune_channel_set(channel_set, scores, count, context.couplings)
 
@@ -47,7 +47,7 @@ class GlobalStructuredMethod(PruningMethod):
             candidates += [(score, position, channel) for score, channel in
                            zip(scores[position][live].tolist(), live.tolist())]
             live_left.append(len(live))
-        to_remove = round(amount * len(candidates))
+        to_remove = round(amount.overall * len(candidates))
         chosen = [0] * len(channel_sets)
         for _, position, _ in sorted(candidates):
             if to_remove == 0:

@@ -63,7 +63,7 @@ class TaylorStructuredMethod(PruningMethod):
         batches = context.batches(context.options.ranking_batches)
         scores = taylor_scores(model, list(activations.values()), batches)
         for channel_set in channels.channel_sets(targets, context.couplings):
-            count = channels.capped_count(len(channels.live_channels(channel_set[0])), amount,
-                                          context.options.round_to)
+            count = channels.capped_count(len(channels.live_channels(channel_set[0])),
+                                          amount.of(channel_set[0]), context.options.round_to)
             set_scores = sum(scores[activations[module]] for module in channel_set)
             channels.prune_channel_set(channel_set, set_scores, count, context.couplings)
