@@ -222,3 +222,17 @@ def test_schedules_benchmark_runs_every_family_with_and_without_distillation():
     # one trial each: two iterations, or four epochs of a gradual schedule
     assert models["iterative"] == 2 and models["gradual"] == 4
     assert "mean (spread = max - min) over seeds [0]" in out
+
+
+@pytest.mark.slow
+def test_allocation_benchmark_runs_every_way_in_both_parts(tmp_path):
+    smoke("allocation", "--json", str(tmp_path / "a.json"))
+    figures = json.loads((tmp_path / "a.json").read_text())
+    assert set(figures) == {"resnet20 budget stages", "resnet20 budget sensitivity",
+                            "resnet20 front uniform", "resnet20 front global"}
+    for key, summary in figures.items():
+        run = summary["runs"][0]
+        if " budget " in key:  # projected: the model landed on half the dense MACs
+            assert 0.4 < run["macs_kept"] <= 0.5 and 0 <= run["best_val"] <= 1
+        else:
+            assert 0 <= run["hypervolume"] <= 1

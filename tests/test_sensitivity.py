@@ -81,6 +81,9 @@ def test_sensitivity_through_the_cli_writes_and_logs_its_report(workdir):
                                        "--amounts", "0.9", "--output", "report"])
     assert result.exit_code == 0, result.output
     assert "each unit pruned alone" in result.output and "mean drop" in result.output
+    # What allocation sensitivity would prune of each unit at 50% overall, extremes marked.
+    assert "allocated at 50%" in result.output
+    assert "(most)" in result.output and "(least)" in result.output
     report = json.loads((workdir / "report" / "sensitivity.json").read_text())
     assert report["method"] == "l1_unstructured" and report["amounts"] == [0.5, 0.9]
     assert len(report["units"]) == 7  # six convolutions and the classifier, layer by layer

@@ -18,21 +18,21 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from prunesearch.pruning import methods
-from prunesearch.pruning.figures import BATCH_SIZES
+from prunesearch.pruning.figures import BATCH_SIZES, NOT_TIMED
 from prunesearch.training import models
 from prunesearch.errors import MISSING, StudyFileError
 from prunesearch.config import budgets
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.pruning.schedule import (DEFAULT_STAGE_FACTORS, FAMILY_KEYS, REQUIRED_KEYS,
                                           SPACE_FIELDS, SPACE_TYPES, STAGE_FACTOR, Choice, Fixed,
-                                          ParamSpec, Range)
+                                          ParamSpec, Range, structured_methods)
 from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
                                   valid)
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 EARLY_STOPPING_RULES = ("none", "mo-asha")  # see search.early_stopping
 RUNG_POINTS = ("planned", "current")
-LATENCY_DEVICES = ("cpu", "cuda", "onnxruntime", "none")  # see pruning.costs
+LATENCY_DEVICES = ("auto", "cpu", "cuda", "onnxruntime", "none")  # see pruning.costs
 PRECISIONS = ("auto", "bf16", "fp32")  # see training.train.resolve_precision
 DATA_SOURCES = ("cifar10", "cifar100", "imagefolder")  # see training.data.load
 CIFAR_SIZE = 32
@@ -179,10 +179,12 @@ class StudySpec:
         allowed=f"a list of distinct names from {sorted(OBJECTIVES)}",
         check=lambda v: len(v) >= 1 and len(set(v)) == len(v) and set(v) <= set(OBJECTIVES))
     latency_device: str = setting(
-        default="cpu", help="where latency and the speedup objective are measured: the device "
-                            "the pruned model will be deployed on, in eager PyTorch, or "
-                            "onnxruntime (exported to ONNX, ONNX Runtime on the CPU); none "
-                            "skips timing, a third of a small trial's time",
+        default="auto", help="where latency and the speedup objective are measured: the "
+                             "device the pruned model will be deployed on, in eager PyTorch, "
+                             "or onnxruntime (exported to ONNX, ONNX Runtime on the CPU); none "
+                             "skips timing; auto times on the cpu where a figure of the study "
+                             "can use it (a structured method in the space, the speedup "
+                             "objective or a latency budget) and nowhere else",
         allowed=f"one of {list(LATENCY_DEVICES)}", check=lambda v: v in LATENCY_DEVICES)
     latency_batch_sizes: tuple[int, ...] = setting(
         default=BATCH_SIZES, help="batch sizes latency is timed at; the speedup "
@@ -397,6 +399,17 @@ def study_budgets(spec: StudySpec) -> list[budgets.Budget]:
     """The budgets the study file sets."""
     return [budgets.make(key, getattr(spec, key)) for key in budgets.KEYS
             if getattr(spec, key) is not None]
+
+
+def timed_device(spec: StudySpec) -> str:
+    """Where the study's models are timed: its latency_device, `auto` resolved. Unstructured
+    pruning runs through the same dense kernels, so its speed-ups come out at 1 and timing it
+    would cost a sizeable part of a trial for a figure no decision reads."""
+    if spec.latency_device != "auto":
+        return spec.latency_device
+    timing_budgets = spec.max_latency_ms is not None or spec.max_speedup_noise is not None
+    needed = "speedup" in spec.objectives or timing_budgets or structured_methods(spec.space)
+    return "cpu" if needed else NOT_TIMED
 
 
 def _check_timing_budgets(spec: StudySpec) -> None:
@@ -695,7 +708,11 @@ def fingerprint(spec: StudySpec) -> dict[str, str]:
     (search space, objectives, budgets, repeats and the dense identity), as the study file
     spells it. Name, description, n_trials, sampler and early stopping may change."""
     dense = dense_identity(spec)
-    settings = {"objectives": ", ".join(spec.objectives), "latency_device": spec.latency_device,
+    settings = {"objectives": ", ".join(spec.objectives),
+                # Left out at auto, which follows from the settings here (and reads a study
+                # stored when cpu was the default as unchanged).
+                **({"latency_device": spec.latency_device}
+                   if spec.latency_device != "auto" else {}),
                 "latency_batch_sizes": format_value(list(spec.latency_batch_sizes)),
                 **{key: format_value(getattr(spec, key)) for key in budgets.KEYS},
                 "seed": str(dense.pop("seed")), "repeats": str(spec.repeats),

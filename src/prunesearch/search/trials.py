@@ -24,7 +24,7 @@ def settings(spec: StudySpec, data: ImageData, checkpoint: dense.DenseCheckpoint
         fresh_state=functools.partial(dense.initial_state, spec, data.num_classes),
         optimizer=dense.optimizer_settings(spec, device), augmented=spec.data.augment,
         seed=spec.seed, repeats=spec.repeats,
-        latency=Latency(spec.latency_device, spec.latency_batch_sizes),
+        latency=Latency(studyfile.timed_device(spec), spec.latency_batch_sizes),
         classifier=spec.model.classifier or "classifier",
         sharing=Sharing(stages=spec.stages, min_kept=spec.min_kept, curves=curves or {},
                         projection=_projection(spec)))

@@ -19,7 +19,8 @@ def to_table(units, amounts, dense_accuracy: float, *, shares=None, overall: flo
         header.append(f"allocated at {overall:.0%}")
         most, least = max(shares), min(shares)
         for row, share in zip(body, shares):
-            mark = " (most)" if share == most else " (least)" if share == least else ""
+            mark = "" if most == least else " (most)" if share == most \
+                else " (least)" if share == least else ""
             row.append(f"{share:.0%}{mark}")
     return columns(header, body, align=["left"] + ["right"] * (len(header) - 1))
 

@@ -22,15 +22,16 @@ from prunesearch.views.rows import ModelRow, short_value, shown
 
 def study_summary(flight) -> str:
     """A study file checked by preflight (config.preflight.Preflight) as the user should read
-    it: every setting, defaults filled in, the layers structured methods leave whole, and the
-    search space with each parameter's kind."""
+    it: every setting, defaults filled in, the layers structured methods leave whole, how
+    amounts are shared among units, and the search space with each parameter's kind."""
     spec = flight.spec
     lines = [f"{spec.path}: valid",
              f"study {spec.name}: {spec.n_trials} trials, sampler {spec.sampler}, seed {spec.seed},"
              f" maximise {' and '.join(spec.objectives)}, "
-             + ("latency not timed" if spec.latency_device == NOT_TIMED
-                else f"latency on {spec.latency_device} at batch "
+             + ("latency not timed" if studyfile.timed_device(spec) == NOT_TIMED
+                else f"latency on {studyfile.timed_device(spec)} at batch "
                      f"{', '.join(map(str, spec.latency_batch_sizes))}")
+             + (" (latency_device auto)" if spec.latency_device == "auto" else "")
              + "".join(f", {budget.describe()}" for budget in studyfile.study_budgets(spec))]
     stopping = ("" if spec.early_stopping == "none" else
                 f" (reduction_factor {spec.reduction_factor}, first_rung_epochs "
@@ -51,6 +52,15 @@ def study_summary(flight) -> str:
                      + (f"{len(unpruned)} of {flight.layers} layers left "
                         f"unpruned: {unpruned_text(unpruned)}" if unpruned else
                         "every conv and linear layer but the output layer can be pruned"))
+    sharing = studyfile.allocations(spec)
+    if sharing != ("uniform",) or spec.project_to_budget:
+        stages = "" if not flight.stages else (
+            f"; {flight.stages} stages" + (" by prefix" if spec.stages
+                                            else " by spatial resolution")
+            + ", each a stage_factor_K")
+        lines.append(f"allocation: {', '.join(sharing)}{stages}; min_kept {spec.min_kept}; "
+                     + ("each trial projected onto the size budget" if spec.project_to_budget
+                        else "not projected"))
     lines.append("search space:")
     width = max(len(name) for name in SPACE_FIELDS)
     for name, described in studyfile.describe_space(spec).items():

@@ -9,6 +9,7 @@ physically smaller one would (`export.shrink`) and its weight sparsity counts
 every weight the removal deletes.
 """
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -324,9 +325,11 @@ def mask_dependents(module: nn.Module, found: Couplings) -> None:
 def channel_layer_norm(module: nn.Module) -> bool:
     """A LayerNorm over the channels alone, with a scale and shift to mask: channels last
     (nn.LayerNorm itself, after a permute) or first (ConvNeXt's LayerNorm2d)."""
-    from torchvision.models.convnext import LayerNorm2d
-
-    return (type(module) in (nn.LayerNorm, LayerNorm2d) and len(module.normalized_shape) == 1
+    # torchvision's LayerNorm2d only where torchvision is loaded (a network of it is): its
+    # import costs 1.7 s, which a trial of prunesearch's own networks need not pay.
+    convnext = sys.modules.get("torchvision.models.convnext")
+    norms = (nn.LayerNorm, convnext.LayerNorm2d) if convnext else (nn.LayerNorm,)
+    return (type(module) in norms and len(module.normalized_shape) == 1
             and module.weight is not None and module.bias is not None)
 
 
