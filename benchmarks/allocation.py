@@ -16,7 +16,7 @@ Printed per network and seed, then mean and sd over seeds.
 
     python -m benchmarks.allocation --data-dir ../shared/data/cifar10-subset
         [--networks resnet20 vgg16_bn] [--seeds 0 1] [--trials 4] [--front-trials 12]
-        [--epochs 2] [--dense-epochs 15] [--width 16] [--json allocation.json]
+        [--epochs 2] [--dense-epochs 15] [--width 16] [--cache-dir DIR] [--json allocation.json]
     python -m benchmarks.allocation --smoke   # every way and part once, one trial, tiny data
 """
 
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--dense-epochs", type=int, default=15)
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="where the dense models are cached, to share them between runs "
+                             "(default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict]] = {}
     with common.data_dir_for(args) as data_dir, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        cache = folder / "cache"  # one dense model per network and seed, shared by the ways
+        # One dense model per network and seed, shared by the ways (and runs, with --cache-dir).
+        cache = args.cache_dir or folder / "cache"
         for network in networks:
             for seed in seeds:
                 for part in args.parts:

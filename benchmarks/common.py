@@ -24,6 +24,7 @@ from prunesearch.search import data as study_data
 from prunesearch.search import optimize
 from prunesearch.pruning.schedule import Fixed
 from prunesearch.testing import data as testing_data
+from prunesearch.testing.stores import empty_mlflow_store
 from prunesearch.training import data as data_module
 
 BATCH = 128
@@ -88,13 +89,14 @@ def run_study(spec, folder: Path, data_dir: Path, **options):
     are other RunSettings (device, timeout, ...). Returns the Optuna study."""
     options = {"n_trials": spec.n_trials, "cache_dir": folder / "cache", "device": "cpu",
                **options}
+    empty_mlflow_store(folder / "m.db")  # a copy: creating a store runs every migration
     return optimize.optimize(preflight.run(spec), optimize.RunSettings(
         study=spec.path, storage_url=f"sqlite:///{folder / 'o.db'}",
         tracking_uri=tracking_uri(folder), data_dir=data_dir, **options))
 
 
 def tracking_uri(folder: Path) -> str:
-    """The MLflow store of a study run_study ran in `folder`."""
+    """The MLflow store of a study run_study ran in `folder` (m.db)."""
     return f"sqlite:///{folder / 'm.db'}"
 
 

@@ -28,6 +28,7 @@ import pytest
 
 from prunesearch.testing import data as testing_data
 from prunesearch.testing import studies
+from prunesearch.testing import stores as testing_stores
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -76,11 +77,8 @@ def cifar_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def empty_mlflow_store(tmp_path_factory) -> Path:
     """An MLflow SQLite store with no experiment but the default, at MLflow's schema."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
+    return testing_stores.empty_mlflow_store(tmp_path_factory.mktemp("mlflow-template")
+                                             / "mlflow.db")
 
 
 @pytest.fixture
