@@ -236,3 +236,22 @@ def test_allocation_benchmark_runs_every_way_in_both_parts(tmp_path):
             assert 0.4 < run["macs_kept"] <= 0.5 and 0 <= run["best_val"] <= 1
         else:
             assert 0 <= run["hypervolume"] <= 1
+
+
+@pytest.mark.slow
+def test_breakdown_benchmark_times_every_part_at_two_data_sizes(tmp_path):
+    out = smoke("breakdown", "--json", str(tmp_path / "b.json"))
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert set(figures) == {f"{study} x{factor}" for study in ("l1-iterative",
+                                                               "structured-filters")
+                            for factor in (1, 2)}
+    for key, run in figures.items():
+        parts = run["parts_s"]
+        assert all(positive(parts[part]) for part in ("data", "dense", "tracker start",
+                                                      "training", "evaluation", "tracking",
+                                                      "storage", "front"))
+        assert sum(parts.values()) == pytest.approx(run["total_s"])
+        assert run["iterations"] == 2
+        # Timed only where a figure can use it: the structured study, not the unstructured.
+        assert ("timing" in parts) == key.startswith("structured"), parts
+    assert "| training share |" in out

@@ -145,3 +145,20 @@ def test_bad_study_file_is_one_line_exit_2_and_writes_nothing(workdir, edit):
     assert "\n" not in message and "Traceback" not in message
     assert str(path) in message and key in message and allowed in message
     assert contents(workdir) == before  # no store created
+
+
+@pytest.mark.parametrize("changes, timed", [
+    ({}, "none"),  # l1_unstructured: dense kernels, a speed-up of 1 whatever is pruned
+    ({"space": {"method": "ln_structured"}}, "cpu"),
+    ({"objectives": ["val_accuracy", "speedup"]}, "cpu"),
+    ({"max_latency_ms": 5.0}, "cpu"),
+    ({"latency_device": "cpu"}, "cpu"),  # asked for: timed
+])
+def test_latency_is_timed_by_default_only_where_a_figure_can_use_it(tmp_path, changes, timed):
+    from prunesearch.testing import studies
+
+    path = studies.study_file(tmp_path / "s.toml", **changes)  # the smoke study, changed
+    spec = studyfile.load(str(path))
+    assert studyfile.timed_device(spec) == timed
+    # At auto the fingerprint leaves it out: a study stored when cpu was the default resumes.
+    assert ("latency_device" in studyfile.fingerprint(spec)) == ("latency_device" in changes)
