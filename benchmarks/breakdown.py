@@ -37,7 +37,7 @@ import torch
 
 from benchmarks import common
 from prunesearch.config import studyfile
-from prunesearch.pruning import costs, export, loop, methods, timing
+from prunesearch.pruning import costs, export, loop, methods
 from prunesearch.pruning.schedule import Fixed
 from prunesearch.search import data as study_data
 from prunesearch.search import dense, optimize
