@@ -11,12 +11,12 @@ from pathlib import Path
 
 @functools.cache
 def _template() -> Path:
-    from mlflow.tracking import MlflowClient
+    from prunesearch.stores.tracking import create_store
 
     folder = Path(tempfile.mkdtemp(prefix="prunesearch-mlflow-template-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    create_store(f"sqlite:///{path}")
     return path
 
 
