@@ -273,7 +273,8 @@ def _plan(settings: TrialSettings, schedule: Schedule, repeat: _Repeat,
     rounds = schedule.iterations if schedule.schedule == "iterative" else 1
     counted = not structured and not repeat.method.ranks_globally
     rehearsal = None if counted else Rehearsal(repeat.model, repeat.targets, repeat.found)
-    tally = projection.Counted(repeat.model, repeat.targets, example_input) if counted else None
+    tally = projection.Counted(repeat.model, repeat.targets, example_input, dense_costs) \
+        if counted else None
 
     def keeps(factor: float) -> bool:
         scaled = allocation.scaled(shares, factor, cap)
