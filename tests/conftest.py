@@ -5,9 +5,10 @@ suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml):
 - each worker, and every process a test starts, computes on one thread: N processes of all
   cores' threads each would spend the cores fighting over them (measured: the suite's CPU
   time grew from 22 to 39 minutes at three workers of two threads);
-- a test marked `alone` (timing-sensitive) runs with no other test beside it: a shared lock
-  is held for every test, an exclusive one for it, behind a turnstile that holds back new
-  tests while it waits;
+- the timed part of a timing-sensitive test (`with alone():`) runs with no other test
+  beside it: every test holds a shared lock, the block trades it for an exclusive one, behind
+  a turnstile that holds back new tests while it waits; the rest of that test (starting a
+  worker, checking the stores afterwards) runs beside others;
 - tests marked `slow` are handed out first, so that none starts last and runs on alone;
 - a test's working directory starts with an empty MLflow store already at MLflow's schema
   (copied from one made per worker): making one runs every MLflow migration, 1.5 s of CPU
@@ -18,7 +19,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
 from pathlib import Path
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported, here and in subprocesses
@@ -29,6 +29,7 @@ import pytest
 from prunesearch.testing import data as testing_data
 from prunesearch.testing import studies
 from prunesearch.testing import stores as testing_stores
+from prunesearch.testing.servers import PortTaken, on_a_free_port  # noqa: F401  (for tests)
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -37,6 +38,9 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow first
+
+
+TURN = pytest.StashKey[tuple]()  # the test's open turnstile and room files
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -48,17 +52,38 @@ def pytest_runtest_protocol(item, nextitem):
         return
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"prunesearch-tests-{run}"
     folder.mkdir(exist_ok=True)
-    alone = item.get_closest_marker("alone") is not None
     with open(folder / "turnstile", "a") as turnstile, open(folder / "room", "a") as room:
         fcntl.flock(turnstile, fcntl.LOCK_EX)
-        if not alone:
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
-        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(room, fcntl.LOCK_SH)
+        item.stash[TURN] = (turnstile, room)
         try:
             yield
         finally:
             fcntl.flock(room, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def alone(request):
+    """`with alone():` the block runs with no other test beside it (see the module docstring):
+    for the part of a test that is timed."""
+    @contextlib.contextmanager
+    def block():
+        turnstile, room = request.node.stash.get(TURN, (None, None))
+        if room is None:  # not under xdist
+            yield
+            return
+        fcntl.flock(room, fcntl.LOCK_UN)  # first: another test waiting to be alone holds one
+        fcntl.flock(turnstile, fcntl.LOCK_EX)  # no new test starts
+        fcntl.flock(room, fcntl.LOCK_EX)  # the running ones have ended
+        try:
+            yield
+        finally:
+            fcntl.flock(room, fcntl.LOCK_SH)
             fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+    return block
+
 
 TINY_STUDY = {  # times no latency (3-4x the CPU of a tiny trial): tests about timing ask for it
     "name": "tiny", "description": "a test study", "seed": 0, "n_trials": 2, "sampler": "tpe",
@@ -128,19 +153,3 @@ def tiny_study(workdir) -> Path:
     return write_study(workdir)
 
 
-class PortTaken(Exception):
-    """The server could not start on the port it was given."""
-
-
-def on_a_free_port(start, attempts: int = 5):
-    """`start(port)` on a port that was free a moment ago; should another process take it in
-    between (`start` raises PortTaken), again on another."""
-    for attempt in range(attempts):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            return start(port)
-        except PortTaken:
-            if attempt == attempts - 1:
-                raise

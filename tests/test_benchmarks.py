@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import common, search
 from prunesearch.pruning.schedule import Fixed
+from prunesearch.testing import servers
 
 ROOT = Path(__file__).parents[1]
 
@@ -255,3 +256,17 @@ def test_breakdown_benchmark_times_every_part_at_two_data_sizes(tmp_path):
         # Timed only where a figure can use it: the structured study, not the unstructured.
         assert ("timing" in parts) == key.startswith("structured"), parts
     assert "| training share |" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(servers.INITDB is None, reason="PostgreSQL server binaries not installed")
+def test_cluster_benchmark_runs_workers_on_a_prepared_postgresql_study(tmp_path):
+    out = smoke("cluster", "--json", str(tmp_path / "c.json"))
+    figures = json.loads((tmp_path / "c.json").read_text())
+    assert figures["workers"] == 2 and figures["complete"] >= figures["n_trials"]
+    assert figures["storage_errors"] == 0 and figures["trials_lost"] == 0
+    assert figures["workers_that_ran_a_trial"] >= 1
+    assert positive(figures["first_worker_to_first_trial_s"]) or figures[
+        "first_worker_to_first_trial_s"] is None
+    assert positive(figures["trials_per_hour"]) and positive(figures["peak_pss_gib"])
+    assert "| workers | trials |" in out

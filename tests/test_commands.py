@@ -243,7 +243,8 @@ def test_the_worker_command_line_carries_every_run_setting(tiny_study, tmp_path)
                            storage_url=f"sqlite:///{tmp_path / 'o.db'}",
                            tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
                            data_dir=tmp_path / "data", cache_dir=tmp_path / "cache",
-                           device="cpu", allow_spec_change=True, outage_wait_s=42.0)
+                           device="cpu", allow_spec_change=True, outage_wait_s=42.0,
+                           wait_for_prepare=30.0)
     defaults = {f.name: f.default for f in dataclasses.fields(RunSettings)}
     assert all(getattr(settings, name) != default for name, default in defaults.items())
     command, *argv = settings.to_argv()

@@ -8,134 +8,41 @@ The PostgreSQL server is a throwaway cluster (initdb) on a free loopback port; t
 skipped only where PostgreSQL's binaries are not installed.
 """
 
-import glob
-import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import optuna
-import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import PortTaken, on_a_free_port, write_study
+from conftest import write_study
+from prunesearch.testing import servers
 from test_interruptions import wait_for_running_trial
 
 TrialState = optuna.trial.TrialState
 
 
-def server_binary(name: str) -> str | None:
-    """On PATH, or where Debian's postgresql package puts it."""
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
-
-
-INITDB, PG_CTL = server_binary("initdb"), server_binary("pg_ctl")
-pytestmark = pytest.mark.skipif(INITDB is None or PG_CTL is None,
+pytestmark = pytest.mark.skipif(servers.INITDB is None or servers.PG_CTL is None,
                                 reason="PostgreSQL server binaries (initdb, pg_ctl) not installed")
-
-
-def as_server_user(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run it as the `postgres` user then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-@dataclass
-class Server:
-    """A service on a fixed loopback port that a test can stop and start again there."""
-
-    url: str
-    stop: Callable[[], None]
-    start: Callable[[], None]
-
-    def restart(self, down_s: float = 0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
 
 
 @pytest.fixture(scope="module")
 def postgres():
     """A fresh PostgreSQL cluster with databases `optuna` and `mlflow`; its base URL."""
-    # Not under pytest's temporary folder, which the `postgres` user may not enter.
-    folder = Path(tempfile.mkdtemp(prefix="prunesearch-postgres-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    subprocess.run(as_server_user([INITDB, "-D", str(folder / "data"), "-A", "trust",
-                                   "-U", "prunesearch"]), check=True, capture_output=True)
-
-    def start_server(port: int) -> int:
-        started = subprocess.run(as_server_user(
-            [PG_CTL, "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start", "-o",
-             f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"]),
-            capture_output=True)
-        if started.returncode != 0:
-            raise PortTaken((folder / "log").read_text(errors="replace")[-2000:])
-        return port
-
-    def stop() -> None:  # "fast": every connection is cut, as when a server restarts
-        subprocess.run(as_server_user([PG_CTL, "-D", str(folder / "data"), "-m", "fast",
-                                       "stop"]), capture_output=True)
-
-    port = on_a_free_port(start_server)
-    url = f"postgresql://prunesearch@127.0.0.1:{port}"
-    try:
-        with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-            for database in ("optuna", "mlflow"):
-                connection.execute(f"create database {database}")
-        yield Server(url, stop, lambda: start_server(port))
-    finally:
-        stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with servers.postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(postgres, tmp_path_factory):
     """`mlflow server` on the PostgreSQL database `mlflow`, artifacts served from a folder."""
     artifacts = tmp_path_factory.mktemp("artifacts")
-    log = open(artifacts.parent / "mlflow-server.log", "ab")
-    process = {}
-
-    def start_server(port: int) -> int:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-             f"{postgres.url}/mlflow", "--artifacts-destination", str(artifacts),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=log, start_new_session=True,
-            # no job runners (GenAI evaluation jobs): two processes nothing here uses
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    process["server"] = server
-                    return port
-            except OSError:
-                if server.poll() is not None:
-                    raise PortTaken("mlflow server exited")
-                time.sleep(0.5)
-        os.killpg(server.pid, signal.SIGTERM)
-        pytest.fail("mlflow server did not start within two minutes")
-
-    def stop() -> None:
-        server = process.pop("server", None)
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=60)
-
-    port = on_a_free_port(start_server)
-    try:
-        yield Server(f"http://127.0.0.1:{port}", stop, lambda: start_server(port))
-    finally:
-        stop()
+    with servers.mlflow_server(f"{postgres.url}/mlflow", artifacts,
+                               log=artifacts.parent / "mlflow-server.log") as server:
+        yield server
 
 
 def start(workdir, study_path, storage, tracking, n_trials, *options):
@@ -319,3 +226,86 @@ def test_a_database_server_that_refuses_this_process_is_a_wrong_address_said_at_
     assert len(errors) == 1 and says in errors[0] and "wrong address" in errors[0], done.stderr
     assert "secret" not in done.stderr and "***" in errors[0]
     assert time.monotonic() - started < 15 + 10  # 15 s, plus the interpreter's start
+
+
+# On a cluster (docs/operations.md): `prunesearch prepare`, then workers started together.
+WORKERS = 8
+
+
+def start_workers(workdir, study_path, storage, tracking, budget) -> list[subprocess.Popen]:
+    """WORKERS `optimize --wait-for-prepare` processes started in the same instant, each with
+    a log of its own (worker-K.log), sharing one dense cache folder."""
+    command = [sys.executable, "-m", "prunesearch", "optimize", "--study", str(study_path),
+               "--n-trials", str(budget), "--storage", storage, "--tracking-uri", tracking,
+               "--cache-dir", str(workdir / "cache"), "--wait-for-prepare", "300"]
+    return [subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            for k in range(WORKERS) for log in [open(workdir / f"worker-{k}.log", "wb")]]
+
+
+def prepare(workdir, study_path, storage, tracking) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prunesearch", "prepare", "--study",
+                           str(study_path), "--storage", storage, "--tracking-uri", tracking,
+                           "--cache-dir", str(workdir / "cache")],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)
+
+
+def assert_prepared_once(workdir, workers, prepared, name, storage, tracking, budget) -> None:
+    """Every worker finished without preparing anything; the dense model trained by
+    `prepare` alone; the study whole (assert_whole) with one study run."""
+    logs = []
+    for k, worker in enumerate(workers):
+        assert worker.wait(timeout=600) == 0, (workdir / f"worker-{k}.log").read_text()
+        logs.append((workdir / f"worker-{k}.log").read_text())
+    assert prepared.returncode == 0, prepared.stderr
+    assert "dense model trained" in prepared.stderr
+    assert not any("dense epoch" in log or "dense model trained" in log for log in logs)
+    assert all("dense model from cache" in log for log in logs)
+    assert "--wait-for-prepare" in prepared.stdout and f"--storage {storage}" in prepared.stdout
+    complete = assert_whole(name, storage, tracking, budget)
+    assert len(complete) <= budget + WORKERS - 1  # at most one extra per other worker
+    client = MlflowClient(tracking_uri=tracking)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    assert [r.data.tags.get("prunesearch.role") for r in runs].count("study") == 1
+
+
+@pytest.mark.slow
+def test_workers_started_together_before_prepare_wait_then_work_and_never_prepare(
+        workdir, postgres, mlflow_server):
+    """The cluster recipe's race, in one study (the suite's time: 8 workers cost about 80 s of
+    CPU): WORKERS workers started in the same instant on a study not yet prepared all wait;
+    `prepare` prepares it; they then start on the prepared study within a second of each
+    other. `prepare` again only checks; a worker started after it finds the study prepared at
+    once; one whose study file changed is refused."""
+    storage, budget, name = f"{postgres.url}/optuna", WORKERS, "cluster"
+    study_path = study_file(workdir, name, retrain_epochs="1")
+    workers = start_workers(workdir, study_path, storage, mlflow_server.url, budget)
+    deadline = time.monotonic() + 120
+    while not all("not prepared yet" in (workdir / f"worker-{k}.log").read_text()
+                  for k in range(WORKERS)):
+        assert all(w.poll() is None for w in workers) and time.monotonic() < deadline
+        time.sleep(0.2)
+    prepared = prepare(workdir, study_path, storage, mlflow_server.url)
+    assert_prepared_once(workdir, workers, prepared, name, storage, mlflow_server.url, budget)
+
+    again = prepare(workdir, study_path, storage, mlflow_server.url)
+    assert again.returncode == 0 and "prepared already" in again.stderr, again.stderr
+    assert again.stdout == prepared.stdout and "dense epoch" not in again.stderr
+    complete = [t for t in optuna.load_study(study_name=name, storage=storage).trials
+                if t.state == TrialState.COMPLETE]
+    late = subprocess.run(  # one more trial
+        [sys.executable, "-m", "prunesearch", "optimize", "--study", str(study_path),
+         "--n-trials", str(len(complete) + 1), "--storage", storage, "--tracking-uri",
+         mlflow_server.url, "--cache-dir", str(workdir / "cache"), "--wait-for-prepare", "30"],
+        cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert late.returncode == 0 and "not prepared yet" not in late.stderr, late.stderr
+    assert "dense model from cache" in late.stderr
+    (workdir / "other").mkdir()
+    changed = study_file(workdir / "other", name, retrain_epochs="3")
+    refused = subprocess.run(
+        [sys.executable, "-m", "prunesearch", "optimize", "--study", str(changed),
+         "--storage", storage, "--tracking-uri", mlflow_server.url,
+         "--cache-dir", str(workdir / "cache"), "--wait-for-prepare", "30"],
+        cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "space.retrain_epochs" in errors[0], refused.stderr

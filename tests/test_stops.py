@@ -62,16 +62,16 @@ def restarting_tracking_server():
 
 
 @pytest.mark.slow
-@pytest.mark.alone
 @pytest.mark.parametrize("seed, signum", [(1, signal.SIGINT), (2, signal.SIGTERM),
                                           (3, signal.SIGINT)])
 def test_a_stop_while_waiting_out_an_outage_ends_the_wait_at_once(
-        workdir, restarting_tracking_server, seed, signum):
+        workdir, restarting_tracking_server, alone, seed, signum):
     study = write_study(workdir, retrain_epochs="1", settings='latency_device = "none"')
     worker = start_worker(workdir, study, 1, "--tracking-uri", restarting_tracking_server)
     wait_for_line(workdir, worker, "unreachable during", timeout=120)  # in its backoff now
-    time.sleep(random.Random(seed).uniform(0.1, 3.0))  # anywhere in the waits of 1, 2, 4 s
-    code, took = stop_and_time(worker, signum)
+    with alone():  # the worker waits meanwhile: its backoff goes on to 30 s a try
+        time.sleep(random.Random(seed).uniform(0.1, 3.0))  # somewhere in a wait of 1-30 s
+        code, took = stop_and_time(worker, signum)
 
     log = (workdir / "worker.log").read_text()
     assert code == EXIT_CODE[signum], log
@@ -88,14 +88,15 @@ def test_a_stop_while_waiting_out_an_outage_ends_the_wait_at_once(
 
 
 @pytest.mark.slow
-@pytest.mark.alone
 @pytest.mark.parametrize("seed, signum", [(4, signal.SIGINT), (5, signal.SIGTERM)])
-def test_a_stop_while_training_ends_the_trial_and_the_process_at_once(workdir, seed, signum):
+def test_a_stop_while_training_ends_the_trial_and_the_process_at_once(workdir, alone, seed,
+                                                                      signum):
     study = write_study(workdir, retrain_epochs="12", settings='latency_device = "none"')
-    worker = start_worker(workdir, study, 2)
-    wait_for_running_trial(workdir, worker)
-    time.sleep(random.Random(seed).uniform(0.0, 2.0))  # somewhere in its retraining
-    code, took = stop_and_time(worker, signum)
+    with alone():  # from the start: the trial must still be training when the signal comes
+        worker = start_worker(workdir, study, 2)
+        wait_for_running_trial(workdir, worker)
+        time.sleep(random.Random(seed).uniform(0.0, 2.0))  # somewhere in its retraining
+        code, took = stop_and_time(worker, signum)
 
     assert code == EXIT_CODE[signum], (workdir / "worker.log").read_text()
     assert took < STOP_S, f"stopped {took:.2f} s after the signal"

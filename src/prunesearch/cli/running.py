@@ -1,4 +1,4 @@
-"""The commands that run a study or check it: optimize, sensitivity, validate."""
+"""The commands that run a study or check it: optimize, prepare, sensitivity, validate."""
 
 from pathlib import Path
 
@@ -11,34 +11,46 @@ from prunesearch.pruning.methods import REGISTRY
 from prunesearch.stores import outages
 
 
+def _study_options(command):
+    """The options of the commands that run a study (optimize, prepare): where its stores,
+    data and dense models are, where it trains."""
+    for option in reversed([
+            STORAGE_OPTION, tracking_uri_option(),
+            data_dir_option("folder holding (or receiving) cifar-10-batches-py or "
+                            "cifar-100-python; image folders are where the study file says"),
+            CACHE_DIR_OPTION, device_option("where to train"),
+            click.option("--allow-spec-change", is_flag=True,
+                         help="resume the study even though its file's search space, data, "
+                              "model or dense settings changed (objectives may not change)"),
+            click.option("--outage-wait", "outage_wait_s", type=click.FloatRange(min=0),
+                         default=outages.DEFAULT_WAIT_S, show_default=True,
+                         envvar="PRUNESEARCH_OUTAGE_WAIT", show_envvar=True,
+                         help="seconds to keep retrying an unreachable study database or "
+                              "MLflow server before the worker stops")]):
+        command = option(command)
+    return command
+
+
 @main.command(epilog="""examples:
 
 \b
   prunesearch optimize --study l1-iterative
   prunesearch optimize --study smoke --data-dir ../shared/data/cifar10-subset
   prunesearch optimize --study my.toml --n-trials 50 --timeout 3600
+  prunesearch optimize --study my.toml --storage postgresql://... --wait-for-prepare 3600
 """)
 @click.option("--study", "study", required=True, help=STUDY_HELP)
 @click.option("--n-trials", type=click.IntRange(min=1), default=None,
               help="completed trials to reach in total (overrides the study file's n_trials)")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="stop starting new trials after this many seconds")
-@STORAGE_OPTION
-@tracking_uri_option()
-@data_dir_option("folder holding (or receiving) cifar-10-batches-py or cifar-100-python; "
-                 "image folders are where the study file says")
-@CACHE_DIR_OPTION
-@device_option("where to train")
+@_study_options
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="worker processes on this machine, the CPU cores split between them")
-@click.option("--allow-spec-change", is_flag=True,
-              help="resume the study even though its file's search space, data, model or "
-                   "dense settings changed (objectives may not change)")
-@click.option("--outage-wait", "outage_wait_s", type=click.FloatRange(min=0),
-              default=outages.DEFAULT_WAIT_S,
-              show_default=True, envvar="PRUNESEARCH_OUTAGE_WAIT", show_envvar=True,
-              help="seconds to keep retrying an unreachable study database or MLflow server "
-                   "before the worker stops")
+@click.option("--wait-for-prepare", type=click.FloatRange(min=0), default=None,
+              envvar="PRUNESEARCH_WAIT_FOR_PREPARE", show_envvar=True,
+              help="a worker of a study `prunesearch prepare` prepares: wait up to this many "
+                   "seconds for it, then only run trials  [default: prepare the study here]")
 def optimize(study, jobs, **options):
     """Run (or resume) a study until it has n_trials complete trials."""
     from prunesearch.config import preflight
@@ -60,8 +72,40 @@ def optimize(study, jobs, **options):
         click.echo(tables.to_table(rows))
 
 
+@main.command(epilog="""examples:
+
+\b
+  prunesearch prepare --study my.toml --storage postgresql://... --tracking-uri http://mlflow:5000
+  PRUNESEARCH_STORAGE=postgresql://... prunesearch prepare --study my.toml
+""")
+@click.option("--study", "study", required=True, help=STUDY_HELP)
+@_study_options
+def prepare(study, **options):
+    """Prepare a study for many workers: check its file, create the study and its MLflow
+    experiment, study run and runs view, read the data, train (or evaluate) and cache the
+    dense model; then print the command its workers run. On a prepared study, only check."""
+    from prunesearch.config import preflight
+    from prunesearch.foundation import interrupts
+    from prunesearch.search import optimize as study_module
+    from prunesearch.search import preparation
+
+    flight = preflight.run(studyfile.load(study))
+    configure_logging()
+    interrupts.install()
+    settings = run_settings(flight.spec, n_trials=None, timeout=None, wait_for_prepare=None,
+                            **options)
+    record, already = study_module.prepare(flight, settings)
+    if already:
+        click.echo(f"study {flight.spec.name} is prepared already ({preparation.described(record)}); "
+                   "nothing done", err=True)
+    else:
+        click.echo(f"study {flight.spec.name} prepared ({preparation.described(record)}); "
+                   "its workers run:", err=True)
+    click.echo(preparation.worker_command(study, settings))
+
+
 def run_settings(spec, *, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir,
-                 device, allow_spec_change, outage_wait_s):
+                 device, allow_spec_change, outage_wait_s, wait_for_prepare):
     """`optimize`'s options, defaults resolved, as the RunSettings its workers get too."""
     from prunesearch.training import data
     from prunesearch.search import dense
@@ -75,7 +119,8 @@ def run_settings(spec, *, n_trials, timeout, storage, tracking_uri, data_dir, ca
         tracking_uri=tracking.resolve_uri(tracking_uri),
         data_dir=(data_dir or data.default_data_dir()).resolve(),
         cache_dir=(cache_dir or dense.default_cache_dir()).resolve(), device=device,
-        allow_spec_change=allow_spec_change, outage_wait_s=outage_wait_s)
+        allow_spec_change=allow_spec_change, outage_wait_s=outage_wait_s,
+        wait_for_prepare=wait_for_prepare)
 
 
 @main.command(epilog="""examples:

@@ -27,7 +27,7 @@ from prunesearch.training.models import checkpoints, custom
 from prunesearch.training.data import ImageData, generator_on
 from prunesearch.foundation import interrupts
 from prunesearch.foundation.diskspace import writing
-from prunesearch.errors import DiskFull, StudyFileError
+from prunesearch.errors import DiskFull, StorageError, StudyFileError
 from prunesearch.config import studyfile
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.training.train import OptimizerSettings, resolve_precision, TrainingDiverged, evaluate, train_epochs
@@ -96,17 +96,28 @@ def cache_key(spec: StudySpec, data: ImageData) -> str:
 
 
 def load_or_train(spec: StudySpec, data: ImageData, *, cache_dir: Path,
-                  device: torch.device) -> DenseCheckpoint:
-    """The cached dense checkpoint for `spec`, training and caching it first if needed."""
+                  device: torch.device, fetch=None) -> DenseCheckpoint:
+    """The cached dense checkpoint for `spec`, training and caching it first if needed.
+
+    `fetch(path)`, if given, replaces the training: it puts the checkpoint that
+    `prunesearch prepare` made at `path` (a worker whose cache folder is not the one prepare
+    filled); what it puts there is checked like any cache file."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"dense-{cache_key(spec, data)}.pt"
     with _locked(FileLock(f"{path}.lock")):
         saved = _read(path) if path.exists() else None
         cache_hit = saved is not None
-        if path.exists() and not cache_hit:
+        if path.exists() and not cache_hit and fetch is None:
             log.warning("dense cache %s fails its checksum (cut short or damaged): training "
                         "the dense model again", path)
-        if not cache_hit:
+        if not cache_hit and fetch is not None:
+            fetch(path)
+            saved = _read(path)
+            if saved is None:
+                raise StorageError(f"the prepared dense checkpoint fetched to {path} fails its "
+                                   "checksum; run `prunesearch prepare` again")
+            log.info("dense model fetched from the study run into %s", path)
+        elif not cache_hit:
             try:
                 saved = _train(spec, data, device)
             except TrainingDiverged as error:

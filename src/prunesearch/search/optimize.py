@@ -7,6 +7,7 @@ trials (see interrupts); the trial it stops is failed and its parameters queued 
 recovery).
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -25,14 +26,14 @@ from optuna.trial import TrialState
 
 from prunesearch.config import space, studyfile
 from prunesearch.config.preflight import Preflight
-from prunesearch.errors import DiskFull, PrunesearchError, UsageError
+from prunesearch.errors import DiskFull, PrunesearchError, StorageError, UsageError
 from prunesearch.foundation import diskspace, interrupts
 from prunesearch.pruning import allocation, export, loop, methods
 from prunesearch.pruning.figures import IterationResult
 from prunesearch.pruning.schedule import FAMILY_KEYS
 from prunesearch.search import dense as dense_module
 from prunesearch.search import data as study_data
-from prunesearch.search import early_stopping, recovery, trials, workers
+from prunesearch.search import early_stopping, preparation, recovery, trials, workers
 from prunesearch.search import sensitivity as study_sensitivity
 from prunesearch.stores import outages, records
 from prunesearch.stores import storage as storage_module
@@ -70,6 +71,8 @@ class RunSettings:
     timeout: float | None = None  # seconds after which no new trial starts
     allow_spec_change: bool = False
     outage_wait_s: float = outages.DEFAULT_WAIT_S  # how long to wait out a service outage
+    wait_for_prepare: float | None = None  # seconds to wait for `prunesearch prepare`; None:
+    # this process prepares the study itself
 
     def to_argv(self) -> list[str]:
         return ["optimize", "--study", str(self.study), "--n-trials", str(self.n_trials),
@@ -78,59 +81,95 @@ class RunSettings:
                 "--device", self.device,
                 *(["--timeout", repr(self.timeout)] if self.timeout is not None else []),
                 "--outage-wait", repr(self.outage_wait_s),
-                *(["--allow-spec-change"] if self.allow_spec_change else [])]
+                *(["--allow-spec-change"] if self.allow_spec_change else []),
+                *(["--wait-for-prepare", repr(self.wait_for_prepare)]
+                  if self.wait_for_prepare is not None else [])]
 
 
 def optimize(flight: Preflight, settings: RunSettings, *, jobs: int = 1) -> optuna.Study:
     """Run trials of the study `flight` checked until it has `settings.n_trials` complete
     ones; with `jobs` > 1, in that many worker processes, each a `prunesearch` run of
-    `settings.to_argv()`."""
+    `settings.to_argv()`. With `settings.wait_for_prepare`, `prunesearch prepare` does what
+    comes before the first trial: this waits for it, then only runs trials."""
     spec = flight.spec
+    device = _device(spec, settings)
+    # A worker of --jobs joins services its starter reached: it waits out an outage from the
+    # first call. Any other process refuses at once a service that never answered it.
+    reached_before = workers.worker_label() is not None
+    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s,
+                         reached_before=reached_before)
+    if settings.wait_for_prepare is not None:
+        preparation.wait(spec.name, settings.storage_url, settings.wait_for_prepare)
+    # Everything that can fail on user input is checked before any store is written.
+    data = study_data.read(spec, data_dir=settings.data_dir, cache_dir=settings.cache_dir)
+    tracker, storage = _services(settings, reached_before=reached_before)
+    # The study run, once open, ends with this process, never RUNNING. A worker started by
+    # --jobs leaves that to the process that started it.
+    with _study_run(tracker, owner=workers.worker_label() is None):
+        study, data, checkpoint, curves = _ready(
+            flight, settings, storage, tracker, data, device,
+            fetched=settings.wait_for_prepare is not None)
+        if jobs > 1:  # the dense model is cached now: no worker waits for another to train it
+            workers.run(settings.to_argv(), jobs)
+        else:
+            _run_trials(flight, study, storage, tracker, data, checkpoint, curves, settings,
+                        device)
+    return study
+
+
+def prepare(flight: Preflight, settings: RunSettings) -> tuple[dict, bool]:
+    """Everything study `flight` needs before its first trial, done once for many workers
+    (see preparation): its `prepared` record, and whether it was prepared already (then
+    only the study file is checked against it)."""
+    spec = flight.spec
+    device = _device(spec, settings)
+    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s)
+    found = preparation.prepared(spec.name, settings.storage_url)
+    if found is not None:
+        storage = storage_module.open_storage(settings.storage_url,
+                                              outage_wait_s=settings.outage_wait_s)
+        _check_unchanged(storage_module.load_study(spec.name, storage), spec, storage.url,
+                         allow_change=settings.allow_spec_change)
+        return found, True
+    data = study_data.read(spec, data_dir=settings.data_dir, cache_dir=settings.cache_dir)
+    tracker, storage = _services(settings, reached_before=False)
+    with _study_run(tracker, owner=True):
+        study, _, checkpoint, _ = _ready(flight, settings, storage, tracker, data, device,
+                                         fetched=False)
+        # For workers whose cache folder is not this one: fetched rather than trained again.
+        tracker.log_study_file(checkpoint.path, folder=preparation.DENSE_FOLDER)
+        made = preparation.record(checkpoint.path.name, checkpoint.val_accuracy)
+        records.save_study(study, prepared=made)
+    return made, False
+
+
+def _device(spec: StudySpec, settings: RunSettings) -> torch.device:
     device = resolve_device(settings.device)
     if spec.latency_device == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"{spec.path}: latency_device = 'cuda' but no CUDA device is "
                          "available; use 'cpu' or run on a machine with a GPU")
     workers.limit_threads()
     logging.getLogger("optuna.study._optimize").addFilter(ONE_LINE_TRIAL_FAILURES)
-    # Everything that can fail on user input is checked before any store is written.
-    data = study_data.read(spec, data_dir=settings.data_dir, cache_dir=settings.cache_dir)
-    # A worker of --jobs joins services its starter reached: it waits out an outage from the
-    # first call. Any other process refuses at once a service that never answered it.
-    reached_before = workers.worker_label() is not None
-    storage_module.check(settings.storage_url, outage_wait_s=settings.outage_wait_s,
-                         reached_before=reached_before)
+    return device
+
+
+def _services(settings: RunSettings, *, reached_before: bool):
+    """The MLflow tracker and the Optuna storage (its stale trials queued again)."""
     tracker = StudyTracker(settings.tracking_uri, outage_wait_s=settings.outage_wait_s,
                            reached_before=reached_before)
     storage = storage_module.open_storage(
         settings.storage_url, outage_wait_s=settings.outage_wait_s,
         on_stale=lambda study, trial: recovery.requeue(
             study, trial, tracker, reason="its worker stopped sending heartbeats"))
-    # The parent run, once open, ends with this process, never RUNNING. A worker started by
-    # --jobs leaves that to the process that started it.
-    owner = workers.worker_label() is None
+    return tracker, storage
+
+
+@contextlib.contextmanager
+def _study_run(tracker: StudyTracker, *, owner: bool):
+    """The study run ended as the work inside ends (KILLED, FAILED or FINISHED) by its
+    `owner`."""
     try:
-        study = _open_study(spec, storage, allow_spec_change=settings.allow_spec_change)
-        parent = tracker.open_study(study_name=spec.name, description=spec.description,
-                                    parent_run_id=StudyRecord.of(study).mlflow_parent_run_id)
-        records.save_study(study, mlflow_parent_run_id=parent,
-                           mlflow_tracking_uri=settings.tracking_uri, n_trials=settings.n_trials,
-                           model={**dataclasses.asdict(spec.model),
-                                  "num_classes": data.num_classes},
-                           data=study_data.described(spec, data),
-                           spec=studyfile.fingerprint(spec))
-        tracker.share_view(tracker.experiment_id, mlflow_pages.VIEW_TAG, mlflow_pages.runs_view(
-            parent_run_id=parent, objectives=list(spec.objectives),
-            params=space.searched(spec.space)))
-        data = data.to(device)
-        checkpoint = dense_module.load_or_train(spec, data, cache_dir=settings.cache_dir,
-                                                device=device)
-        # Before the workers start: they read the scans back rather than each scanning.
-        curves = study_sensitivity.study_curves(study, spec, data, checkpoint, device, tracker)
-        if jobs > 1:  # the dense model is cached now: no worker waits for another to train it
-            workers.run(settings.to_argv(), jobs)
-        else:
-            _run_trials(flight, study, storage, tracker, data, checkpoint, curves, settings,
-                        device)
+        yield
     except KeyboardInterrupt:
         if owner:
             tracker.end_study("KILLED")
@@ -141,7 +180,46 @@ def optimize(flight: Preflight, settings: RunSettings, *, jobs: int = 1) -> optu
         raise
     if owner:
         tracker.end_study("FINISHED")
-    return study
+
+
+def _ready(flight: Preflight, settings: RunSettings, storage, tracker: StudyTracker,
+           data: data_module.ImageData, device: torch.device, *, fetched: bool):
+    """The study, its MLflow experiment, study run and runs view, the data on `device`, the
+    dense checkpoint (`fetched`: from the study run if not cached, never trained) and the
+    sensitivity scans the allocation needs, as (study, data, checkpoint, curves)."""
+    spec = flight.spec
+    study = _open_study(spec, storage, allow_spec_change=settings.allow_spec_change)
+    parent = tracker.open_study(study_name=spec.name, description=spec.description,
+                                parent_run_id=StudyRecord.of(study).mlflow_parent_run_id)
+    records.save_study(study, mlflow_parent_run_id=parent,
+                       mlflow_tracking_uri=settings.tracking_uri, n_trials=settings.n_trials,
+                       model={**dataclasses.asdict(spec.model),
+                              "num_classes": data.num_classes},
+                       data=study_data.described(spec, data),
+                       spec=studyfile.fingerprint(spec))
+    tracker.share_view(tracker.experiment_id, mlflow_pages.VIEW_TAG, mlflow_pages.runs_view(
+        parent_run_id=parent, objectives=list(spec.objectives),
+        params=space.searched(spec.space)))
+    data = data.to(device)
+    checkpoint = dense_module.load_or_train(
+        spec, data, cache_dir=settings.cache_dir, device=device,
+        fetch=(lambda path: _fetch_dense(spec, tracker, path)) if fetched else None)
+    # Before the workers start: they read the scans back rather than each scanning.
+    curves = study_sensitivity.study_curves(study, spec, data, checkpoint, device, tracker)
+    return study, data, checkpoint, curves
+
+
+def _fetch_dense(spec: StudySpec, tracker: StudyTracker, path: Path) -> None:
+    """The dense checkpoint `prepare` logged to the study run, put at `path` (a cache file)."""
+    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+        fetched = tracker.download_study_file(path.name, folder=preparation.DENSE_FOLDER,
+                                              into=Path(folder))
+        if fetched is None:
+            raise StorageError(
+                f"study {spec.name!r} was prepared, but neither --cache-dir {path.parent} nor "
+                f"its MLflow study run holds {path.name}: this worker's data or study file "
+                "differs from what `prunesearch prepare` read (the dense cache key covers both)")
+        os.replace(fetched, path)
 
 
 def _open_study(spec: StudySpec, storage, *, allow_spec_change: bool) -> optuna.Study:
@@ -217,8 +295,7 @@ def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyT
             _Objective(flight, data, checkpoint, curves, tracker, device, dataset),
             n_trials=None,
             timeout=settings.timeout, gc_after_trial=False, catch=(TrialFailed,),
-            callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials,
-                                                      states=study_view.FINISHED),
+            callbacks=[_Budget(settings.n_trials, storage, tracker),
                        lambda study, trial: _after_trial(study, trial, tracker, spec,
                                                          settings.n_trials),
                        FailureGuard(), interrupts.check])
@@ -227,6 +304,24 @@ def _run_trials(flight: Preflight, study: optuna.Study, storage, tracker: StudyT
     if _front_outdated(study):  # stopped by --timeout between two drawings
         _draw_front(study, tracker, study_view.candidates(study), study_view.pareto_rows(study),
                     StudyRecord.of(study))
+
+
+class _Budget:
+    """After each trial: stop this worker once the study's finished trials and those running
+    on other workers make n_trials. Counting the running ones, a study that many workers share
+    ends at n_trials (and the few that start in the same instant), not one extra per worker.
+    A trial whose worker on this host died is failed and queued again first, so that it is
+    not counted as running (one on another host: once its heartbeat stops)."""
+
+    def __init__(self, n_trials: int, storage, tracker: StudyTracker):
+        self.n_trials, self.storage, self.tracker = n_trials, storage, tracker
+
+    def __call__(self, study: optuna.Study, trial) -> None:
+        recovery.reap_dead_local_trials(study, self.storage, self.tracker)
+        counted = study.get_trials(deepcopy=False,
+                                   states=(*study_view.FINISHED, TrialState.RUNNING))
+        if len(counted) >= self.n_trials:
+            study.stop()
 
 
 def _dataset(data: data_module.ImageData, data_dir: Path, spec: StudySpec) -> dict:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StudyRecord:
-    """Set by `optimize` when a run starts, read by every command."""
+    """Set by `optimize` (or `prepare`) when a run starts, read by every command."""
 
     mlflow_parent_run_id: str | None = None  # the study's MLflow run
     mlflow_tracking_uri: str | None = None
@@ -23,6 +23,7 @@ class StudyRecord:
     pareto_run_ids: tuple = ()  # MLflow runs tagged as on the front
     pareto_drawn_at: float | None = None  # when the front's plots and table were last drawn
     sensitivity: dict | None = None  # method -> its scan of the dense model (allocation)
+    prepared: dict | None = None  # by `prunesearch prepare`: search.preparation.record
 
     @classmethod
     def of(cls, study) -> "StudyRecord":

@@ -5,6 +5,7 @@ Passwords are masked in every message: they end up in logs.
 """
 
 import functools
+import json
 import logging
 import threading
 import warnings
@@ -49,7 +50,7 @@ def open_storage(url: str, *, must_exist: bool = False, on_stale=None,
                 url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
                 heartbeat_stale_trial_callback=on_stale,
                 engine_kwargs={"pool_pre_ping": True,  # a restarted server's dead connections
-                               "connect_args": _connect_args(url)})
+                               "connect_args": connect_args(url)})
         storage.outage_wait_s = outage_wait_s
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
@@ -68,7 +69,7 @@ def check(url: str, *, outage_wait_s: float = outages.DEFAULT_WAIT_S,
     try:
         # Parses the URL and imports the driver; a host that drops packets fails in
         # CONNECT_TIMEOUT_S, not the system's minutes.
-        engine = sqlalchemy.create_engine(url, connect_args=_connect_args(url))
+        engine = sqlalchemy.create_engine(url, connect_args=connect_args(url))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         raise _unusable(url, error) from None
     try:
@@ -110,6 +111,34 @@ def open_study(name: str, storage: str | None) -> optuna.Study:
     return load_study(name, open_storage(resolve(storage), must_exist=True))
 
 
+def study_attribute(url: str, study_name: str, key: str):
+    """User attribute `key` of study `study_name`, or None where the study, the attribute or
+    Optuna's tables are not there yet. One query that creates nothing (an Optuna storage would
+    create its tables); a database that does not answer raises SQLAlchemy's error."""
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args(url))
+    try:
+        with engine.connect() as connection:
+            if not sqlalchemy.inspect(connection).has_table("study_user_attributes"):
+                return None
+            found = connection.execute(_STUDY_ATTRIBUTE,
+                                       {"name": study_name, "key": key}).scalar()
+    finally:
+        engine.dispose()
+    return json.loads(found) if found is not None else None
+
+
+_STUDY_ATTRIBUTE = sqlalchemy.text(  # Optuna's RDB schema, as it has been since Optuna 1
+    "SELECT a.value_json FROM study_user_attributes a JOIN studies s "
+    "ON s.study_id = a.study_id WHERE s.study_name = :name AND a.key = :key")
+
+
+def has_password(url: str) -> bool:
+    try:
+        return make_url(url).password is not None
+    except sqlalchemy.exc.ArgumentError:
+        return False
+
+
 def shown(url: str) -> str:
     """`url` with its password masked."""
     try:
@@ -121,7 +150,7 @@ def shown(url: str) -> str:
 CONNECT_TIMEOUT_S = 10  # a database host that does not answer at all
 
 
-def _connect_args(url: str) -> dict:
+def connect_args(url: str) -> dict:
     """The driver's connection arguments: a connect timeout where the driver takes one."""
     return {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
 

@@ -73,6 +73,9 @@ class StudyTracker:
         # Outages are waited out in outages.call, which says so; MLflow's own silent retries
         # (minutes by default) would only hide them.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        # A run ended on a server prints its address on stdout, which holds a command's own
+        # output (the front's table, the command `prepare` prints for its workers).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
         self.uri = tracking_uri
         if tracking_uri.startswith(("http://", "https://")):
@@ -243,6 +246,21 @@ class StudyTracker:
     def log_study_file(self, path: Path, *, folder: str) -> None:
         """A file of the whole study (a sensitivity scan) in the study run's `folder`."""
         self._log_artifact(self.parent_run_id, path, artifact_path=folder)
+
+    def download_study_file(self, name: str, *, folder: str, into: Path) -> Path | None:
+        """The file `log_study_file` stored as `folder/name` on the study run, downloaded into
+        the folder `into`; None if the run has none."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if not any(a.path == f"{folder}/{name}"
+                       for a in self.client.list_artifacts(self.parent_run_id, folder)):
+                return None
+            return Path(self.client.download_artifacts(self.parent_run_id, f"{folder}/{name}",
+                                                       str(into)))
+        except MlflowException as error:
+            raise StorageError(f"MLflow run {self.parent_run_id} in {self.uri} cannot be read: "
+                               f"{str(error).splitlines()[0]}") from None
 
     def _log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """log_artifact; a full disk named by the run's artifact folder (MLflow's own error
