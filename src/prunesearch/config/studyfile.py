@@ -25,7 +25,8 @@ from prunesearch.config import budgets
 from prunesearch.config.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from prunesearch.pruning.schedule import (DEFAULT_STAGE_FACTORS, FAMILY_KEYS, REQUIRED_KEYS,
                                           SPACE_FIELDS, SPACE_TYPES, STAGE_FACTOR, Choice, Fixed,
-                                          ParamSpec, Range, structured_methods)
+                                          ParamSpec, Range, possible_values,
+                                          structured_methods)
 from prunesearch.foundation.fields import (coerce, field_types, format_value, is_required, setting,
                                   valid)
 
@@ -359,17 +360,15 @@ def _parse_stages(value, path: Path) -> tuple[tuple[str, ...], ...]:
 
 def allocations(spec: StudySpec) -> tuple[str, ...]:
     """The allocations the study's space may sample."""
-    param = spec.space.get("allocation", Fixed("uniform"))
-    return param.choices if isinstance(param, Choice) else (param.value,)
+    return possible_values(spec.space.get("allocation", Fixed("uniform")))
 
 
 def _check_allocation(spec: StudySpec, raw: dict) -> None:
     """Refuse what an allocation cannot do or would silently ignore: a global ranking shared
     out, a stage key without stages, a projection without a size budget."""
     sampled = set(allocations(spec))
-    method = spec.space["method"]
-    named = method.choices if isinstance(method, Choice) else (method.value,)
-    global_methods = [name for name in named if methods.get(name).ranks_globally]
+    global_methods = [name for name in possible_values(spec.space["method"])
+                      if methods.get(name).ranks_globally]
     table = raw.get("space", {})
     if sampled - {"uniform"} and global_methods:
         raise StudyFileError.bad_value(
@@ -524,8 +523,7 @@ def _check_grid(space: dict[str, ParamSpec], table: dict, path: Path) -> None:
     """A grid is a product of lists: no ranges, and no lists of options only some methods
     read (a method that ignores one would run once per value); and no stages, whose factors
     are as many as the network has."""
-    allocation = space.get("allocation", Fixed("uniform"))
-    if "stages" in (allocation.choices if isinstance(allocation, Choice) else (allocation.value,)):
+    if "stages" in possible_values(space.get("allocation", Fixed("uniform"))):
         raise StudyFileError.bad_value(path, "space.allocation", table["allocation"],
                                        "sampler grid cannot search stages, whose factors are "
                                        "as many as the network's stages; use tpe or random")

@@ -217,9 +217,12 @@ DEFAULT_STAGE_FACTORS = Range(0.5, 1.5, integer=False)
 """space.stage_factor where a study that may allocate by stages leaves it out."""
 
 
+def possible_values(param: "ParamSpec | None") -> tuple:
+    """The values a fixed or categorical parameter can take (none for a range, or none given)."""
+    return (param.value,) if isinstance(param, Fixed) else \
+        tuple(param.choices) if isinstance(param, Choice) else ()
+
+
 def structured_methods(space: dict[str, ParamSpec]) -> list[str]:
     """The structured methods a study's space can sample."""
-    method = space.get("method")
-    named = [method.value] if isinstance(method, Fixed) else \
-        list(method.choices) if isinstance(method, Choice) else []
-    return [name for name in named if methods.get(name).structured]
+    return [name for name in possible_values(space.get("method")) if methods.get(name).structured]

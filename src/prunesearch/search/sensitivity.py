@@ -14,7 +14,7 @@ import torch
 from prunesearch.config import studyfile
 from prunesearch.config.studyfile import StudySpec
 from prunesearch.pruning import allocation, loop, methods, sensitivity
-from prunesearch.pruning.schedule import Fixed
+from prunesearch.pruning.schedule import Fixed, possible_values
 from prunesearch.search import data as study_data
 from prunesearch.search import dense as dense_module
 from prunesearch.stores import records
@@ -115,6 +115,5 @@ def study_curves(study, spec: StudySpec, data, checkpoint, device: torch.device,
 
 
 def _per_layer_methods(spec: StudySpec) -> list[str]:
-    method = spec.space["method"]
-    named = method.choices if hasattr(method, "choices") else (method.value,)
-    return [name for name in named if not methods.get(name).ranks_globally]
+    return [name for name in possible_values(spec.space["method"])
+            if not methods.get(name).ranks_globally]
