@@ -20,13 +20,21 @@ parts it calls):
   front           the front's plots and table after each trial (optimize._draw_front)
   other           the rest: Optuna's ask and tell, the sampler, Python between the parts
 
+Then, for the first study, a fresh `prunesearch optimize` process with the dense model cached:
+the seconds from its spawn to its first trial's start, against spawning `python -c "import
+torch"`, in paired rounds (issue 42's target is about what it spends beyond that import).
+
     python -m benchmarks.breakdown --data-dir ../shared/data/cifar10-subset
         [--studies l1-iterative structured-filters] [--scales 1 10] [--trials 2]
+        [--start-rounds 4]
     python -m benchmarks.breakdown --smoke   # both studies at 1x and 2x, tiny, dense not cached
 """
 
 import contextlib
 import dataclasses
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +51,7 @@ from prunesearch.search import data as study_data
 from prunesearch.search import dense, optimize
 from prunesearch.stores import records
 from prunesearch.stores.tracking import StudyTracker
+from prunesearch.testing import studies
 
 TRACKER_CALLS = ("start_trial", "log_dataset", "log_iteration", "log_weights", "log_plan",
                  "end_trial", "update_story", "log_study_params", "share_view")
@@ -137,12 +146,55 @@ def breakdown(spec, data_dir: Path, cache: Path, factor: int) -> dict:
             "start_s": sum(spent.get(part, 0.0) for part in ("data", "dense", "tracker start"))}
 
 
+def fresh_start(study: Path, data_dir: Path, cache: Path, rounds: int) -> dict:
+    """Seconds from spawning `prunesearch optimize --study STUDY` (its dense model cached in
+    `cache`) to its first trial's start, and from spawning `python -c "import torch"` to its
+    end, `rounds` times in turn; each optimize is stopped by SIGTERM once its trial began."""
+    import optuna
+
+    name = studyfile.load(str(study)).name
+    spawned, torch_s = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        common.empty_mlflow_store(folder / "mlflow.db")
+        storage = f"sqlite:///{folder / 'prunesearch.db'}"
+        for _ in range(rounds):
+            start = time.time()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True)
+            torch_s.append(time.time() - start)
+            start = time.time()
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "prunesearch", "optimize", "--study", str(study),
+                 "--n-trials", "1000", "--data-dir", str(data_dir), "--cache-dir", str(cache)],
+                cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            first = None
+            while first is None:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"optimize exited {worker.returncode}: "
+                                       f"{worker.stderr.read()[-2000:]}")
+                time.sleep(0.1)
+                try:
+                    trials = optuna.load_study(study_name=name, storage=storage).trials
+                except KeyError:  # not created yet
+                    continue
+                begun = [t.datetime_start.timestamp() for t in trials
+                         if t.datetime_start and t.datetime_start.timestamp() > start]
+                first = min(begun) if begun else None
+            spawned.append(first - start)
+            worker.send_signal(signal.SIGTERM)
+            worker.communicate(timeout=60)
+    beyond = [s - t for s, t in zip(spawned, torch_s)]
+    return {"spawn_to_first_trial_s": spawned, "import_torch_s": torch_s,
+            "beyond_torch_s": beyond, "median_beyond_torch_s": statistics.median(beyond)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--studies", nargs="+", default=["l1-iterative", "structured-filters"])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--start-rounds", type=int, default=4)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     scales = [1, 2] if args.smoke else args.scales
@@ -160,6 +212,12 @@ def main(argv: list[str] | None = None) -> None:
                 figures[f"{name} x{factor}"] = found
                 print(f"{name} x{factor}: {found['total_s']:.1f} s, {found['trials']} trials, "
                       f"{found['iterations']} iterations", file=sys.stderr, flush=True)
+        # The first study as a file with the dense settings above (its cache is warm now)
+        name = args.studies[0]
+        study = studies.study_file(Path(tmp) / "start.toml", base=name, **(
+            {"model": {"width": 4}, "dense": {"epochs": 1}, "data": {"val_size": 50},
+             "latency_device": "none"} if args.smoke else {}))
+        start = fresh_start(study, data_dir, cache, 1 if args.smoke else args.start_rounds)
     parts = ["data", "dense", "tracker start", "training", "evaluation", "costs", "timing",
              "tracing", "pruning", "tracking", "storage", "front", "other"]
     keys = list(figures)
@@ -173,8 +231,12 @@ def main(argv: list[str] | None = None) -> None:
                               ("fixed work per iteration", "fixed_per_iteration_s", "{:.2f}"),
                               ("start before the first trial", "start_s", "{:.2f}")):
         print(f"| {label} | " + " | ".join(shown.format(figures[k][key]) for k in keys) + " |")
+    print(f"\n{name}, a fresh process, dense model cached: spawn to first trial "
+          + ", ".join(f"{x:.2f}" for x in start["spawn_to_first_trial_s"]) + " s; `import torch` "
+          + ", ".join(f"{x:.2f}" for x in start["import_torch_s"]) + " s; beyond it, median "
+          f"{start['median_beyond_torch_s']:.2f} s")
     if args.json:
-        common.write_json(args.json, figures)
+        common.write_json(args.json, {**figures, "fresh_start": start})
 
 
 if __name__ == "__main__":

@@ -253,6 +253,9 @@ def test_allocation_benchmark_runs_every_way_in_both_parts(tmp_path):
 def test_breakdown_benchmark_times_every_part_at_two_data_sizes(tmp_path):
     out = smoke("breakdown", "--json", str(tmp_path / "b.json"))
     figures = json.loads((tmp_path / "b.json").read_text())
+    start = figures.pop("fresh_start")  # a fresh process, spawned to its first trial
+    assert all(positive(s) for s in start["spawn_to_first_trial_s"] + start["import_torch_s"])
+    assert start["spawn_to_first_trial_s"][0] > start["import_torch_s"][0]
     assert set(figures) == {f"{study} x{factor}" for study in ("l1-iterative",
                                                                "structured-filters")
                             for factor in (1, 2)}
@@ -265,7 +268,7 @@ def test_breakdown_benchmark_times_every_part_at_two_data_sizes(tmp_path):
         assert run["iterations"] == 2
         # Timed only where a figure can use it: the structured study, not the unstructured.
         assert ("timing" in parts) == key.startswith("structured"), parts
-    assert "| training share |" in out
+    assert "| training share |" in out and "a fresh process" in out
 
 
 @pytest.mark.slow
