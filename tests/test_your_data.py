@@ -3,6 +3,7 @@ palette images of mixed sizes; several class counts), CIFAR-100, a data set of y
 checkpoint or torchvision's weights as the dense model; and every way these can be wrong,
 refused in one line before anything is written."""
 
+import dataclasses
 import json
 import math
 import pickle
@@ -376,3 +377,24 @@ def test_a_structured_study_on_an_image_folder_exports_and_checks_onnx_at_its_si
     assert (profile["classes"], profile["image_size"], profile["source"]) == (
         3, 40, "imagefolder")
     assert "data: imagefolder" in parent.data.tags["mlflow.note.content"]
+
+
+def test_a_checkpoint_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    """The fingerprint and the dense cache key both name the checkpoint's content: read once
+    per run, not once per call, and read again once the file changes."""
+    checkpoint = tmp_path / "given.pt"
+    checkpoint.write_bytes(b"weights one")
+    spec = studyfile.load("smoke")
+    spec = dataclasses.replace(spec, dense=dataclasses.replace(spec.dense,
+                                                               checkpoint=str(checkpoint)))
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real(self))
+    first = studyfile.dense_identity(spec)
+    assert studyfile.fingerprint(spec)["dense.checkpoint_sha256"] == \
+        first["dense"]["checkpoint_sha256"]
+    studyfile.dense_identity(spec)
+    assert reads.count(checkpoint.resolve()) == 1
+    checkpoint.write_bytes(b"weights two, longer")
+    assert studyfile.dense_identity(spec)["dense"]["checkpoint_sha256"] != \
+        first["dense"]["checkpoint_sha256"]

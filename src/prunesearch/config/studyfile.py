@@ -5,6 +5,7 @@ StudyFileError naming the file, the key, the value and what is allowed.
 """
 
 import dataclasses
+import functools
 import hashlib
 import sys
 import types
@@ -696,9 +697,18 @@ def dense_identity(spec: StudySpec) -> dict:
                           or getattr(getattr(spec, section), field.name) != field.default}
                 for section in SECTIONS}
     if spec.dense.checkpoint is not None:
-        identity["dense"]["checkpoint_sha256"] = hashlib.sha256(
-            Path(spec.dense.checkpoint).read_bytes()).hexdigest()
+        path = Path(spec.dense.checkpoint).resolve()
+        stat = path.stat()
+        identity["dense"]["checkpoint_sha256"] = _sha256(path, stat.st_size, stat.st_mtime_ns)
     return {**identity, "seed": spec.seed}
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """The file's SHA-256, read once while its size and modification time stay the same: the
+    fingerprint and the dense cache key ask for it several times per run (a checkpoint can be
+    hundreds of megabytes)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fingerprint(spec: StudySpec) -> dict[str, str]:
