@@ -114,7 +114,10 @@ def open_study(name: str, storage: str | None) -> optuna.Study:
 def study_attribute(url: str, study_name: str, key: str):
     """User attribute `key` of study `study_name`, or None where the study, the attribute or
     Optuna's tables are not there yet. One query that creates nothing (an Optuna storage would
-    create its tables); a database that does not answer raises SQLAlchemy's error."""
+    create its tables, SQLite its file); a database that does not answer raises SQLAlchemy's
+    error."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
     engine = sqlalchemy.create_engine(url, connect_args=connect_args(url))
     try:
         with engine.connect() as connection:
