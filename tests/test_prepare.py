@@ -3,12 +3,14 @@ worker of a node whose cache prepare did not fill fetches the dense model from t
 and a worker that waits past its bound says so in one line and writes nothing. The race of
 many workers on PostgreSQL is in test_distributed."""
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import contents
 from prunesearch.cli import main
 
 
+@pytest.mark.slow
 def test_a_worker_with_a_cache_of_its_own_fetches_the_dense_model_prepare_logged(
         workdir, tiny_study):
     prepared = CliRunner().invoke(main, ["prepare", "--study", str(tiny_study)])
