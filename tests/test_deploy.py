@@ -68,6 +68,12 @@ def test_the_slurm_scripts_parse_and_chain_as_the_docs_say():
     assert "--dependency=afterok:" in (DEPLOY / "slurm" / "prepare.sh").read_text()
 
 
+def test_the_recipes_run_prepare_then_optimize_workers():
+    """What the parametrized test below checks is there at all (an empty list would pass it)."""
+    commands = [args[0] for args in prunesearch_commands()]
+    assert commands.count("prepare") == 2 and commands.count("optimize") == 2, commands
+
+
 @pytest.mark.parametrize("args", prunesearch_commands(), ids=lambda args: args[0])
 def test_every_prunesearch_command_they_run_exists_with_its_options(args):
     command = main.commands[args[0]]

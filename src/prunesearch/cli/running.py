@@ -95,13 +95,11 @@ def prepare(study, **options):
     settings = run_settings(flight.spec, n_trials=None, timeout=None, wait_for_prepare=None,
                             **options)
     record, already = study_module.prepare(flight, settings)
-    if already:
-        click.echo(f"study {flight.spec.name} is prepared already ({preparation.described(record)}); "
-                   "nothing done", err=True)
-    else:
-        click.echo(f"study {flight.spec.name} prepared ({preparation.described(record)}); "
-                   "its workers run:", err=True)
-    click.echo(preparation.worker_command(study, settings))
+    said = preparation.described(record)
+    click.echo(f"study {flight.spec.name} is prepared already ({said}); nothing done"
+               if already else f"study {flight.spec.name} prepared ({said}); its workers run:",
+               err=True)
+    click.echo(preparation.worker_command(settings))
 
 
 def run_settings(spec, *, n_trials, timeout, storage, tracking_uri, data_dir, cache_dir,

@@ -7,6 +7,7 @@ before that record is there. The dense checkpoint also goes to the study run, so
 node whose cache folder is not shared fetches it there rather than training it again.
 """
 
+import dataclasses
 import logging
 import os
 import shlex
@@ -76,16 +77,12 @@ def described(prepared: dict) -> str:
             f"{100 * prepared['dense_val_accuracy']:.1f}%")
 
 
-def worker_command(study: str, settings) -> str:
-    """The command a worker of the study runs (`settings`: prepare's RunSettings). A storage
-    URL with a password is left to $PRUNESEARCH_STORAGE, never printed."""
-    has_password = storage_module.has_password(settings.storage_url)
-    parts = ["prunesearch", "optimize", "--study", shlex.quote(study),
-             "--storage", '"$PRUNESEARCH_STORAGE"' if has_password
-             else shlex.quote(settings.storage_url),
-             "--tracking-uri", shlex.quote(settings.tracking_uri),
-             "--data-dir", shlex.quote(str(settings.data_dir)),
-             "--cache-dir", shlex.quote(str(settings.cache_dir)),
-             *(["--device", settings.device] if settings.device != "auto" else []),
-             "--wait-for-prepare", f"{WORKERS_WAIT_S:g}"]
-    return " ".join(parts)
+def worker_command(settings) -> str:
+    """The command a worker of the study runs: prepare's RunSettings as `optimize` spells them
+    (RunSettings.to_argv), waiting for the preparation. A storage URL with a password is left
+    to $PRUNESEARCH_STORAGE, never printed."""
+    argv = dataclasses.replace(settings, wait_for_prepare=WORKERS_WAIT_S).to_argv()
+    words = [shlex.quote(word) for word in argv]
+    if storage_module.has_password(settings.storage_url):
+        words[argv.index("--storage") + 1] = '"$PRUNESEARCH_STORAGE"'
+    return " ".join(["prunesearch", *words])
